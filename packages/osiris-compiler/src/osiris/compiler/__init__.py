@@ -1,0 +1,1 @@
+"""Osiris compiler: OML pipelines to deterministic, fingerprinted manifests."""

@@ -1,0 +1,388 @@
+"""OML -> manifest: validate everything that can be checked before a run, then write
+`build/<pipeline>/<manifest_short>/{manifest.yaml, cfg/<step>.json}` and `compile.json`.
+
+Identical inputs give byte-identical `manifest.yaml` and `cfg/*.json`: no times,
+no absolute paths and no secrets go into them. Times go to `compile.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from osiris.compiler.__about__ import __version__
+from osiris.compiler.graph import find_cycle, topological_order
+from osiris.compiler.params import resolve_params, substitute
+from osiris.compiler.schema_errors import config_errors
+from osiris.compiler.secrets import find_inline_secrets
+from osiris.core.connections import find_connections_file, load_connections, parse_reference, select_alias
+from osiris.core.discovery import Component, ComponentRegistry
+from osiris.core.documents import LineIndex, did_you_mean, format_path, load_yaml_file
+from osiris.core.errors import DocumentError, OsirisError, UserInputError, ValidationErrors
+from osiris.core.fingerprint import fingerprint, sha256_hex
+from osiris.core.manifest import (
+    DriverRequirement,
+    Fingerprints,
+    Manifest,
+    ManifestStep,
+    PipelineInfo,
+    ToolInfo,
+    dump_manifest,
+    seal,
+)
+from osiris.core.oml import Pipeline, Step, decode_pipeline
+from osiris.core.spec import apply_defaults
+
+LAST_COMPILE = ".last_compile.json"
+
+
+@dataclass
+class CompiledPipeline:
+    """The result of compiling, before anything is written."""
+
+    manifest: Manifest
+    cfgs: dict[str, bytes]
+    params: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def manifest_text(self) -> str:
+        """The manifest as written to `manifest.yaml`."""
+        return dump_manifest(self.manifest)
+
+
+@dataclass
+class CompileOutput:
+    """Where a compile was written and how long it took."""
+
+    compiled: CompiledPipeline
+    build_dir: Path
+    manifest_path: Path
+    duration_ms: float
+
+
+class _Checker:
+    """Collects every error of one pipeline, each tied to the file, path and line."""
+
+    def __init__(self, file: str, index: LineIndex) -> None:
+        self.file = file
+        self.index = index
+        self.errors: list[OsirisError] = []
+
+    def add(self, message: str, parts: tuple[str | int, ...], step: str | None = None) -> None:
+        prefix = f"Step `{step}`: " if step else ""
+        self.errors.append(
+            DocumentError(
+                prefix + message,
+                file=self.file,
+                path=format_path(parts),
+                line=self.index.line_of(parts),
+                step=step,
+            )
+        )
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ValidationErrors(self.errors, file=self.file)
+
+
+def compile_pipeline(
+    path: str | Path,
+    *,
+    param_overrides: dict[str, str] | None = None,
+    connections_file: str | Path | None = None,
+    registry: ComponentRegistry | None = None,
+    environ: dict[str, str] | None = None,
+) -> CompiledPipeline:
+    """Parse, validate and compile the OML file at `path` (nothing is written)."""
+    file = str(path)
+    data, index = load_yaml_file(path)
+    pipeline = decode_pipeline(data, file=file, index=index)
+    registry = registry or ComponentRegistry.discover()
+    check = _Checker(file, index)
+    warnings: list[str] = []
+
+    try:
+        params = resolve_params(pipeline.params, param_overrides or {}, environ)
+    except UserInputError as exc:
+        raise DocumentError(exc.message, file=file, path="$.params", line=index.line_of(("params",))) from None
+
+    ids = _check_ids(pipeline, check)
+    components: dict[str, Component] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    modes: dict[str, str] = {}
+    conn_file = find_connections_file(connections_file)
+    connections = load_connections(conn_file) if conn_file else None
+
+    for i, step in enumerate(pipeline.steps):
+        where = ("steps", i)
+        try:
+            comp = registry.get(step.component)
+        except OsirisError as exc:
+            check.add(exc.message, (*where, "component"), step.id)
+            continue
+        components[step.id] = comp
+        mode = _check_mode(step, comp, where, check)
+        if mode:
+            modes[step.id] = mode
+        try:
+            config = substitute(step.config, params, format_path((*where, "config")))
+        except UserInputError as exc:
+            check.add(exc.message, (*where, "config"), step.id)
+            continue
+        secret_found = False
+        for parts, reason in find_inline_secrets(config, comp.spec.secrets):
+            secret_found = True
+            check.add(
+                f"{reason} at `config.{'.'.join(map(str, parts))}`; secrets must come from a connection "
+                f'(`connection: "@{comp.spec.family}.<alias>"`) or an environment variable (`${{MY_SECRET}}`)',
+                (*where, "config", *parts),
+                step.id,
+            )
+        if secret_found:
+            continue
+        for parts, message in config_errors(comp.spec.config_schema, config):
+            check.add(f"config {message}", (*where, "config", *parts), step.id)
+        _check_connection(step, comp, config, connections, conn_file, where, check, warnings)
+        if comp.spec.name.endswith(".writer") and config.get("write_mode") == "replace" and "primary_key" not in config:
+            warnings.append(
+                f"Step `{step.id}`: `replace` without `primary_key` replaces the whole table `{config.get('table')}`"
+            )
+        configs[step.id] = apply_defaults(comp.spec.config_schema, config)
+
+    needs = _check_needs(pipeline, ids, check)
+    check.raise_if_any()
+
+    cycle = find_cycle(needs)
+    if cycle:
+        first = cycle[0]
+        i = next(n for n, s in enumerate(pipeline.steps) if s.id == first)
+        check.add(f"The steps form a cycle: {' -> '.join(cycle)}", ("steps", i, "needs"), first)
+        check.raise_if_any()
+    for sid in components:
+        if modes.get(sid) == "write" and not needs[sid]:
+            step_index = next(n for n, s in enumerate(pipeline.steps) if s.id == sid)
+            check.add(
+                "a `write` step needs an upstream step; add `needs: [<step id>]`",
+                ("steps", step_index),
+                sid,
+            )
+    check.raise_if_any()
+
+    order = topological_order(needs)
+    cfgs = {sid: _cfg_bytes(configs[sid]) for sid in order}
+    used = {components[sid].name: components[sid] for sid in order}
+    drivers = _driver_requirements(used.values())
+    manifest = seal(
+        Manifest(
+            pipeline=PipelineInfo(name=pipeline.name, description=pipeline.description),
+            compiler=ToolInfo(package="osiris-compiler", version=__version__),
+            params=params,
+            drivers=drivers,
+            steps=[
+                ManifestStep(
+                    id=sid,
+                    component=components[sid].name,
+                    mode=modes[sid],  # type: ignore[arg-type]
+                    driver=components[sid].spec.x_runtime.driver,
+                    needs=needs[sid],
+                    cfg_path=f"cfg/{sid}.json",
+                    cfg_sha256=sha256_hex(cfgs[sid]),
+                )
+                for sid in order
+            ],
+            fingerprints=Fingerprints(
+                oml=fingerprint(data),
+                params=fingerprint(params),
+                specs=fingerprint({name: used[name].raw for name in sorted(used)}),
+                drivers=fingerprint(msgspec.to_builtins(drivers)),
+            ),
+        )
+    )
+    return CompiledPipeline(manifest=manifest, cfgs=cfgs, params=params, warnings=warnings)
+
+
+def _check_ids(pipeline: Pipeline, check: _Checker) -> set[str]:
+    seen: dict[str, int] = {}
+    for i, step in enumerate(pipeline.steps):
+        if step.id in seen:
+            check.add(
+                f"Duplicate step id `{step.id}` (first used by step {seen[step.id] + 1}); step ids must be unique",
+                ("steps", i, "id"),
+            )
+        else:
+            seen[step.id] = i
+    return set(seen)
+
+
+def _check_mode(step: Step, comp: Component, where: tuple[str | int, ...], check: _Checker) -> str | None:
+    supported = comp.spec.modes
+    if step.mode is None:
+        if len(supported) == 1:
+            return supported[0]
+        check.add(f"`mode` is required; `{comp.name}` supports {', '.join(supported)}", where, step.id)
+        return None
+    if step.mode not in supported:
+        check.add(
+            f"Component `{comp.name}` does not support mode `{step.mode}`; it supports {', '.join(supported)}",
+            (*where, "mode"),
+            step.id,
+        )
+        return None
+    return step.mode
+
+
+def _check_needs(pipeline: Pipeline, ids: set[str], check: _Checker) -> dict[str, list[str]]:
+    needs: dict[str, list[str]] = {}
+    for i, step in enumerate(pipeline.steps):
+        if step.id in needs:
+            continue
+        deps: list[str] = []
+        for j, dep in enumerate(step.needs):
+            if dep == step.id:
+                check.add("a step cannot need itself", ("steps", i, "needs", j), step.id)
+            elif dep not in ids:
+                check.add(
+                    f"`needs` names unknown step `{dep}`{did_you_mean(dep, ids)}; steps: {', '.join(sorted(ids))}",
+                    ("steps", i, "needs", j),
+                    step.id,
+                )
+            elif dep not in deps:
+                deps.append(dep)
+        needs[step.id] = deps
+    return needs
+
+
+def _check_connection(
+    step: Step,
+    comp: Component,
+    config: dict[str, Any],
+    connections: dict[str, dict[str, dict[str, Any]]] | None,
+    conn_file: Path | None,
+    where: tuple[str | int, ...],
+    check: _Checker,
+    warnings: list[str],
+) -> None:
+    info = comp.spec.x_connection
+    ref = config.get("connection")
+    if info is None or (ref is not None and not isinstance(ref, str)):
+        return
+    parts = (*where, "config", "connection") if ref else (*where, "config")
+    family, alias = info.family, None
+    if ref:
+        try:
+            family, alias = parse_reference(ref)
+        except OsirisError as exc:
+            check.add(exc.message, parts, step.id)
+            return
+        if family != info.family:
+            check.add(
+                f"`{comp.name}` uses `{info.family}` connections; got `{ref}`. "
+                f'Expected `connection: "@{info.family}.<alias>"`',
+                parts,
+                step.id,
+            )
+            return
+    if connections is None:
+        if info.required:
+            warnings.append(
+                f"Step `{step.id}`: no osiris_connections.yaml found; connection "
+                f"`{ref or '@' + family}` will be resolved at run time"
+            )
+        return
+    try:
+        select_alias(connections, family, alias)
+    except OsirisError as exc:
+        check.add(f"{exc.message} (in {conn_file})", parts, step.id)
+
+
+def _driver_requirements(components: Any) -> list[DriverRequirement]:
+    by_dist: dict[tuple[str, str], list[str]] = {}
+    for comp in components:
+        by_dist.setdefault((comp.distribution, comp.version), []).append(comp.name)
+    return [
+        DriverRequirement(package=dist, version=version, components=sorted(names))
+        for (dist, version), names in sorted(by_dist.items())
+    ]
+
+
+def _cfg_bytes(config: dict[str, Any]) -> bytes:
+    return (json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_build(compiled: CompiledPipeline, out_dir: str | Path, *, source: str, started: float) -> CompileOutput:
+    """Write the build folder atomically (a temporary folder renamed into place) and the pointers."""
+    out = Path(out_dir)
+    manifest = compiled.manifest
+    target = out / manifest.pipeline.name / manifest.short
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.short}.", dir=target.parent))
+    try:
+        (tmp / "cfg").mkdir()
+        (tmp / "manifest.yaml").write_text(compiled.manifest_text, encoding="utf-8")
+        for sid, body in compiled.cfgs.items():
+            (tmp / "cfg" / f"{sid}.json").write_bytes(body)
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        info = {
+            "pipeline": manifest.pipeline.name,
+            "manifest": str((target / "manifest.yaml").resolve()),
+            "fingerprint": manifest.fingerprints.manifest,
+            "source": str(Path(source).resolve()),
+            "compiled_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "duration_ms": duration_ms,
+            "compiler": {"package": "osiris-compiler", "version": __version__},
+            "params": compiled.params,
+            "warnings": compiled.warnings,
+        }
+        (tmp / "compile.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_atomic(out / LAST_COMPILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    return CompileOutput(compiled, target, target / "manifest.yaml", duration_ms)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def compile_to_build(
+    path: str | Path,
+    out_dir: str | Path = "build",
+    *,
+    param_overrides: dict[str, str] | None = None,
+    connections_file: str | Path | None = None,
+) -> CompileOutput:
+    """Compile the OML at `path` and write its build folder under `out_dir`."""
+    started = time.perf_counter()
+    compiled = compile_pipeline(path, param_overrides=param_overrides, connections_file=connections_file)
+    return write_build(compiled, out_dir, source=str(path), started=started)
+
+
+def last_compile(out_dir: str | Path = "build") -> Path:
+    """The manifest of the newest compile under `out_dir` (for `osiris run --last-compile`)."""
+    pointer = Path(out_dir) / LAST_COMPILE
+    try:
+        info = json.loads(pointer.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserInputError(f"No compile found: `{pointer}` does not exist; run `osiris compile` first") from None
+    manifest = Path(info["manifest"])
+    if not manifest.is_file():
+        raise UserInputError(f"The newest compile's manifest `{manifest}` no longer exists; compile again")
+    return manifest

@@ -1,0 +1,1 @@
+"""Osiris core: types, discovery, fingerprints, errors and the CLI root shared by every package."""

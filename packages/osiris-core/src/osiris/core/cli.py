@@ -1,0 +1,125 @@
+"""The `osiris` command: a root that finds its subcommands through entry points.
+
+Subcommands are registered by the packages that implement them (group
+`osiris.cli`), and imported only when invoked, so `osiris --help` stays fast and
+imports no data library.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from importlib import metadata
+from typing import Any
+
+import click
+
+from osiris.core.errors import OsirisError
+
+CLI_GROUP = "osiris.cli"
+
+# Which distribution provides each well-known subcommand, for a helpful error.
+KNOWN_COMMANDS = {
+    "compile": "osiris-compiler",
+    "validate": "osiris-compiler",
+    "run": "osiris-runtime",
+    "connections": "osiris-runtime",
+}
+
+BUILTIN_COMMANDS = {"components": "osiris.core.cli_components:components"}
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    eps = {}
+    for ep in metadata.entry_points(group=CLI_GROUP):
+        eps.setdefault(ep.name, ep)
+    return eps
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(BUILTIN_COMMANDS) | set(_entry_points()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = BUILTIN_COMMANDS.get(cmd_name)
+        if target is None:
+            ep = _entry_points().get(cmd_name)
+            if ep is None:
+                return None
+            return ep.load()
+        module, _, attr = target.partition(":")
+        mod = __import__(module, fromlist=[attr])
+        return getattr(mod, attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Any, Any, list[str]]:
+        name = args[0] if args else ""
+        if name in KNOWN_COMMANDS and self.get_command(ctx, name) is None:
+            raise click.UsageError(
+                f"`osiris {name}` is provided by the `{KNOWN_COMMANDS[name]}` package, which is not "
+                f"installed; install it with `pip install {KNOWN_COMMANDS[name]}`",
+                ctx,
+            )
+        return super().resolve_command(ctx, args)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from osiris.core.discovery import installed_osiris_distributions
+
+    for name, version in installed_osiris_distributions():
+        click.echo(f"{name} {version}")
+    ctx.exit(0)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="List every installed osiris distribution and its version.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug output.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Osiris: compile data pipelines into deterministic manifests and run them."""
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose or bool(os.environ.get("OSIRIS_DEBUG"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `osiris` script: maps errors to exit codes, never a bare traceback."""
+    verbose = bool(os.environ.get("OSIRIS_DEBUG")) or any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
+    try:
+        cli.main(args=argv, prog_name="osiris", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except OsirisError as exc:
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except Exception as exc:  # an Osiris bug: say so, show the traceback only when asked
+        if verbose:
+            traceback.print_exc()
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Component discovery through the `osiris.components` entry-point group.
+
+Each entry point names a package that holds spec files (`*.yaml`) as package
+data. Discovery reads those files and never imports driver code. Osiris's own
+distributions are read first; third-party providers only when a name is not
+found among them, or when everything is listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import metadata, resources
+from typing import Any
+
+from osiris.core.documents import did_you_mean, load_yaml_text
+from osiris.core.errors import ComponentError, DocumentError
+from osiris.core.oml import convert
+from osiris.core.spec import ComponentSpec
+
+COMPONENTS_GROUP = "osiris.components"
+
+
+@dataclass(frozen=True)
+class Component:
+    """A discovered component: its spec, the raw spec data and who provides it."""
+
+    spec: ComponentSpec
+    raw: dict[str, Any]
+    distribution: str
+    version: str
+    source: str
+
+    @property
+    def name(self) -> str:
+        """The component name, e.g. `mysql.extractor`."""
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class ProviderFailure:
+    """A provider (entry point) or spec file that could not be read."""
+
+    provider: str
+    distribution: str
+    error: str
+
+
+@dataclass
+class ComponentRegistry:
+    """All components found through entry points, keyed by name."""
+
+    components: dict[str, Component] = field(default_factory=dict)
+    failures: list[ProviderFailure] = field(default_factory=list)
+    conflicts: dict[str, list[Component]] = field(default_factory=dict)
+    _pending: list[metadata.EntryPoint] = field(default_factory=list)
+
+    @classmethod
+    def discover(cls) -> ComponentRegistry:
+        """Read the built-in providers now; keep third-party ones for when they are needed."""
+        registry = cls()
+        eps = sorted(
+            metadata.entry_points(group=COMPONENTS_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)
+        )
+        for ep in eps:
+            if _dist_name(ep).startswith("osiris-"):
+                registry._load(ep)
+            else:
+                registry._pending.append(ep)
+        return registry
+
+    def _load_pending(self) -> None:
+        while self._pending:
+            self._load(self._pending.pop(0))
+
+    def _load(self, ep: metadata.EntryPoint) -> None:
+        dist = _dist_name(ep)
+        version = ep.dist.version if ep.dist else "0"
+        try:
+            folder = resources.files(ep.value)
+            files = sorted((f for f in folder.iterdir() if f.name.endswith((".yaml", ".yml"))), key=lambda f: f.name)
+        except Exception as exc:  # a broken plugin is reported, never fatal to the registry
+            self.failures.append(ProviderFailure(ep.value, dist, f"{type(exc).__name__}: {exc}"))
+            return
+        for f in files:
+            source = f"{ep.value}/{f.name}"
+            try:
+                raw, index = load_yaml_text(f.read_text(encoding="utf-8"), file=source)
+                spec = convert(raw, ComponentSpec, file=source, index=index)
+            except DocumentError as exc:
+                self.failures.append(ProviderFailure(source, dist, str(exc)))
+                continue
+            self._add(Component(spec=spec, raw=raw, distribution=dist, version=version, source=source))
+
+    def _add(self, comp: Component) -> None:
+        if comp.name in self.conflicts:
+            self.conflicts[comp.name].append(comp)
+            return
+        existing = self.components.get(comp.name)
+        if existing is not None:
+            self.conflicts[comp.name] = [existing, comp]
+            del self.components[comp.name]
+            return
+        self.components[comp.name] = comp
+
+    def get(self, name: str) -> Component:
+        """The component called `name`; a clear error when it is unknown or provided twice."""
+        if name not in self.components and name not in self.conflicts:
+            self._load_pending()
+        if name in self.conflicts:
+            providers = " and ".join(f"`{c.distribution}` ({c.source})" for c in self.conflicts[name])
+            raise ComponentError(f"Component `{name}` is provided twice: by {providers}; uninstall one of them")
+        try:
+            return self.components[name]
+        except KeyError:
+            raise ComponentError(
+                f"Unknown component `{name}`{did_you_mean(name, self.components)}; "
+                f"installed components: {', '.join(sorted(self.components)) or 'none'}"
+            ) from None
+
+    def all(self) -> list[Component]:
+        """Every component from every provider, sorted by name."""
+        self._load_pending()
+        return [self.components[n] for n in sorted(self.components)]
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "<unknown>"
+
+
+def installed_osiris_distributions() -> list[tuple[str, str]]:
+    """(name, version) of every installed `osiris-*` distribution, sorted by name."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name.startswith("osiris-") or name == "osiris":
+            found.setdefault(name, dist.version)
+    return sorted(found.items())

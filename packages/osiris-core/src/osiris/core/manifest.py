@@ -1,0 +1,106 @@
+"""The compiled manifest: what the runtime executes, fingerprinted and byte-stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from osiris.core.documents import load_yaml_file
+from osiris.core.errors import DocumentError
+from osiris.core.fingerprint import fingerprint
+from osiris.core.oml import Mode, convert
+
+MANIFEST_VERSION = "0.1.0"
+
+
+class DriverRequirement(msgspec.Struct, kw_only=True, frozen=True):
+    """A driver distribution a manifest needs, at the version it was compiled against."""
+
+    package: str
+    version: str
+    components: list[str]
+
+
+class ManifestStep(msgspec.Struct, kw_only=True, frozen=True):
+    """One step as the runtime sees it; its config lives in `cfg_path`."""
+
+    id: str
+    component: str
+    mode: Mode
+    driver: str
+    needs: list[str] = []
+    cfg_path: str
+    cfg_sha256: str
+
+
+class Fingerprints(msgspec.Struct, kw_only=True, frozen=True):
+    """sha256 fingerprints over canonical JSON of each input of the compile."""
+
+    oml: str
+    params: str
+    specs: str
+    drivers: str
+    manifest: str = ""
+
+
+class PipelineInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """The pipeline a manifest was compiled from."""
+
+    name: str
+    description: str | None = None
+
+
+class ToolInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """The compiler that made the manifest."""
+
+    package: str
+    version: str
+
+
+class Manifest(msgspec.Struct, kw_only=True, frozen=True):
+    """A compiled pipeline: steps in topological order, drivers, params and fingerprints."""
+
+    manifest_version: str = MANIFEST_VERSION
+    pipeline: PipelineInfo
+    compiler: ToolInfo
+    params: dict[str, Any] = {}
+    drivers: list[DriverRequirement] = []
+    steps: list[ManifestStep]
+    fingerprints: Fingerprints
+
+    @property
+    def short(self) -> str:
+        """The first 12 hex digits of the manifest fingerprint (names the build folder)."""
+        return self.fingerprints.manifest.split(":", 1)[-1][:12]
+
+
+def seal(manifest: Manifest) -> Manifest:
+    """Return `manifest` with `fingerprints.manifest` set over everything else in it."""
+    body = msgspec.to_builtins(
+        msgspec.structs.replace(manifest, fingerprints=msgspec.structs.replace(manifest.fingerprints, manifest=""))
+    )
+    return msgspec.structs.replace(
+        manifest, fingerprints=msgspec.structs.replace(manifest.fingerprints, manifest=fingerprint(body))
+    )
+
+
+def dump_manifest(manifest: Manifest) -> str:
+    """The manifest as YAML text; identical manifests give identical bytes."""
+    data = msgspec.to_builtins(manifest)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read a `manifest.yaml` and check that its fingerprint still matches its content."""
+    data, index = load_yaml_file(path)
+    manifest: Manifest = convert(data, Manifest, file=str(path), index=index)
+    if seal(manifest).fingerprints.manifest != manifest.fingerprints.manifest:
+        raise DocumentError(
+            "The manifest's content does not match its `fingerprints.manifest`; it was edited after "
+            "compiling. Compile the pipeline again",
+            file=str(path),
+        )
+    return manifest

@@ -1,0 +1,1 @@
+"""SQL drivers for Osiris: MySQL extraction and DuckDB processing and writing."""

@@ -1,0 +1,3 @@
+"""Version of the osiris-drivers-supabase distribution."""
+
+__version__ = "0.1.0"

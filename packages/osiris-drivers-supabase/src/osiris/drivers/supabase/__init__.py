@@ -1,0 +1,1 @@
+"""Supabase (PostgreSQL) drivers for Osiris."""

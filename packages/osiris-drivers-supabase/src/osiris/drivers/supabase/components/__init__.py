@@ -1,0 +1,1 @@
+"""Component specs of osiris-drivers-supabase (package data; importing this loads no driver)."""

@@ -1,0 +1,1 @@
+"""Osiris runtime: runs compiled manifests on the host."""

@@ -1,0 +1,125 @@
+"""The driver contract: what a driver receives and what it returns.
+
+A driver is a class with a no-argument constructor and one method:
+
+    def run(self, *, step_id: str, config: dict, inputs: dict[str, InputHandle],
+            ctx: StepContext) -> dict | None
+
+`config` is the step's compiled cfg with spec defaults filled in and, for
+components with a connection, `resolved_connection` holding the resolved
+connection fields. `inputs` maps every upstream step id in `needs` to an
+`InputHandle`; with exactly one upstream, `inputs["df"]` is that same handle.
+A reader or transform returns `{"df": X}` where X is a `pyarrow.Table`, a
+`pyarrow.RecordBatchReader`, an iterator of `pyarrow.RecordBatch` or a pandas
+DataFrame; a writer returns None (or a dict of facts for the run card).
+
+Drivers raise `osiris.core.errors.TerminalError` or `TransientError` (or a
+subclass) for failures they understand; anything else is reported as a driver
+bug. This module is the same on the host and in a sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pandas
+    import pyarrow as pa
+
+
+class Driver(Protocol):
+    """What the runner calls for each step."""
+
+    def run(
+        self, *, step_id: str, config: dict[str, Any], inputs: dict[str, InputHandle], ctx: StepContext
+    ) -> dict[str, Any] | None: ...
+
+
+class InputHandle:
+    """An upstream step's output: a Parquet file, read lazily and in batches."""
+
+    def __init__(self, step_id: str, path: str | Path) -> None:
+        self.step_id = step_id
+        self.path = Path(path)
+        self._file: Any = None
+
+    def _parquet(self) -> Any:
+        if self._file is None:
+            import pyarrow.parquet as pq
+
+            self._file = pq.ParquetFile(self.path)
+        return self._file
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the upstream output (from the Parquet footer, no data read)."""
+        return int(self._parquet().metadata.num_rows)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the upstream output."""
+        return self._parquet().schema_arrow
+
+    def iter_batches(self, batch_size: int = 65536, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream the data as record batches of at most `batch_size` rows."""
+        import pyarrow.parquet as pq
+
+        # A fresh reader per call, so a handle can be streamed more than once.
+        yield from pq.ParquetFile(self.path).iter_batches(batch_size=batch_size, columns=columns)
+
+    def reader(self, batch_size: int = 65536) -> pa.RecordBatchReader:
+        """The data as a `pyarrow.RecordBatchReader`."""
+        import pyarrow as pa
+
+        return pa.RecordBatchReader.from_batches(self.schema, self.iter_batches(batch_size))
+
+    def to_table(self) -> pa.Table:
+        """The whole output as one Arrow table (loads it all into memory)."""
+        return self._parquet().read()
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The whole output as a pandas DataFrame (loads it all into memory)."""
+        return self.to_table().to_pandas()
+
+    def __repr__(self) -> str:
+        return f"InputHandle(step_id={self.step_id!r}, path={str(self.path)!r})"
+
+
+EventSink = Callable[[str, dict[str, Any]], None]
+MetricSink = Callable[[str, float, dict[str, Any]], None]
+
+
+class StepContext:
+    """Everything a driver may use besides its config and inputs; one class on host and sandbox."""
+
+    def __init__(
+        self,
+        *,
+        step_id: str,
+        output_dir: str | Path,
+        on_event: EventSink | None = None,
+        on_metric: MetricSink | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.step_id = step_id
+        self.output_dir = Path(output_dir)
+        self._on_event = on_event
+        self._on_metric = on_metric
+        self._on_progress = on_progress
+
+    def log_event(self, name: str, **data: Any) -> None:
+        """Record an event (e.g. `ddl_attempt`) for this step in `events.jsonl`."""
+        if self._on_event is not None:
+            self._on_event(name, data)
+
+    def log_metric(self, name: str, value: float, **tags: Any) -> None:
+        """Record a metric (e.g. `rows_read`) for this step in `metrics.jsonl`."""
+        if self._on_metric is not None:
+            self._on_metric(name, value, tags)
+
+    def progress(self, rows: int) -> None:
+        """Report that `rows` more rows were processed (drives the live progress display)."""
+        if self._on_progress is not None:
+            self._on_progress(rows)

@@ -29,10 +29,17 @@ class RuntimeInfo(msgspec.Struct, kw_only=True):
 
 
 class ConnectionInfo(msgspec.Struct, kw_only=True):
-    """`x-connection`: the connection family a component uses and whether it needs one."""
+    """`x-connection`: the connection family a component uses and how to check one.
+
+    `schema` is a JSON Schema of the connection's fields (with their defaults);
+    `doctor` names a ``module:function`` taking ``(connection: dict, timeout: float)``
+    that connects for real and returns ``{"ok": bool, "message": str, ...}``.
+    """
 
     family: str
     required: bool = True
+    schema: dict[str, Any] = {}
+    doctor: str | None = None
 
 
 class ComponentSpec(

@@ -91,6 +91,7 @@ class _Checker:
         )
 
     def raise_if_any(self) -> None:
+        self.errors.sort(key=lambda e: getattr(e, "line", None) or 0)
         if len(self.errors) == 1:
             raise self.errors[0]
         if self.errors:
@@ -153,7 +154,7 @@ def compile_pipeline(
         if secret_found:
             continue
         for parts, message in config_errors(comp.spec.config_schema, config):
-            check.add(f"config {message}", (*where, "config", *parts), step.id)
+            check.add(message, (*where, "config", *parts), step.id)
         _check_connection(step, comp, config, connections, conn_file, where, check, warnings)
         if comp.spec.name.endswith(".writer") and config.get("write_mode") == "replace" and "primary_key" not in config:
             warnings.append(

@@ -43,6 +43,7 @@ from osiris.core.oml import Pipeline, Step, decode_pipeline
 from osiris.core.spec import apply_defaults
 
 LAST_COMPILE = ".last_compile.json"
+_UNCHECKED = "\0unchecked:"
 
 
 @dataclass
@@ -211,6 +212,13 @@ def compile_pipeline(
             ),
         )
     )
+    unchecked = [w.removeprefix(_UNCHECKED) for w in warnings if w.startswith(_UNCHECKED)]
+    if unchecked:
+        warnings = [w for w in warnings if not w.startswith(_UNCHECKED)]
+        warnings.append(
+            "No osiris_connections.yaml found (looked in --connections, $OSIRIS_HOME and the current "
+            f"directory); these connections are checked at run time: {', '.join(unchecked)}"
+        )
     return CompiledPipeline(manifest=manifest, cfgs=cfgs, params=params, warnings=warnings)
 
 
@@ -297,10 +305,7 @@ def _check_connection(
             return
     if connections is None:
         if info.required:
-            warnings.append(
-                f"Step `{step.id}`: no osiris_connections.yaml found; connection "
-                f"`{ref or '@' + family}` will be resolved at run time"
-            )
+            warnings.append(f"{_UNCHECKED}`{ref or '@' + family}` (step `{step.id}`)")
         return
     try:
         select_alias(connections, family, alias)

@@ -43,7 +43,6 @@ from osiris.core.oml import Pipeline, Step, decode_pipeline
 from osiris.core.spec import apply_defaults
 
 LAST_COMPILE = ".last_compile.json"
-_UNCHECKED = "\0unchecked:"
 
 
 @dataclass
@@ -114,6 +113,7 @@ def compile_pipeline(
     registry = registry or ComponentRegistry.discover()
     check = _Checker(file, index)
     warnings: list[str] = []
+    unchecked: list[str] = []  # connection references that no connections file could confirm
 
     try:
         params = resolve_params(pipeline.params, param_overrides or {}, environ)
@@ -156,7 +156,7 @@ def compile_pipeline(
             continue
         for parts, message in config_errors(comp.spec.config_schema, config):
             check.add(message, (*where, "config", *parts), step.id)
-        _check_connection(step, comp, config, connections, conn_file, where, check, warnings)
+        _check_connection(step, comp, config, connections, conn_file, where, check, unchecked)
         if comp.spec.name.endswith(".writer") and config.get("write_mode") == "replace" and "primary_key" not in config:
             warnings.append(
                 f"Step `{step.id}`: `replace` without `primary_key` replaces the whole table `{config.get('table')}`"
@@ -212,9 +212,7 @@ def compile_pipeline(
             ),
         )
     )
-    unchecked = [w.removeprefix(_UNCHECKED) for w in warnings if w.startswith(_UNCHECKED)]
     if unchecked:
-        warnings = [w for w in warnings if not w.startswith(_UNCHECKED)]
         warnings.append(
             "No osiris_connections.yaml found (looked in --connections, $OSIRIS_HOME and the current "
             f"directory); these connections are checked at run time: {', '.join(unchecked)}"
@@ -281,7 +279,7 @@ def _check_connection(
     conn_file: Path | None,
     where: tuple[str | int, ...],
     check: _Checker,
-    warnings: list[str],
+    unchecked: list[str],
 ) -> None:
     info = comp.spec.x_connection
     ref = config.get("connection")
@@ -305,7 +303,7 @@ def _check_connection(
             return
     if connections is None:
         if info.required:
-            warnings.append(f"{_UNCHECKED}`{ref or '@' + family}` (step `{step.id}`)")
+            unchecked.append(f"`{ref or '@' + family}` (step `{step.id}`)")
         return
     try:
         select_alias(connections, family, alias)

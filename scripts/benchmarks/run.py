@@ -15,6 +15,7 @@ to docs/benchmarks.md with a PNG chart beside it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -152,26 +153,27 @@ def mysql(sql: str, db: str | None = DB) -> str:
 
 def measure(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, stdout=None) -> Measurement:
     """Run `cmd`, sampling the RSS of its whole process tree; wall time from start to exit."""
-    err = tempfile.TemporaryFile()
-    started = time.perf_counter()
-    proc = psutil.Popen(cmd, env=env, cwd=cwd, stdout=stdout or subprocess.DEVNULL, stderr=err)
-    peak = 0
-    while proc.poll() is None:
-        total = 0
-        try:
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-        except psutil.Error:
-            pass
-        peak = max(peak, total)
-        time.sleep(0.02)
-    wall = time.perf_counter() - started
-    err.seek(0)
-    tail = err.read().decode("utf-8", "replace")[-1500:]
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = psutil.Popen(cmd, env=env, cwd=cwd, stdout=stdout or subprocess.DEVNULL, stderr=err)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc))
+            time.sleep(0.02)
+        wall = time.perf_counter() - started
+        err.seek(0)
+        tail = err.read().decode("utf-8", "replace")[-1500:]
     return Measurement(wall, peak / 2**20, proc.returncode == 0, "" if proc.returncode == 0 else tail)
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants, in bytes (0 for those already gone)."""
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+    return total
 
 
 def prepare_data(sizes: list[int]) -> None:
@@ -181,11 +183,15 @@ def prepare_data(sizes: list[int]) -> None:
         mysql(CUSTOMERS_DDL + ";" + CUSTOMERS_FILL)
     for n in sizes:
         table = f"rows_{n}"
-        have = mysql(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='{DB}' AND table_name='{table}'")
+        have = mysql(
+            f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='{DB}' AND table_name='{table}'"
+        )
         if have.strip() == "1" and mysql(f"SELECT COUNT(*) FROM {table}").strip() == str(n):
             continue
         t0 = time.perf_counter()
-        mysql(f"DROP TABLE IF EXISTS {table};" + ROWS_DDL.format(table=table) + ";" + ROWS_FILL.format(table=table, n=n))
+        mysql(
+            f"DROP TABLE IF EXISTS {table};" + ROWS_DDL.format(table=table) + ";" + ROWS_FILL.format(table=table, n=n)
+        )
         print(f"  generated {table} in MariaDB in {time.perf_counter() - t0:.1f}s", flush=True)
     sh(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB}"])
     sh(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f"CREATE DATABASE {DB}"])
@@ -196,7 +202,9 @@ def prepare_data(sizes: list[int]) -> None:
             continue
         t0 = time.perf_counter()
         export_csv(f"rows_{n}", csv)
-        print(f"  wrote {csv.name} ({csv.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(
+            f"  wrote {csv.name} ({csv.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s", flush=True
+        )
 
 
 def export_csv(table: str, path: Path) -> None:
@@ -302,19 +310,35 @@ def contenders(scenario: str, n: int, files: dict[str, Path], with_dlt_default: 
     pipeline = str(files[scenario.lower()])
     out.append(("osiris host", {"cmd": [*osiris, pipeline], "reset": f"{scenario.lower()}_osiris"}))
     out.append(
-        ("osiris --sandbox local", {"cmd": [*osiris, pipeline, "--sandbox", "local"], "reset": f"{scenario.lower()}_osiris"})
+        (
+            "osiris --sandbox local",
+            {"cmd": [*osiris, pipeline, "--sandbox", "local"], "reset": f"{scenario.lower()}_osiris"},
+        )
     )
     if scenario == "S1":
         dlt = [str(BENCH_BIN / "python"), str(Path(__file__).parent / "dlt_load.py"), "--mysql-url", MYSQL_URL]
         # dlt insists on a password; the local server trusts loopback connections, so any will do.
-        dlt += ["--pg-url", PG_DSN.replace("postgres@", "postgres:trust@"), "--table", f"rows_{n}", "--dataset", "s1_dlt"]
+        dlt += [
+            "--pg-url",
+            PG_DSN.replace("postgres@", "postgres:trust@"),
+            "--table",
+            f"rows_{n}",
+            "--dataset",
+            "s1_dlt",
+        ]
         if with_dlt_default:
             out.append(("dlt default", {"cmd": dlt, "reset": "s1_dlt"}))
-        out.append(("dlt pyarrow+parquet", {"cmd": [*dlt, "--backend", "pyarrow", "--format", "parquet"], "reset": "s1_dlt"}))
+        out.append(
+            ("dlt pyarrow+parquet", {"cmd": [*dlt, "--backend", "pyarrow", "--format", "parquet"], "reset": "s1_dlt"})
+        )
         # connectorx + Parquet/ADBC fails on this table ("insufficient data left in message" from
         # COPY); connectorx + CSV (COPY through psycopg2) is dlt's fastest option that loads it.
-        out.append(("dlt connectorx+csv", {"cmd": [*dlt, "--backend", "connectorx", "--format", "csv"], "reset": "s1_dlt"}))
-        out.append(("limit: mariadb --quick", {"cmd": [*MYSQL, DB, "--quick", "--batch", "-e", f"SELECT * FROM rows_{n}"]}))
+        out.append(
+            ("dlt connectorx+csv", {"cmd": [*dlt, "--backend", "connectorx", "--format", "csv"], "reset": "s1_dlt"})
+        )
+        out.append(
+            ("limit: mariadb --quick", {"cmd": [*MYSQL, DB, "--quick", "--batch", "-e", f"SELECT * FROM rows_{n}"]})
+        )
         copy = [str(BENCH_BIN / "python"), str(Path(__file__).parent / "copy_csv.py"), "--dsn", PG_DSN]
         copy += ["--table", "s1_copy.rows", "--csv", str(WORK / f"rows_{n}.csv"), "--columns-sql", PG_COLUMNS]
         out.append(("limit: COPY FROM STDIN (csv)", {"cmd": copy}))
@@ -364,7 +388,9 @@ def table(results: list[Result]) -> str:
             rows = [r for r in results if r.scenario == scenario and r.rows == n]
             host = next((r for r in rows if r.contender == "osiris host"), None)
             lines.append(f"\n### {scenario} at {n:,} rows\n")
-            lines.append("| contender | runs | median s | min s | max s | rows/s | peak RSS MiB | Osiris host is ×faster |")
+            lines.append(
+                "| contender | runs | median s | min s | max s | rows/s | peak RSS MiB | Osiris host is ×faster |"
+            )
             lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
             for r in rows:
                 if not r.ok_runs:
@@ -419,7 +445,9 @@ def versions() -> dict[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", default="100000,1000000", help="Comma-separated sizes (default: 100000,1000000)")
     parser.add_argument("--full", action="store_true", help="Also run 10,000,000 rows")
     parser.add_argument("--repeat", type=int, default=3, help="Runs per contender (default 3)")

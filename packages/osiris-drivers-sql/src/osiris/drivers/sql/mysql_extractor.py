@@ -20,6 +20,7 @@ Either way only about one batch is held in memory at a time.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,15 @@ def _cx_url(c: dict[str, Any]) -> str:
     password = quote(str(c.get("password") or ""), safe="")
     db = quote(str(c.get("database") or ""), safe="")
     return f"mysql://{user}:{password}@{c['host']}:{int(c.get('port') or 3306)}/{db}"
+
+
+_ORDER_BY = re.compile(r"\border\s+by\b", re.I)
+_SELECT = re.compile(r"^\s*(\(\s*)*(select|with)\b", re.I)
+
+
+def _wrappable(sql: str) -> bool:
+    """Whether `sql` can become a derived table without changing its result: a SELECT without ORDER BY."""
+    return bool(_SELECT.match(sql)) and not _ORDER_BY.search(sql)
 
 
 def _connectorx_available() -> bool:
@@ -220,6 +230,27 @@ class MySQLExtractor:
                 run_sql,
                 plans,
             )
+        if config.get("query") and all(p.cast_as_char for p in inexact) and _wrappable(sql):
+            # Without ORDER BY the row order is unspecified anyway, so a derived table changes nothing.
+            select = ", ".join(
+                f"CAST(q.{_quote_column(p.name)} AS CHAR) AS {_quote_column(p.name)}"
+                if p.cast_as_char
+                else f"q.{_quote_column(p.name)}"
+                for p in plans
+            )
+            wrapped = f"SELECT {select} FROM ({sql}) AS q"
+            try:
+                again = client.describe(meta, wrapped)
+            except Exception:
+                again = None
+            if again is not None and len(again[0]) == len(plans):
+                return (
+                    PATH_CONNECTORX,
+                    "columns read as text and parsed exactly: "
+                    + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
+                    wrapped,
+                    plans,
+                )
         return (
             PATH_PYMYSQL,
             "columns connectorx cannot read exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),

@@ -100,7 +100,7 @@ def worker(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     reader = mysql_extractor.MySQLExtractor().run(step_id="extract", config=config, inputs={}, ctx=ctx)["df"]
     rows = 0
-    with pq.ParquetWriter(args.out, reader.schema) as writer:
+    with pq.ParquetWriter(args.out, reader.schema, compression="zstd") as writer:  # as the runtime writes
         for batch in reader:
             writer.write_batch(batch)
             rows += batch.num_rows

@@ -141,9 +141,11 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every step succeeded, else the failing error's exit code (1 for a step failure)."""
+        """0 when every step succeeded, 1 when a step failed, else the run error's exit code (2: bad input)."""
         if self.status == "succeeded":
             return 0
+        if self.failed_step is not None:
+            return 1
         return int((self.error or {}).get("exit_code", 1))
 
     @property

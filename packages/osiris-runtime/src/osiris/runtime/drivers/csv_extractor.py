@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from osiris.core.errors import TerminalError, UserInputError
+from osiris.core.errors import TerminalError
 from osiris.runtime.contract import InputHandle, StepContext
 from osiris.runtime.drivers._types import parse_arrow_type
 
@@ -25,7 +25,7 @@ class CsvExtractor:
 
         path = ctx.resolve_path(config["path"])
         if not path.is_file():
-            raise UserInputError(
+            raise TerminalError(
                 f"Input file `{config['path']}` of step `{step_id}` not found (looked at `{path}`)", step=step_id
             )
         header = config.get("header", True)

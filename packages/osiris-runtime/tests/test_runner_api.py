@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from osiris.compiler.compiler import compile_to_build
@@ -28,13 +29,20 @@ class Collect(RunListener):
 
 
 def test_step_by_step_run_with_listener(tmp_path: Path) -> None:
-    out = compile_to_build(ROOT / "docs/examples/quickstart.yaml", tmp_path / "build")
+    shutil.copytree(ROOT / "docs" / "examples", tmp_path / "docs" / "examples")
+    out = compile_to_build(tmp_path / "docs/examples/quickstart.yaml", tmp_path / "build")
     manifest, text, cfgs = load_build(out.manifest_path)
     components = manifest_components(manifest)
     configs = resolve_configs(manifest, cfgs, components, None)
     sink = Collect()
     runner = Runner(
-        manifest, configs, tmp_path / "run", components=components, listeners=[sink], base_dir=ROOT, manifest_text=text
+        manifest,
+        configs,
+        tmp_path / "run",
+        components=components,
+        listeners=[sink],
+        base_dir=tmp_path,
+        manifest_text=text,
     )
     summary = runner.prepare()
     assert summary.fingerprint and not summary.failed
@@ -49,3 +57,4 @@ def test_step_by_step_run_with_listener(tmp_path: Path) -> None:
     assert on_disk == sink.events
     assert {("revenue", 6)} <= set(sink.progress)
     assert (tmp_path / "run" / "manifest.yaml").read_text() == text
+    assert (tmp_path / "output" / "quickstart" / "revenue.csv").is_file()

@@ -36,10 +36,12 @@ Public API (the same code runs on the host and in the sandbox worker)::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import os
+import sys
 import time
 import traceback
 import uuid
@@ -465,6 +467,7 @@ class Runner:
             (out_dir / "error.txt").write_text(result.traceback, encoding="utf-8")
             self.metric("duration_ms", result.duration_ms, step_id)
             self.emit("step_failed", step_id, error=result.error, duration_ms=result.duration_ms)
+        _release_arrow_memory()
         return result
 
     def _error_data(self, exc: BaseException, step_id: str | None) -> dict[str, Any]:
@@ -581,6 +584,15 @@ class Runner:
             if result.status != "succeeded":
                 break
         return self.finish()
+
+
+def _release_arrow_memory() -> None:
+    """Give memory Arrow's pool keeps for reuse back to the OS between steps (peak RSS stays per step)."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        # An older pyarrow or a pool without it: this is only an optimisation.
+        with contextlib.suppress(Exception):
+            pa.default_memory_pool().release_unused()
 
 
 def _jsonable(value: Any) -> Any:

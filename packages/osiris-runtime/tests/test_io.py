@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from osiris.core.errors import TerminalError
-from osiris.runtime.io import as_batches, data_sha256, write_parquet_atomic
+from osiris.runtime.io import DataHasher, as_batches, data_sha256, write_parquet_atomic
 
 
 def table(n: int = 100_000) -> pa.Table:
@@ -27,6 +27,15 @@ def test_hash_ignores_encoding_compression_and_row_groups(tmp_path: Path) -> Non
     write_parquet_atomic(tmp_path / "c.parquet", schema, batches, step_id="s", compression="none")
     hashes = {data_sha256(tmp_path / f"{n}.parquet") for n in "abc"}
     assert len(hashes) == 1
+
+
+def test_hash_computed_while_writing_equals_the_hash_of_the_file(tmp_path: Path) -> None:
+    t = table()
+    hasher = DataHasher(t.schema)
+    schema, batches = as_batches(t.to_batches(max_chunksize=7_777), step_id="s")
+    write_parquet_atomic(tmp_path / "out.parquet", schema, batches, step_id="s", hasher=hasher)
+    assert hasher.hexdigest() == data_sha256(tmp_path / "out.parquet")
+    assert pq.read_table(tmp_path / "out.parquet").equals(t)
 
 
 def test_hash_changes_with_data_order_and_schema(tmp_path: Path) -> None:

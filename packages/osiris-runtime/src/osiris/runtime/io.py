@@ -84,19 +84,31 @@ def as_batches(value: Any, *, step_id: str) -> tuple[pa.Schema, Iterator[pa.Reco
     )
 
 
+# Artifacts are intermediate files read once or twice: favour write speed. Dictionary
+# encoding cost most of the write time on wide text tables and did not make them smaller;
+# zstd level 1 compresses about as well as the default level at half the cost.
+ARTIFACT_COMPRESSION = "zstd"
+ARTIFACT_COMPRESSION_LEVEL = 1
+
+
 def write_parquet_atomic(
     path: str | Path,
     schema: pa.Schema,
     batches: Iterable[pa.RecordBatch],
     *,
     step_id: str,
-    compression: str = "zstd",
+    compression: str = ARTIFACT_COMPRESSION,
+    compression_level: int | None = ARTIFACT_COMPRESSION_LEVEL,
+    use_dictionary: bool = False,
     row_group_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    hasher: DataHasher | None = None,
 ) -> int:
     """Write `batches` to a Parquet file at `path` through a temporary file; return the row count.
 
-    Nothing is left at `path` (nor half-written) when writing fails.
+    With a `hasher`, every written batch is also fed to it, on a second thread so
+    hashing overlaps encoding. Nothing is left at `path` (nor half-written) when
+    writing fails.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -105,8 +117,12 @@ def write_parquet_atomic(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     rows = 0
+    level = compression_level if compression in ("zstd", "gzip", "brotli") else None
+    feeder = _BackgroundFeeder(hasher) if hasher is not None else None
     try:
-        with pq.ParquetWriter(tmp, schema, compression=compression) as writer:
+        with pq.ParquetWriter(
+            tmp, schema, compression=compression, compression_level=level, use_dictionary=use_dictionary
+        ) as writer:
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
@@ -121,15 +137,46 @@ def write_parquet_atomic(
                             f"Step `{step_id}` produced a batch whose schema differs from the first one: {exc}",
                             step=step_id,
                         ) from None
+                if feeder is not None:
+                    feeder.submit(batch)
                 writer.write_batch(batch, row_group_size=row_group_size)
                 rows += batch.num_rows
                 if on_batch is not None:
                     on_batch(batch.num_rows)
+        if feeder is not None:
+            feeder.close()
         os.replace(tmp, target)
     except BaseException:
+        if feeder is not None:
+            feeder.abandon()
         tmp.unlink(missing_ok=True)
         raise
     return rows
+
+
+class _BackgroundFeeder:
+    """Feeds batches to a `DataHasher` on one worker thread, at most two batches behind."""
+
+    def __init__(self, hasher: DataHasher) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._hasher = hasher
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osiris-hash")
+        self._pending: list[Any] = []
+
+    def submit(self, batch: pa.RecordBatch) -> None:
+        # Bounded: wait for the oldest batch before queueing a third, so memory stays flat.
+        while len(self._pending) >= 2:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._hasher.update, batch))
+
+    def close(self) -> None:
+        for fut in self._pending:
+            fut.result()
+        self._pool.shutdown()
+
+    def abandon(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
 
 
 def _canonical_column(arr: pa.Array) -> pa.Array:
@@ -156,44 +203,61 @@ def _canonical_column(arr: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(t, len(arr), [validity.buffers()[1], *filled.buffers()[1:]], arr.null_count)
 
 
-def _hash_batch(h: Any, batches: list[pa.RecordBatch], schema: pa.Schema) -> None:
-    import pyarrow as pa
+class DataHasher:
+    """Streaming `data_sha256`: feed record batches in order, then read `hexdigest()`.
 
-    table = pa.Table.from_batches(batches, schema=schema).combine_chunks()
-    for batch in table.to_batches():
-        columns = [_canonical_column(c) for c in batch.columns]
-        canonical = pa.RecordBatch.from_arrays(columns, schema=schema)
-        h.update(canonical.serialize().to_pybytes())
+    The schema (without metadata) and the data re-chunked into batches of exactly
+    `chunk_rows` rows are hashed as Arrow IPC, so the hash depends only on the
+    column names, types and values in order, not on how the data was batched,
+    encoded, compressed or split. Memory is bounded by `chunk_rows`.
+    """
+
+    def __init__(self, schema: pa.Schema, *, chunk_rows: int = HASH_CHUNK_ROWS) -> None:
+        self._schema = schema.remove_metadata()
+        self._chunk_rows = chunk_rows
+        self._h = hashlib.sha256()
+        self._h.update(HASH_VERSION.encode())
+        self._h.update(self._schema.serialize().to_pybytes())
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._rows = 0
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        """Add the next batch of rows."""
+        batch = batch.replace_schema_metadata(None)
+        self._rows += batch.num_rows
+        while batch.num_rows:
+            take = min(self._chunk_rows - self._pending_rows, batch.num_rows)
+            self._pending.append(batch.slice(0, take))
+            self._pending_rows += take
+            batch = batch.slice(take)
+            if self._pending_rows == self._chunk_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        table = pa.Table.from_batches(self._pending, schema=self._schema).combine_chunks()
+        for batch in table.to_batches():
+            columns = [_canonical_column(c) for c in batch.columns]
+            canonical = pa.RecordBatch.from_arrays(columns, schema=self._schema)
+            self._h.update(canonical.serialize().to_pybytes())
+        self._pending, self._pending_rows = [], 0
+
+    def hexdigest(self) -> str:
+        """``sha256:<hex>`` of everything fed so far (call once, at the end)."""
+        if self._pending_rows:
+            self._flush()
+        self._h.update(str(self._rows).encode())
+        return "sha256:" + self._h.hexdigest()
 
 
 def data_sha256(path: str | Path, *, chunk_rows: int = HASH_CHUNK_ROWS) -> str:
-    """``sha256:<hex>`` of a Parquet file's canonical Arrow data, read in bounded memory.
-
-    The schema (without metadata) and the data re-chunked into batches of
-    exactly `chunk_rows` rows are hashed as Arrow IPC, so the hash depends only
-    on the column names, types and values in order, not on how the file was
-    encoded, compressed or split.
-    """
+    """``sha256:<hex>`` of a Parquet file's canonical Arrow data, read in bounded memory."""
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
-    schema = pf.schema_arrow.remove_metadata()
-    h = hashlib.sha256()
-    h.update(HASH_VERSION.encode())
-    h.update(schema.serialize().to_pybytes())
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
+    hasher = DataHasher(pf.schema_arrow, chunk_rows=chunk_rows)
     for batch in pf.iter_batches(batch_size=chunk_rows):
-        batch = batch.replace_schema_metadata(None)
-        while batch.num_rows:
-            take = min(chunk_rows - pending_rows, batch.num_rows)
-            pending.append(batch.slice(0, take))
-            pending_rows += take
-            batch = batch.slice(take)
-            if pending_rows == chunk_rows:
-                _hash_batch(h, pending, schema)
-                pending, pending_rows = [], 0
-    if pending_rows:
-        _hash_batch(h, pending, schema)
-    h.update(str(pf.metadata.num_rows).encode())
-    return "sha256:" + h.hexdigest()
+        hasher.update(batch)
+    return hasher.hexdigest()

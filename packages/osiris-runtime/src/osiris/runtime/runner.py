@@ -59,7 +59,7 @@ from osiris.core.redaction import Redactor
 from osiris.core.spec import ComponentSpec
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext
-from osiris.runtime.io import OUTPUT_FILE, as_batches, data_sha256, write_parquet_atomic
+from osiris.runtime.io import OUTPUT_FILE, DataHasher, as_batches, write_parquet_atomic
 from osiris.runtime.registry import (
     DriverRegistry,
     RegistrationSummary,
@@ -430,7 +430,8 @@ class Runner:
                     counted += rows
                     self._progress(step_id, counted, started)
 
-                rows = write_parquet_atomic(path, schema, batches, step_id=step_id, on_batch=on_batch)
+                hasher = DataHasher(schema)
+                rows = write_parquet_atomic(path, schema, batches, step_id=step_id, on_batch=on_batch, hasher=hasher)
                 self.outputs[step_id] = path
                 result.rows_out = rows
                 result.outputs = [
@@ -439,7 +440,7 @@ class Runner:
                         "path": str(path.relative_to(self.run_dir)),
                         "rows": rows,
                         "columns": list(schema.names),
-                        "data_sha256": data_sha256(path),
+                        "data_sha256": hasher.hexdigest(),
                     }
                 ]
             returned.pop("df", None)

@@ -59,13 +59,14 @@ class InstallPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     `find_links` is a folder of wheels uploaded by the host; `requirements` are
     the exact pins (``osiris-drivers-sql==0.1.0``) to install from it with
-    ``--no-index``. Third-party dependencies come from `index_url` (or pip's
+    ``--no-index``; `from_index` are pins that have no wheel at hand. Third-party dependencies come from `index_url` (or pip's
     default index) unless `install_deps` is false, when the sandbox's template
     must already hold them.
     """
 
     find_links: str | None = None
     requirements: list[str] = []
+    from_index: list[str] = []
     install_deps: bool = True
     index_url: str | None = None
     pip_log: str = "artifacts/_system/pip_install.log"
@@ -74,8 +75,11 @@ class InstallPolicy(msgspec.Struct, frozen=True, kw_only=True):
 class Prepare(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Start of a session: what to run, with what, and how to set up.
 
-    `connections` maps a step id to its resolved connection. It is the only way
-    secrets reach a sandbox: the worker keeps them in memory and never writes them.
+    `cfgs` are the steps' configs with `${VAR}` substituted but without their
+    `resolved_connection`; `connections` maps a step id to that resolved
+    connection, and `secrets` lists every secret value to redact. This message is
+    the only way secrets reach a sandbox: the worker keeps them in memory and
+    never writes them.
     """
 
     protocol_version: int
@@ -84,7 +88,7 @@ class Prepare(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     manifest_yaml: str
     cfgs: dict[str, dict[str, Any]]
     connections: dict[str, dict[str, Any]] = {}
-    secret_paths: dict[str, list[str]] = {}
+    secrets: list[str] = []
     install: InstallPolicy = msgspec.field(default_factory=InstallPolicy)
     run_dir: str = "run"
     redact_logs: bool = True

@@ -360,10 +360,30 @@ class HostAdapter:
         downloaded = self._download(cleaned, run_dir, manifest, configs, log)
         self.timings["download"] = round(time.perf_counter() - t0, 3)
         card = dict(cleaned.run_card)
-        card["sandbox"] = {"name": sandbox.name, "timings": dict(self.timings), "downloaded": downloaded}
+        card["sandbox"] = {
+            "name": sandbox.name,
+            "options": self._options_data(),
+            "timings": dict(self.timings),
+            "downloaded": downloaded,
+        }
         if prepare_error is not None and not card.get("error"):
             card["error"] = prepare_error.to_exception().to_data()
         return card
+
+    def _options_data(self) -> dict[str, Any]:
+        """The sandbox options for the run card; environment values are left out (they may be secrets)."""
+        o = self.options
+        return {
+            "cpu": getattr(o, "cpu", None),
+            "memory_mb": getattr(o, "memory_mb", None),
+            "timeout_s": getattr(o, "timeout_s", None),
+            "template": getattr(o, "template", None),
+            "install_deps": getattr(o, "install_deps", False),
+            "env_keys": sorted((getattr(o, "env", None) or {}).keys()),
+            "pass_env": list(getattr(o, "pass_env", None) or []),
+            "download_data": getattr(o, "download_data", False),
+            "artifact_max_mb": getattr(o, "artifact_max_mb", None),
+        }
 
     def _verify(
         self, ready: wire.Ready, host_registry: Any, plan: Any, sha: Callable[[str], str], log: _RunLog

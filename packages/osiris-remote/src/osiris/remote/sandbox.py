@@ -294,7 +294,11 @@ class E2BSandbox(Sandbox):
             raise TransientError(f"Could not create the E2B sandbox: {type(exc).__name__}: {exc}") from exc
         self.env = dict(env or {})
         self._workers: list[_E2BWorker] = []
-        self.check(f"mkdir -p {self.workdir}", what="setup", timeout=60)
+        try:
+            self.sbx.commands.run(f"mkdir -p {self.workdir}", timeout=60)
+        except Exception as exc:
+            self.close()
+            raise TransientError(f"Could not set up the E2B sandbox: {type(exc).__name__}: {exc}") from exc
 
     def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str, str]:
         """Run a shell command in the work folder."""

@@ -96,7 +96,7 @@ def pip_install(policy: wire.InstallPolicy, log_path: Path) -> None:
         runs.append([*base, *extra, *(deps if policy.install_deps else ["--no-deps", *deps])])
     with log_path.open("a", encoding="utf-8") as f:
         for cmd in runs:
-            f.write(f"$ {' '.join(cmd[1:])}\n")
+            f.write(f"$ python {' '.join(cmd[1:])}\n")
             f.flush()
             proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
             if proc.returncode != 0:

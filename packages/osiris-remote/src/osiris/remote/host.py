@@ -486,7 +486,7 @@ class HostAdapter:
             card.setdefault("status", "failed")
             card["status"] = "failed"
             card["error"] = {**error.to_data(), "message": str(error), "exit_code": error.exit_code}
-            card.setdefault("sandbox", {})["timings"] = dict(self.timings)
+        card.setdefault("sandbox", {})["timings"] = dict(self.timings)
         card = redactor.redact(card)
         (run_dir / "run_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         status = card.get("status", "failed")

@@ -76,7 +76,15 @@ def main() -> int:
     os.chdir(work)
     build = work / "build"
     subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", str(ROOT / "docs/examples/quickstart.yaml"), "-o", str(build)],
+        [
+            sys.executable,
+            "-m",
+            "osiris.core.cli",
+            "compile",
+            str(ROOT / "docs/examples/quickstart.yaml"),
+            "-o",
+            str(build),
+        ],
         check=True,
         capture_output=True,
     )
@@ -86,15 +94,17 @@ def main() -> int:
 
     def timed(name: str, fn) -> None:
         runs = work / "runs" / name.replace(" ", "_")
-        with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
+        with contextlib.redirect_stdout(open(os.devnull, "w")):
             t0 = time.perf_counter()
             code = fn(runs)
             wall = time.perf_counter() - t0
         card = json.loads(next(runs.glob("*/*/run_card.json")).read_text())
         results.append((name, code, wall, card.get("sandbox", {}).get("timings", {}), card))
 
-    timed("host", lambda r: run_on_host(manifest, runs_dir=r, connections_file=None, as_json=True, verbose=False,
-                                        progress=False))
+    timed(
+        "host",
+        lambda r: run_on_host(manifest, runs_dir=r, connections_file=None, as_json=True, verbose=False, progress=False),
+    )
     os.environ.pop("OSIRIS_SANDBOX_SITE_PACKAGES", None)
     if not args.skip_full:
         timed("local (full)", lambda r: local_plugin(manifest, SandboxOptions(name="local"), runs_dir=r, **kw))

@@ -28,7 +28,15 @@ def envd(tmp_path, monkeypatch):
 ROOT = Path(__file__).resolve().parents[2]
 # What the worker imports besides our own packages; installed once into a cached layer that every
 # test sandbox sees through a .pth file (like an E2B template with the dependencies baked in).
-LAYER_REQUIREMENTS = ["msgspec>=0.18", "pyyaml>=6", "click>=8.1", "pyarrow>=14", "duckdb>=1.0", "pymysql>=1.1", "connectorx>=0.4.3,<0.5"]
+LAYER_REQUIREMENTS = [
+    "msgspec>=0.18",
+    "pyyaml>=6",
+    "click>=8.1",
+    "pyarrow>=14",
+    "duckdb>=1.0",
+    "pymysql>=1.1",
+    "connectorx>=0.4.3,<0.5",
+]
 
 
 @pytest.fixture(scope="session")

@@ -137,7 +137,8 @@ def make_error(
     """An Osiris error for MySQL error `code`: transient for lost connections and the like."""
     text = scrub(text, connection)
     head = f"MySQL error {code}: {text}" if code is not None else f"MySQL error: {text}"
-    message = f"{head} (step `{step}`, {action} {where(connection)})"
+    context = f"step `{step}`, " if step else ""
+    message = f"{head} ({context}{action} {where(connection)})"
     hint = None
     if code == 1045:
         hint = "check the `user` and `password` of the connection"

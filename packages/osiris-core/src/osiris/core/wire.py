@@ -1,0 +1,247 @@
+"""The wire protocol between the host and a sandbox worker: msgspec structs as JSON lines.
+
+The host writes commands to the worker's stdin, one JSON object per line; the
+worker writes messages to its stdout the same way and its logs to stderr. Every
+message is a tagged, frozen, keyword-only struct whose tag (`"type"`) names it.
+
+Compatibility rules: a new field always gets a default, and no wire type forbids
+unknown fields, so an older reader skips what it does not know. A change that an
+older peer cannot read bumps `PROTOCOL_VERSION` (which is not the package
+version); both sides check it in the handshake (`Prepare` → `Ready`) and refuse a
+mismatch with an error that names both versions.
+
+Errors cross the wire as data (`ErrorInfo`: type, message, step, retryable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from osiris.core.errors import OsirisError, TerminalError, TransientError
+
+PROTOCOL_VERSION = 1
+
+
+class ProtocolError(TerminalError):
+    """The peer spoke a different protocol version, or sent a line that is not a valid message."""
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An error as data: what happened, in which step, and whether retrying may help."""
+
+    type: str
+    message: str
+    step: str | None = None
+    retryable: bool = False
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, step: str | None = None) -> ErrorInfo:
+        """Describe `exc`; an unexpected exception keeps its class name and is not retryable."""
+        if isinstance(exc, OsirisError):
+            return cls(type=type(exc).__name__, message=exc.message, step=exc.step or step, retryable=exc.retryable)
+        return cls(type=type(exc).__name__, message=str(exc), step=step, retryable=False)
+
+    def to_exception(self) -> OsirisError:
+        """An Osiris error carrying this description (transient when retryable)."""
+        cls = TransientError if self.retryable else TerminalError
+        err = cls(self.message, step=self.step)
+        err.remote_type = self.type  # type: ignore[attr-defined]
+        return err
+
+
+# ---------------------------------------------------------------- host -> worker
+
+
+class InstallPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How the worker installs the driver distributions the manifest names.
+
+    `find_links` is a folder of wheels uploaded by the host; `requirements` are
+    the exact pins (``osiris-drivers-sql==0.1.0``) to install from it with
+    ``--no-index``; `from_index` are pins that have no wheel at hand. Third-party dependencies come from `index_url` (or pip's
+    default index) unless `install_deps` is false, when the sandbox's template
+    must already hold them.
+    """
+
+    find_links: str | None = None
+    requirements: list[str] = []
+    from_index: list[str] = []
+    install_deps: bool = True
+    index_url: str | None = None
+    pip_log: str = "artifacts/_system/pip_install.log"
+
+
+class Prepare(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Start of a session: what to run, with what, and how to set up.
+
+    `cfgs` are the steps' configs with `${VAR}` substituted but without their
+    `resolved_connection`; `connections` maps a step id to that resolved
+    connection, and `secrets` lists every secret value to redact. This message is
+    the only way secrets reach a sandbox: the worker keeps them in memory and
+    never writes them.
+    """
+
+    protocol_version: int
+    run_id: str
+    pipeline: str
+    manifest_yaml: str
+    cfgs: dict[str, dict[str, Any]]
+    connections: dict[str, dict[str, Any]] = {}
+    secrets: list[str] = []
+    install: InstallPolicy = msgspec.field(default_factory=InstallPolicy)
+    run_dir: str = "run"
+    redact_logs: bool = True
+    verbose: bool = False
+
+
+class ExecStep(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Run one step of the prepared manifest."""
+
+    step_id: str
+
+
+class Cleanup(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Finish the run: write the run card and list the artifacts; the worker then exits."""
+
+    status: str = "success"
+
+
+class Ping(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Liveness check; answered by `Pong` with the same nonce."""
+
+    nonce: int = 0
+
+
+# ---------------------------------------------------------------- worker -> host
+
+
+class Distribution(msgspec.Struct, frozen=True, kw_only=True):
+    """An installed osiris distribution: name, version and a sha256 over its package files."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """The worker is set up: drivers installed and registered, ready for `ExecStep`.
+
+    `timings` breaks the bootstrap inside the worker down in seconds (e.g.
+    ``install``, ``registration``).
+    """
+
+    protocol_version: int
+    worker_version: str
+    python: str
+    registration_fingerprint: str
+    registration: dict[str, Any] = {}
+    distributions: list[Distribution] = []
+    timings: dict[str, float] = {}
+
+
+class Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """One event as written to `events.jsonl` in the sandbox, streamed as it happens."""
+
+    record: dict[str, Any]
+
+
+class Metric(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """One metric as written to `metrics.jsonl` in the sandbox, streamed as it happens."""
+
+    record: dict[str, Any]
+
+
+class StepDone(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """A step finished; `result` is its run-card entry (rows, duration, outputs, data hash)."""
+
+    step_id: str
+    result: dict[str, Any] = {}
+
+
+class Failed(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """A command failed; the worker stays up for `Cleanup` unless the failure was fatal."""
+
+    error: ErrorInfo
+    fatal: bool = False
+
+
+class Pong(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Answer to `Ping`."""
+
+    nonce: int = 0
+
+
+class Artifact(msgspec.Struct, frozen=True, kw_only=True):
+    """A file of the sandbox's run directory, relative to it, and whether it holds data."""
+
+    path: str
+    size: int
+    data: bool = False
+
+
+class Cleaned(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """The run card is written; here is every file of the run directory."""
+
+    run_dir: str
+    artifacts: list[Artifact] = []
+    run_card: dict[str, Any] = {}
+
+
+HostCommand = Prepare | ExecStep | Cleanup | Ping
+WorkerMessage = Ready | Event | Metric | StepDone | Failed | Pong | Cleaned
+Message = HostCommand | WorkerMessage
+
+
+class LineEncoder:
+    """Encodes messages as JSON lines; one per stream, reused."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+
+    def encode(self, message: Message) -> bytes:
+        """One message as a JSON line (ending in ``\\n``)."""
+        return self._encoder.encode(message) + b"\n"
+
+
+class LineDecoder:
+    """Decodes JSON lines into one of the messages of `kind`; one per stream, reused."""
+
+    def __init__(self, kind: Any = Message) -> None:
+        self._decoder = msgspec.json.Decoder(kind)
+
+    def decode(self, line: bytes | str) -> Any:
+        """One message from a JSON line; a broken or unknown line raises `ProtocolError`."""
+        try:
+            return self._decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            shown = text.strip()
+            if len(shown) > 200:
+                shown = shown[:200] + "…"
+            raise ProtocolError(f"Invalid message on the wire: {exc}; got `{shown}`") from None
+
+
+def check_protocol_version(peer_version: int, *, peer: str) -> None:
+    """Refuse a peer whose `PROTOCOL_VERSION` differs, naming both versions."""
+    if peer_version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f"Protocol version mismatch: the {peer} speaks wire protocol {peer_version}, this side speaks "
+            f"{PROTOCOL_VERSION}; install the same osiris-core version on both sides"
+        )
+
+
+SCHEMA_FILE = "wire.schema.json"
+
+
+def wire_schema() -> dict[str, Any]:
+    """The JSON Schema of every wire message (the committed `wire.schema.json`)."""
+    schema = msgspec.json.schema(Message)
+    return {"$comment": f"Osiris wire protocol {PROTOCOL_VERSION}; generated by scripts/gen_wire_schema", **schema}
+
+
+def wire_schema_text() -> str:
+    """`wire_schema()` as the exact text of the committed file (sorted keys, 2-space indent)."""
+    import json
+
+    return json.dumps(wire_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,293 @@
+"""The sandbox worker: wire commands on stdin, wire messages on stdout, logs on stderr.
+
+It installs the driver distributions the host names (the pip log goes to
+`artifacts/_system/pip_install.log`), registers drivers and runs steps with the
+runtime's own `Runner` — the code the host runs — forwarding every event and
+metric as it happens. Secrets arrive only in `Prepare` and stay in memory.
+
+File descriptor 1 carries the protocol only: anything else that prints to
+stdout (a driver, pip) is sent to stderr, so it cannot corrupt the stream.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from osiris.core import wire
+from osiris.core.errors import OsirisError, TerminalError
+
+log = logging.getLogger("osiris.remote.worker")
+
+# Test hook: makes the worker misbehave on purpose so the host's fault handling can be tested
+# with the real worker, e.g. `die_in_step:revenue`, `hang_in_step:revenue`, `garbage`, `unknown`,
+# `protocol`. Never set outside tests.
+FAULT_ENV = "_OSIRIS_WORKER_FAULT"
+
+EXIT_OK = 0
+EXIT_PROTOCOL = 3
+
+
+class _Output:
+    """Writes wire messages to the saved protocol descriptor, one line each, thread-safe."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._encoder = wire.LineEncoder()
+        self._lock = threading.Lock()
+
+    def send(self, message: Any) -> None:
+        data = self._encoder.encode(message)
+        self.raw(data)
+
+    def raw(self, data: bytes) -> None:
+        with self._lock:
+            self._stream.write(data)
+            self._stream.flush()
+
+
+def _take_stdout() -> BinaryIO:
+    """Keep fd 1 for the protocol; point fd 1 and `sys.stdout` at stderr for everything else."""
+    proto = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return proto
+
+
+class _Forwarder:
+    """A runner listener that streams every event and metric to the host."""
+
+    def __init__(self, out: _Output) -> None:
+        self.out = out
+
+    def on_event(self, record: dict[str, Any]) -> None:
+        self.out.send(wire.Event(record=record))
+
+    def on_metric(self, record: dict[str, Any]) -> None:
+        self.out.send(wire.Metric(record=record))
+
+    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
+        """Progress stays in the sandbox; events and metrics carry the facts."""
+
+
+def pip_install(policy: wire.InstallPolicy, log_path: Path) -> None:
+    """Install the pinned osiris distributions from the uploaded wheels (and deps from the index)."""
+    if not policy.requirements and not policy.from_index:
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    base = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    if policy.index_url:
+        base += ["--index-url", policy.index_url]
+    runs = []
+    if policy.requirements and policy.find_links:
+        runs.append([*base, "--no-index", "--no-deps", "--find-links", policy.find_links, *policy.requirements])
+    deps = [*(policy.requirements if policy.install_deps else []), *policy.from_index]
+    if deps:
+        extra = ["--find-links", policy.find_links] if policy.find_links else []
+        runs.append([*base, *extra, *(deps if policy.install_deps else ["--no-deps", *deps])])
+    with log_path.open("a", encoding="utf-8") as f:
+        for cmd in runs:
+            f.write(f"$ python {' '.join(cmd[1:])}\n")
+            f.flush()
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                raise TerminalError(
+                    f"Installing the drivers in the sandbox failed (pip exit code {proc.returncode}); "
+                    f"see `artifacts/_system/pip_install.log`"
+                )
+    importlib.invalidate_caches()
+
+
+def distributions() -> list[wire.Distribution]:
+    """Every installed osiris distribution with its version and code hash."""
+    from osiris.remote.dists import distribution_sha256, installed
+
+    return [
+        wire.Distribution(name=name, version=v, sha256=distribution_sha256(name)) for name, v in installed().items()
+    ]
+
+
+def _manifest_from_text(text: str) -> Any:
+    from osiris.core.documents import load_yaml_text
+    from osiris.core.errors import DocumentError
+    from osiris.core.manifest import Manifest, seal
+    from osiris.core.oml import convert
+
+    data, index = load_yaml_text(text, file="manifest.yaml")
+    manifest = convert(data, Manifest, file="manifest.yaml", index=index)
+    if seal(manifest).fingerprints.manifest != manifest.fingerprints.manifest:
+        raise DocumentError("The manifest sent by the host does not match its fingerprint", file="manifest.yaml")
+    return manifest
+
+
+class Worker:
+    """The state of one session: the runner once prepared, and the output stream."""
+
+    def __init__(self, out: _Output) -> None:
+        self.out = out
+        self.runner: Any = None
+        self.fault = os.environ.get(FAULT_ENV, "")
+
+    def handle(self, cmd: Any) -> bool:
+        """Handle one command; False when the session is over."""
+        if isinstance(cmd, wire.Ping):
+            self.out.send(wire.Pong(nonce=cmd.nonce))
+        elif isinstance(cmd, wire.Prepare):
+            return self.prepare(cmd)
+        elif isinstance(cmd, wire.ExecStep):
+            self.exec_step(cmd)
+        elif isinstance(cmd, wire.Cleanup):
+            self.cleanup(cmd)
+            return False
+        return True
+
+    def prepare(self, cmd: wire.Prepare) -> bool:
+        """Check the protocol, install drivers, register them, answer `Ready`."""
+        if self.fault == "protocol":
+            self.out.send(_ready_stub(wire.PROTOCOL_VERSION + 1))
+            return True
+        try:
+            wire.check_protocol_version(cmd.protocol_version, peer="host")
+        except wire.ProtocolError as exc:
+            self.out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc), fatal=True))
+            return False
+        from osiris.runtime.runner import Runner, manifest_components
+
+        run_dir = Path(cmd.run_dir)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        try:
+            pip_install(cmd.install, run_dir / cmd.install.pip_log)
+            timings["install"] = round(time.perf_counter() - t0, 3)
+            manifest = _manifest_from_text(cmd.manifest_yaml)
+            configs = {}
+            for step in manifest.steps:
+                cfg = dict(cmd.cfgs.get(step.id, {}))
+                if step.id in cmd.connections:
+                    cfg["resolved_connection"] = cmd.connections[step.id]
+                configs[step.id] = cfg
+            t1 = time.perf_counter()
+            self.runner = Runner(
+                manifest,
+                configs,
+                run_dir,
+                components=manifest_components(manifest),
+                listeners=[_Forwarder(self.out)],
+                run_id=cmd.run_id,
+                base_dir=Path.cwd(),
+                manifest_text=cmd.manifest_yaml,
+                secrets=cmd.secrets,
+            )
+            summary = self.runner.prepare()
+            timings["registration"] = round(time.perf_counter() - t1, 3)
+        except Exception as exc:
+            log.error("prepare failed: %s", exc)
+            self.out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc)))
+            self._prepare_error = exc
+            return True
+        from osiris.remote.__about__ import __version__
+
+        self.out.send(
+            wire.Ready(
+                protocol_version=wire.PROTOCOL_VERSION,
+                worker_version=__version__,
+                python=platform.python_version(),
+                registration_fingerprint=summary.fingerprint,
+                registration=summary.to_data(),
+                distributions=distributions(),
+                timings=timings,
+            )
+        )
+        return True
+
+    def exec_step(self, cmd: wire.ExecStep) -> None:
+        """Run one step and report its run-card entry."""
+        if self.runner is None:
+            self.out.send(
+                wire.Failed(error=wire.ErrorInfo(type="TerminalError", message="not prepared", step=cmd.step_id))
+            )
+            return
+        if self.fault == f"die_in_step:{cmd.step_id}":
+            print(f"worker: fault injection, dying in step {cmd.step_id}", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.fault == f"hang_in_step:{cmd.step_id}":
+            print(f"worker: fault injection, hanging in step {cmd.step_id}", file=sys.stderr, flush=True)
+            time.sleep(3600)
+        if self.fault == "garbage":
+            self.out.raw(b"this is not a wire message {\n")
+            return
+        if self.fault == "unknown":
+            self.out.raw(b'{"type":"Teleport","step_id":"' + cmd.step_id.encode() + b'"}\n')
+            return
+        try:
+            result = self.runner.run_step(cmd.step_id)
+        except OsirisError as exc:
+            self.out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc, step=cmd.step_id)))
+            return
+        self.out.send(wire.StepDone(step_id=cmd.step_id, result=result.to_data()))
+
+    def cleanup(self, cmd: wire.Cleanup) -> None:
+        """Finish the run (run card) and list the run directory's files."""
+        if self.runner is None:
+            self.out.send(wire.Cleaned(run_dir=""))
+            return
+        run = self.runner.finish(error=getattr(self, "_prepare_error", None))
+        artifacts = []
+        root = self.runner.run_dir
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                rel = p.relative_to(root).as_posix()
+                data = (
+                    rel.startswith("artifacts/") and not rel.startswith("artifacts/_system/") and p.suffix == ".parquet"
+                )
+                artifacts.append(wire.Artifact(path=rel, size=p.stat().st_size, data=data))
+        self.out.send(wire.Cleaned(run_dir=str(root), artifacts=artifacts, run_card=run.run_card))
+
+
+def _ready_stub(version: int) -> wire.Ready:
+    return wire.Ready(
+        protocol_version=version, worker_version="0", python=platform.python_version(), registration_fingerprint=""
+    )
+
+
+def serve(stdin: BinaryIO | None = None) -> int:
+    """Serve commands until `Cleanup`, end of input or a fatal error; returns the exit code."""
+    out = _Output(_take_stdout())
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    source = stdin if stdin is not None else sys.stdin.buffer
+    decoder = wire.LineDecoder(wire.HostCommand)
+    worker = Worker(out)
+    for line in source:
+        if not line.strip():
+            continue
+        try:
+            cmd = decoder.decode(line)
+        except wire.ProtocolError as exc:
+            log.error("%s", exc)
+            out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc), fatal=True))
+            return EXIT_PROTOCOL
+        try:
+            if not worker.handle(cmd):
+                return EXIT_OK if not isinstance(cmd, wire.Prepare) else EXIT_PROTOCOL
+        except Exception as exc:  # a worker bug: report it as data, keep the session for Cleanup
+            log.exception("command %s failed", type(cmd).__name__)
+            out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc)))
+    return EXIT_OK
+
+
+def main() -> int:
+    """`python -m osiris.remote.worker`."""
+    return serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""`osiris-remote doctor` output and the wheel plan for a manifest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from osiris.remote import dists, wheels
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "osiris.remote.cli", "doctor", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_doctor_json_reports_every_check():
+    proc = _doctor("--json")
+    report = json.loads(proc.stdout)
+    names = [c["name"] for c in report["checks"]]
+    assert names == ["python", "distributions", "drivers", "arrow", "duckdb"]
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert by_name["python"]["ok"]
+    assert by_name["arrow"]["ok"] and by_name["duckdb"]["ok"]
+    assert "osiris-core" in by_name["distributions"]["distributions"]
+    assert len(by_name["distributions"]["distributions"]["osiris-core"]["sha256"]) == 64
+    assert "duckdb.processor" in by_name["drivers"]["drivers"]
+    assert proc.returncode == (0 if report["ok"] else 1)
+
+
+def test_doctor_human_output_has_one_line_per_check():
+    proc = _doctor()
+    lines = proc.stdout.splitlines()
+    for name in ("python", "distributions", "drivers", "arrow", "duckdb"):
+        assert any(line.startswith(("[ok  ] " + name, "[FAIL] " + name)) for line in lines), proc.stdout
+    assert lines[-1] in ("all checks passed", "some checks failed")
+
+
+def test_tree_hash_ignores_bytecode_and_sees_content(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    first = dists.tree_sha256(tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    assert dists.tree_sha256(tmp_path) == first
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert dists.tree_sha256(tmp_path) != first
+
+
+def test_a_built_wheel_holds_the_same_code_as_the_source(tmp_path):
+    project = ROOT / "packages" / "osiris-core"
+    wheel = wheels.build_wheel(project, tmp_path / "w")
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path / "x")
+    assert dists.tree_sha256(tmp_path / "x" / "osiris" / "core") == dists.distribution_sha256("osiris-core")
+
+
+def test_the_plan_names_exactly_the_manifests_drivers(tmp_path, monkeypatch):
+    pytest.importorskip("osiris.compiler")
+    monkeypatch.setenv("OSIRIS_WHEEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+    build = tmp_path / "build"
+    subprocess.run(
+        [sys.executable, "-m", "osiris.core.cli", "compile", "docs/examples/quickstart.yaml", "--out", str(build)],
+        check=True,
+        capture_output=True,
+    )
+    from osiris.core.manifest import load_manifest
+
+    manifest = load_manifest(next(build.rglob("manifest.yaml")))
+    plan = wheels.plan_wheels(manifest)
+    assert plan.base == [f"{d}=={dists.installed()[d]}" for d in wheels.BASE_DISTRIBUTIONS]
+    assert [p.split("==")[0] for p in plan.drivers] == ["osiris-drivers-sql"]
+    assert set(plan.wheels) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
+    assert "osiris-drivers-supabase" not in plan.wheels
+    again = wheels.plan_wheels(manifest)
+    assert again.wheels == plan.wheels, "wheels are cached by source hash, not rebuilt"

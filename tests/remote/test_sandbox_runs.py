@@ -1,0 +1,227 @@
+"""Runs in a sandbox: parity with the host, installs, secrets, faults and teardown.
+
+Every sandbox here is fresh (new folder, new venv with our wheels); the third-party
+dependencies come from one cached layer (`sandbox_site`) so the tests stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from osiris.remote.host import HostAdapter
+from osiris.remote.plugins import e2b_plugin, local_plugin
+from osiris.remote.sandbox import LocalSandbox
+
+pytest.importorskip("osiris.runtime.runner")
+from osiris.runtime.sandbox_api import SandboxOptions
+
+CANARY = "canary-Zq8-sandbox-4b1e0c"
+
+
+def _card(runs: Path) -> tuple[dict, list[dict], Path]:
+    run_dir = max(runs.glob("*/*"), key=lambda p: p.stat().st_mtime)
+    card = json.loads((run_dir / "run_card.json").read_text())
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    return card, events, run_dir
+
+
+def _steps(card: dict) -> list[tuple]:
+    return [
+        (s["id"], s["status"], s["rows_in"], s["rows_out"], [o["data_sha256"] for o in s["outputs"]])
+        for s in card["steps"]
+    ]
+
+
+def _sequence(events: list[dict]) -> list[tuple]:
+    return [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
+
+
+def test_quickstart_parity_host_local_and_e2b(sandbox_site, quickstart_manifest, workdir, envd):
+    from osiris.runtime.cli import run_on_host
+
+    kw = {"connections_file": None, "verbose": False, "json_output": True}
+    assert (
+        run_on_host(
+            quickstart_manifest,
+            runs_dir=workdir / "host",
+            connections_file=None,
+            as_json=True,
+            verbose=False,
+            progress=False,
+        )
+        == 0
+    )
+    assert local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / "local", **kw) == 0
+    assert e2b_plugin(quickstart_manifest, SandboxOptions(name="e2b"), runs_dir=workdir / "e2b", **kw) == 0
+
+    host, host_events, _ = _card(workdir / "host")
+    local, local_events, local_dir = _card(workdir / "local")
+    e2b, e2b_events, e2b_dir = _card(workdir / "e2b")
+    assert _steps(host) == _steps(local) == _steps(e2b)
+    assert all(s[1] == "succeeded" for s in _steps(host))
+    assert _sequence(host_events) == _sequence(local_events) == _sequence(e2b_events)
+    assert host["drivers_fingerprint"] == local["drivers_fingerprint"] == e2b["drivers_fingerprint"]
+
+    for events in (local_events, e2b_events):
+        verified = [e for e in events if e["event"] == "driver_file_verified"]
+        assert {e["distribution"] for e in verified} == {
+            "osiris-core",
+            "osiris-runtime",
+            "osiris-remote",
+            "osiris-drivers-sql",
+        }
+        assert all(e["sha256_match"] for e in verified)
+    for run_dir in (local_dir, e2b_dir):
+        for rel in (
+            "artifacts/_system/pip_install.log",
+            "artifacts/_system/run_card.json",
+            "metrics.jsonl",
+            "artifacts/orders/cleaned_config.json",
+            "artifacts/revenue/output.parquet",
+        ):
+            assert (run_dir / rel).is_file(), rel
+        pip_log = (run_dir / "artifacts/_system/pip_install.log").read_text()
+        installed = [line for line in pip_log.splitlines() if line.startswith("Successfully installed")]
+        assert any("osiris-drivers-sql-" in line for line in installed)
+        assert "supabase" not in pip_log and "psycopg2" not in pip_log
+    assert (workdir / "output/quickstart/revenue.parquet").is_file()
+    assert e2b["sandbox"]["name"] == "e2b" and set(e2b["sandbox"]["timings"]) >= {
+        "environment",
+        "install",
+        "registration",
+    }
+    assert not envd.running_pids(), "the worker in the stand-in sandbox was torn down"
+
+
+def test_data_artifacts_come_back_only_when_asked_or_small(sandbox_site, quickstart_manifest, workdir):
+    opts = SandboxOptions(name="local", artifact_max_mb=0.0)
+    assert (
+        local_plugin(
+            quickstart_manifest, opts, connections_file=None, runs_dir=workdir / "r", verbose=False, json_output=True
+        )
+        == 0
+    )
+    card, _, run_dir = _card(workdir / "r")
+    assert not (run_dir / "artifacts/revenue/output.parquet").exists()
+    assert "artifacts/revenue/output.parquet" in card["sandbox"]["downloaded"]["skipped"]
+    assert (run_dir / "artifacts/revenue/cleaned_config.json").is_file()
+    assert (run_dir / "run_card.json").is_file() and (run_dir / "artifacts/_system/pip_install.log").is_file()
+
+
+def _adapter(manifest: Path, workdir: Path, *, fault: str | None = None, **opts) -> tuple[HostAdapter, list]:
+    made: list[LocalSandbox] = []
+
+    def factory() -> LocalSandbox:
+        made.append(LocalSandbox(keep=bool(opts.pop("_keep", False))))
+        return made[-1]
+
+    env = {"_OSIRIS_WORKER_FAULT": fault} if fault else {}
+    adapter = HostAdapter(
+        manifest,
+        SandboxOptions(name="local", **opts),
+        sandbox_factory=factory,
+        connections_file=None,
+        runs_dir=workdir / "runs",
+        json_output=True,
+        worker_env=env,
+    )
+    return adapter, made
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "step", "timeout"),
+    [
+        ("die_in_step:revenue", "exited unexpectedly", "revenue", None),
+        ("hang_in_step:revenue", "timed out", "revenue", 15.0),
+        ("garbage", "sent an invalid message", "orders", None),
+        ("unknown", "Teleport", "orders", None),
+        ("protocol", "protocol", None, None),
+    ],
+)
+def test_faults_end_the_run_clearly_and_tear_down(
+    sandbox_site, quickstart_manifest, workdir, fault, expected, step, timeout
+):
+    adapter, made = _adapter(quickstart_manifest, workdir, fault=fault, timeout_s=timeout)
+    code = adapter.run()
+    assert code != 0
+    card, events, _ = _card(workdir / "runs")
+    message = card["error"]["message"]
+    assert expected in message
+    assert "worker exit code" in message
+    if step is not None:
+        assert f"step `{step}`" in message and card["error"]["step"] == step
+    if fault.startswith("die_in_step"):
+        assert "dying in step revenue" in message, "the tail of the worker's stderr is shown"
+        assert "exit code -9" in message
+    assert any(e["event"] == "sandbox_failed" for e in events)
+    assert not made[0].root.exists(), "the sandbox folder was removed"
+    assert made[0]._workers[0].returncode() is not None, "the worker is not running"
+
+
+def test_canary_secret_never_reaches_a_file(sandbox_site, workdir, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    pipeline = workdir / "canary.yaml"
+    pipeline.write_text(
+        """
+oml_version: "0.1.0"
+name: canary
+steps:
+  - id: extract
+    component: mysql.extractor
+    mode: read
+    config: {connection: "@mysql.default", query: "SELECT 1 AS one"}
+  - id: shape
+    component: duckdb.processor
+    mode: transform
+    needs: [extract]
+    config: {query: "SELECT * FROM input_df"}
+"""
+    )
+    (workdir / "osiris_connections.yaml").write_text(
+        "connections:\n  mysql:\n    default:\n      host: 127.0.0.1\n      port: 3306\n"
+        "      user: osiris_canary_nobody\n      password: ${OSIRIS_CANARY_PW}\n      database: mysql\n"
+    )
+    monkeypatch.setenv("OSIRIS_CANARY_PW", CANARY)
+    build = tmp_path / "b"
+    subprocess.run(
+        [sys.executable, "-m", "osiris.core.cli", "compile", str(pipeline), "-o", str(build)],
+        check=True,
+        capture_output=True,
+        cwd=workdir,
+    )
+    manifest = next(build.rglob("manifest.yaml"))
+    made: list[LocalSandbox] = []
+
+    def factory() -> LocalSandbox:
+        made.append(LocalSandbox(keep=True))
+        return made[-1]
+
+    adapter = HostAdapter(
+        manifest,
+        SandboxOptions(name="local"),
+        sandbox_factory=factory,
+        connections_file=workdir / "osiris_connections.yaml",
+        runs_dir=workdir / "runs",
+        json_output=True,
+    )
+    adapter.run()
+    sandbox_root = made[0].root
+    try:
+        scanned = 0
+        for base in (sandbox_root, workdir / "runs"):
+            for path in base.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    scanned += 1
+                    assert CANARY.encode() not in path.read_bytes(), f"canary found in {path}"
+        assert scanned > 20
+    finally:
+        import shutil
+
+        shutil.rmtree(sandbox_root, ignore_errors=True)
+    assert os.environ["OSIRIS_CANARY_PW"] == CANARY

@@ -92,9 +92,9 @@ def run_writer(tmp_path: Path, connection: dict[str, Any]):
 
     counter = [0]
 
-    def run(table: Any, *, conn: dict[str, Any] | None = None, **config: Any) -> tuple[Any, Recorder]:
+    def run(data: Any, *, conn: dict[str, Any] | None = None, **config: Any) -> tuple[Any, Recorder]:
         counter[0] += 1
-        path = write_parquet(table, tmp_path / f"in{counter[0]}.parquet")
+        path = write_parquet(data, tmp_path / f"in{counter[0]}.parquet")
         rec = Recorder()
         out = tmp_path / f"artifacts{counter[0]}" / "load"
         ctx = StepContext(

@@ -10,6 +10,7 @@ straight into the target inside one ADBC transaction.
 
 from __future__ import annotations
 
+import contextlib
 import secrets as _secrets
 import time
 from collections.abc import Callable, Iterable
@@ -125,10 +126,8 @@ class PostgresLoader:
             result.rows_input = staged_rows
             return result
         except (psycopg2.Error, OsirisError) as exc:
-            try:
+            with contextlib.suppress(psycopg2.Error):
                 pg.rollback()
-            except psycopg2.Error:
-                pass
             raise self._fail(exc, f"Loading into ({opts.write_mode})") from None
         finally:
             if stage is not None:
@@ -220,10 +219,8 @@ class PostgresLoader:
         except Exception as exc:
             raise from_postgres(exc, step=self.step, table=self.opts.display, doing="Bulk COPY for") from None
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 ac.close()
-            except Exception:
-                pass
         return counted[0]
 
     # -- append straight into the target -------------------------------------------------
@@ -235,10 +232,6 @@ class PostgresLoader:
             have = info.columns.get(f.name)
             if have is None or base_type(have) != base_type(staging_type(f)):
                 return False
-            if base_type(have) in ("text", "jsonb", "json", "time", "interval"):
-                # strings are sent as text; only a `text` column takes them without a cast
-                if base_type(have) != "text":
-                    return False
         return True
 
     def _direct_append(

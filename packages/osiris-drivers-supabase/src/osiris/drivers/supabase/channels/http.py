@@ -86,6 +86,13 @@ class RestLoader:
         self.progress = progress
         options = ClientOptions(postgrest_client_timeout=opts.timeout, schema=opts.schema)
         self.client = create_client(conn.url or "", conn.key or "", options=options)
+        # APIError does not carry the HTTP status; remember it to tell 5xx / 429 from the rest.
+        self.last_status = 0
+        session = self.client.postgrest.session
+        session.event_hooks.setdefault("response", []).append(self._remember_status)
+
+    def _remember_status(self, response: Any) -> None:
+        self.last_status = int(response.status_code)
 
     def _table(self) -> Any:
         return self.client.schema(self.opts.schema).table(self.opts.table)
@@ -98,7 +105,8 @@ class RestLoader:
         if code:
             text += f"; code {code}"
         text = redact(text, self.conn.secrets())
-        transient = is_transient_sqlstate(code) or (code.isdigit() and (int(code) >= 500 or int(code) == 429))
+        status = int(code) if code.isdigit() and len(code) == 3 else self.last_status
+        transient = is_transient_sqlstate(code) or status >= 500 or status == 429
         return (TransientError if transient else TerminalError)(text, step=self.step)
 
     def _call(self, doing: str, fn: Callable[[], Any]) -> Any:

@@ -223,3 +223,25 @@ def test_wrong_key_is_terminal(pg: Any, standin: Any, tmp_path: Path) -> None:
     with pytest.raises(TerminalError, match=r"401|Invalid API key") as err:
         run_writer(tmp_path, data(INPUT), {"url": standin.url, "key": "wrong-key-999"}, table="h_auth")
     assert "wrong-key-999" not in str(err.value)
+
+
+def test_extractor_over_rest_pages(pg: Any, standin: Any, tmp_path: Path) -> None:
+    from osiris.drivers.supabase.extractor import SupabaseExtractor
+    from osiris.runtime.contract import StepContext
+
+    with pg.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS h_src")
+        cur.execute("CREATE TABLE h_src AS SELECT g AS id, 'n' || g AS name FROM generate_series(1, 25) g")
+    ctx = StepContext(step_id="src", output_dir=tmp_path)
+    config = {"table": "h_src", "columns": ["id", "name"], "batch_size": 10, "resolved_connection": rest_conn(standin)}
+    table = SupabaseExtractor().run(step_id="src", config=config, inputs={}, ctx=ctx)["df"].read_all()
+    assert table.column("id").to_pylist() == list(range(1, 26))
+    assert sum(1 for m, url in standin.requests if "h_src" in url and m == "GET") >= 3
+
+
+def test_doctor_over_rest(standin: Any) -> None:
+    from osiris.drivers.supabase.doctor import check
+
+    assert check(rest_conn(standin), timeout=5)["ok"] is True
+    bad = check({"url": standin.url, "key": "nope-key"}, timeout=5)
+    assert bad["ok"] is False and "nope-key" not in bad["message"]

@@ -279,8 +279,14 @@ def make_app(cfg: StandIn) -> Any:
         finally:
             conn.close()
 
+    async def root(request: Request) -> Response:
+        if not rest_auth(request):
+            return JSONResponse({"message": "Invalid API key"}, status_code=401)
+        return JSONResponse({"swagger": "2.0", "info": {"title": "stand-in"}, "paths": {}})
+
     return Starlette(
         routes=[
+            Route("/rest/v1/", root, methods=["GET"]),
             Route("/rest/v1/{table}", rest, methods=["GET", "POST", "DELETE", "PATCH"]),
             Route("/v1/projects/{ref}/database/query", database_query, methods=["POST"]),
         ]

@@ -301,3 +301,14 @@ def test_connect_lists_every_address_tried(connection: dict[str, Any]) -> None:
     assert target.hostaddr == "127.0.0.1"
     with pytest.raises(TransientError, match=r"localhost:1`.*127\.0\.0\.1"):
         connect(SupabaseConnection.from_dict({**connection, "host": "localhost", "port": 1}), timeout=2)
+
+
+def test_replace_of_a_referenced_table_merges_instead_of_swapping(pg: Any, run_writer: Any) -> None:
+    create_existing(pg, "parent", ["id"])
+    with pg.cursor() as cur:
+        cur.execute("CREATE TABLE child (pid bigint REFERENCES parent (id))")
+        cur.execute("INSERT INTO child VALUES (2), (3)")
+    result, _ = run_writer(arrow(MERGE_INPUT), table="parent", write_mode="replace", primary_key="id")
+    assert result["strategy"] == "merge" and result["rows_deleted"] == 1
+    assert sorted(rows(pg, "SELECT * FROM parent")) == model("replace", ["id"], EXISTING, MERGE_INPUT)
+    assert sorted(rows(pg, "SELECT pid FROM child")) == [(2,), (3,)]

@@ -80,6 +80,7 @@ class SupabaseWriter:
             "rows_written": result["rows_written"],
             "rows_deleted": result.get("rows_deleted", 0),
             "rows_input": result.get("rows_input", handle.num_rows),
+            "strategy": result.get("strategy", "batches"),
             "duration_ms": duration_ms,
         }
         ctx.log_event("write.complete", **facts)
@@ -179,6 +180,7 @@ class SupabaseWriter:
             "rows_written": result.rows_written,
             "rows_deleted": result.rows_deleted,
             "rows_input": result.rows_input,
+            "strategy": result.strategy if result.staged else "direct",
         }
 
     def _load_http(

@@ -91,6 +91,7 @@ class _Checker:
         )
 
     def raise_if_any(self) -> None:
+        self.errors.sort(key=lambda e: getattr(e, "line", None) or 0)
         if len(self.errors) == 1:
             raise self.errors[0]
         if self.errors:
@@ -112,6 +113,7 @@ def compile_pipeline(
     registry = registry or ComponentRegistry.discover()
     check = _Checker(file, index)
     warnings: list[str] = []
+    unchecked: list[str] = []  # connection references that no connections file could confirm
 
     try:
         params = resolve_params(pipeline.params, param_overrides or {}, environ)
@@ -153,8 +155,8 @@ def compile_pipeline(
         if secret_found:
             continue
         for parts, message in config_errors(comp.spec.config_schema, config):
-            check.add(f"config {message}", (*where, "config", *parts), step.id)
-        _check_connection(step, comp, config, connections, conn_file, where, check, warnings)
+            check.add(message, (*where, "config", *parts), step.id)
+        _check_connection(step, comp, config, connections, conn_file, where, check, unchecked)
         if comp.spec.name.endswith(".writer") and config.get("write_mode") == "replace" and "primary_key" not in config:
             warnings.append(
                 f"Step `{step.id}`: `replace` without `primary_key` replaces the whole table `{config.get('table')}`"
@@ -210,6 +212,11 @@ def compile_pipeline(
             ),
         )
     )
+    if unchecked:
+        warnings.append(
+            "No osiris_connections.yaml found (looked in --connections, $OSIRIS_HOME and the current "
+            f"directory); these connections are checked at run time: {', '.join(unchecked)}"
+        )
     return CompiledPipeline(manifest=manifest, cfgs=cfgs, params=params, warnings=warnings)
 
 
@@ -272,7 +279,7 @@ def _check_connection(
     conn_file: Path | None,
     where: tuple[str | int, ...],
     check: _Checker,
-    warnings: list[str],
+    unchecked: list[str],
 ) -> None:
     info = comp.spec.x_connection
     ref = config.get("connection")
@@ -296,10 +303,7 @@ def _check_connection(
             return
     if connections is None:
         if info.required:
-            warnings.append(
-                f"Step `{step.id}`: no osiris_connections.yaml found; connection "
-                f"`{ref or '@' + family}` will be resolved at run time"
-            )
+            unchecked.append(f"`{ref or '@' + family}` (step `{step.id}`)")
         return
     try:
         select_alias(connections, family, alias)

@@ -29,7 +29,7 @@ JSON_TYPES = {
 def _show(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else "a list"
-    text = repr(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    text = str(value).lower() if isinstance(value, bool) else str(value)
     return f"`{text if len(text) <= 60 else text[:57] + '...'}`"
 
 
@@ -47,6 +47,12 @@ def config_errors(schema: dict[str, Any], config: Any) -> Iterator[tuple[tuple[s
 
 
 def _explain(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    for where, message in _explain_raw(err, root):
+        named = where and not message.startswith(("unknown config key", "missing required"))
+        yield where, f"config key `{'.'.join(map(str, where))}`: {message}" if named else message
+
+
+def _explain_raw(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
     path = tuple(err.absolute_path)
     kind = err.validator
     if kind == "additionalProperties":
@@ -60,7 +66,7 @@ def _explain(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[tuple
         missing = [k for k in err.validator_value if k not in err.instance]
         condition = _condition(err, root)
         for key in missing:
-            yield path, f"missing required key `{key}`{condition}"
+            yield path, f"missing required config key `{key}`{condition}"
     elif kind == "type":
         yield path, f"expected {_types(err.validator_value)}, got {_show(err.instance)}"
     elif kind == "enum":
@@ -95,7 +101,7 @@ def _explain_choice(err: ValidationError) -> str:
         listed = ", ".join(f"`{k}`" for k in keys)
         if present:
             return f"give only one of {listed}; got {', '.join(f'`{k}`' for k in present)}"
-        return f"missing required key: one of {listed}"
+        return f"missing required config key: one of {listed}"
     forms = []
     for o in options:
         if isinstance(o, dict) and "type" in o:

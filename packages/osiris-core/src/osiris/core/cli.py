@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `osiris` script: maps errors to exit codes, never a bare traceback."""
     verbose = bool(os.environ.get("OSIRIS_DEBUG")) or any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
     try:
-        cli.main(args=argv, prog_name="osiris", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="osiris", standalone_mode=False)
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            return rv  # click returns ctx.exit(code) as a value when not in standalone mode
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:

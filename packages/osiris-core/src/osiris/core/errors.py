@@ -76,13 +76,19 @@ class DocumentError(UserInputError):
         self.file = file
         self.path = path
         self.line = line
+        self.bare = message
+        super().__init__(self.located(with_file=True), step=step, hint=hint)
+
+    def located(self, *, with_file: bool) -> str:
+        """The message with where it happened: ``file:line at `$.path` `` (file optional)."""
         where = []
-        if file:
-            where.append(f"{file}:{line}" if line else file)
-        if path:
-            where.append(f"at `{path}`")
-        full = f"{message} - {' '.join(where)}" if where else message
-        super().__init__(full, step=step, hint=hint)
+        if with_file and self.file:
+            where.append(f"{self.file}:{self.line}" if self.line else self.file)
+        elif self.line:
+            where.append(f"line {self.line}")
+        if self.path:
+            where.append(f"at `{self.path}`")
+        return f"{self.bare} - {' '.join(where)}" if where else self.bare
 
 
 class ValidationErrors(UserInputError):
@@ -94,7 +100,10 @@ class ValidationErrors(UserInputError):
         head = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
         if file:
             head += f" in {file}"
-        lines = [f"{head}:"] + [f"  - {e}" for e in errors]
+        lines = [f"{head}:"]
+        for e in errors:
+            same_file = isinstance(e, DocumentError) and e.file == file
+            lines.append(f"  - {e.located(with_file=False) if same_file else e}")
         super().__init__("\n".join(lines))
 
 

@@ -102,9 +102,11 @@ class StepContext:
         on_event: EventSink | None = None,
         on_metric: MetricSink | None = None,
         on_progress: Callable[[int], None] | None = None,
+        base_dir: str | Path | None = None,
     ) -> None:
         self.step_id = step_id
         self.output_dir = Path(output_dir)
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
         self._on_event = on_event
         self._on_metric = on_metric
         self._on_progress = on_progress
@@ -118,6 +120,12 @@ class StepContext:
         """Record a metric (e.g. `rows_read`) for this step in `metrics.jsonl`."""
         if self._on_metric is not None:
             self._on_metric(name, value, tags)
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A config path made absolute: relative paths are relative to `base_dir`
+        (the directory `osiris run` was started in)."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
 
     def progress(self, rows: int) -> None:
         """Report that `rows` more rows were processed (drives the live progress display)."""

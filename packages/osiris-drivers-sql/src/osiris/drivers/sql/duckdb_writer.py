@@ -1,0 +1,110 @@
+"""`duckdb.writer`: load the input into a table of a local DuckDB file (append, replace, upsert)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from osiris.core.errors import TerminalError, UserInputError
+from osiris.drivers.sql._duckdb import quote_ident, quote_literal
+from osiris.runtime.contract import InputHandle, StepContext
+
+
+class DuckDBWriter:
+    """Writes in one transaction: a failed load leaves the table as it was.
+
+    - `append`: insert every row (by column name).
+    - `replace`: delete every row, then insert (the table's other properties stay).
+    - `upsert`: delete rows whose `primary_key` matches an incoming row, then insert;
+      duplicate keys inside one load keep the last row.
+    """
+
+    def run(
+        self, *, step_id: str, config: dict[str, Any], inputs: dict[str, InputHandle], ctx: StepContext
+    ) -> dict[str, Any]:
+        """Write `inputs["df"]` into `config["table"]` of the DuckDB file `config["path"]`."""
+        import duckdb
+
+        source = inputs.get("df")
+        if source is None:
+            raise UserInputError(
+                f"Step `{step_id}` writes one input but has {len(inputs)}; give it exactly one step in `needs`",
+                step=step_id,
+            )
+        mode = config.get("write_mode", "append")
+        keys = config.get("primary_key")
+        keys = [keys] if isinstance(keys, str) else list(keys or [])
+        missing = [k for k in keys if k not in source.schema.names]
+        if missing:
+            raise UserInputError(
+                f"Step `{step_id}`: `primary_key` column(s) {', '.join(f'`{k}`' for k in missing)} not in the input; "
+                f"input columns: {', '.join(source.schema.names)}",
+                step=step_id,
+            )
+        if mode == "upsert" and not keys:
+            raise UserInputError(f"Step `{step_id}`: `upsert` needs `primary_key`", step=step_id)
+        schema = config.get("schema", "main")
+        table = f"{quote_ident(schema)}.{quote_ident(config['table'])}"
+        db_path = ctx.resolve_path(config["path"])
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        src = f"read_parquet({quote_literal(source.path)}, file_row_number = true)"
+        if keys:
+            part = ", ".join(quote_ident(k) for k in keys)
+            src_sql = (
+                f"SELECT * EXCLUDE (file_row_number) FROM {src} "
+                f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY file_row_number DESC) = 1 "
+                f"ORDER BY file_row_number"
+            )
+        else:
+            src_sql = f"SELECT * EXCLUDE (file_row_number) FROM {src} ORDER BY file_row_number"
+        con = duckdb.connect(str(db_path))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE TEMP VIEW _osiris_src AS {src_sql}")
+                exists = bool(
+                    con.execute(
+                        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                        [schema, config["table"]],
+                    ).fetchone()[0]
+                )
+                created = False
+                if not exists:
+                    if not config.get("create_if_missing", True):
+                        raise TerminalError(
+                            f"Table `{schema}.{config['table']}` does not exist in `{config['path']}` "
+                            f"(step `{step_id}`); create it or set `create_if_missing: true`",
+                            step=step_id,
+                        )
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM _osiris_src LIMIT 0")
+                    created = True
+                    ctx.log_event("ddl_succeeded", table=f"{schema}.{config['table']}", channel="duckdb")
+                if mode == "replace":
+                    con.execute(f"DELETE FROM {table}")
+                elif mode == "upsert":
+                    cond = " AND ".join(f"t.{quote_ident(k)} IS NOT DISTINCT FROM s.{quote_ident(k)}" for k in keys)
+                    con.execute(f"DELETE FROM {table} AS t USING _osiris_src AS s WHERE {cond}")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _osiris_src")
+                rows = con.execute("SELECT count(*) FROM _osiris_src").fetchone()[0]
+                con.execute("DROP VIEW _osiris_src")
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise TerminalError(
+                    f"Writing table `{schema}.{config['table']}` in step `{step_id}` failed: {exc}", step=step_id
+                ) from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        ctx.progress(int(rows))
+        ctx.log_event(
+            "write.complete",
+            channel_used="duckdb",
+            table=f"{schema}.{config['table']}",
+            write_mode=mode,
+            rows_written=int(rows),
+            table_created=created,
+        )
+        return {"rows_written": int(rows), "table": f"{schema}.{config['table']}", "write_mode": mode}

@@ -1,0 +1,371 @@
+"""`mysql.extractor`: stream a MySQL/MariaDB query result as Arrow record batches with exact types.
+
+How it reads:
+
+1. pymysql connects (clear errors for refused, wrong password, unknown database),
+   binds `params` with the server connection's own escaping, and asks the server to
+   prepare the SQL (COM_STMT_PREPARE) for the result's column metadata without running
+   it. The Arrow schema is decided from that metadata alone (see `mysql_types`), so
+   zero rows still give the right schema, and invalid SQL fails before any data moves.
+2. The fast path streams the result with connectorx (`arrow_stream`, Rust, binary
+   protocol), then casts each column to the planned type. It is used when every column
+   is exact through connectorx. With `table`, columns connectorx cannot carry exactly
+   (wide DECIMAL, TIME) are selected as text by the server and parsed exactly here.
+3. Otherwise (a `query` with such columns, `ssl`, a statement that cannot be prepared)
+   pymysql streams the rows unbuffered (`SSCursor`) as raw text, and Arrow's own
+   parsers build each column.
+
+Either way only about one batch is held in memory at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from osiris.core.errors import OsirisError, UserInputError
+from osiris.drivers.sql import mysql_client as client
+from osiris.drivers.sql.mysql_types import ColumnPlan, arrow_schema, plan_column
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from osiris.runtime.contract import InputHandle, StepContext
+
+PATH_CONNECTORX = "connectorx"
+PATH_PYMYSQL = "pymysql"
+
+
+def _quote_column(name: str) -> str:
+    return "`" + str(name).replace("`", "``") + "`"
+
+
+def build_sql(config: dict[str, Any], *, step_id: str, text_columns: dict[str, str] | None = None) -> str:
+    """The SQL to run for `config`: its `query`, or a SELECT over `table` with `columns`, `where`, `limit`.
+
+    `text_columns` maps a column name to its `CAST(... AS CHAR)` replacement (table mode only).
+    """
+    if config.get("query"):
+        if any(config.get(k) is not None for k in ("table", "columns", "where", "limit")):
+            raise UserInputError(
+                f"Step `{step_id}` sets `query` together with `table`/`columns`/`where`/`limit`; "
+                "expected either `query`, or `table` with optional `columns`, `where` and `limit`",
+                step=step_id,
+            )
+        return str(config["query"]).strip().rstrip(";").strip()
+    table = config.get("table")
+    if not table:
+        raise UserInputError(f"Step `{step_id}` needs `query` or `table`", step=step_id)
+    columns = config.get("columns")
+    if columns:
+        names = [str(c) for c in columns]
+        if text_columns:
+            select = ", ".join(text_columns.get(n, _quote_column(n)) for n in names)
+        else:
+            select = ", ".join(_quote_column(n) for n in names)
+    elif text_columns:
+        raise AssertionError("text columns need an explicit column list")  # callers pass the described names
+    else:
+        select = "*"
+    sql = f"SELECT {select} FROM {client.quote_identifier(str(table), what='`table`', step=step_id)}"
+    if config.get("where"):
+        sql += f" WHERE {config['where']}"
+    if config.get("limit") is not None:
+        sql += f" LIMIT {int(config['limit'])}"
+    return sql
+
+
+def _bind(conn: Any, sql: str, params: Any) -> str:
+    """`sql` with `params` escaped in by the connection (pymysql's `%s` / `%(name)s` style)."""
+    if params is None:
+        return sql
+    cur = conn.cursor()
+    try:
+        return cur.mogrify(sql, params)
+    finally:
+        cur.close()
+
+
+def _plans(fields: list[Any]) -> list[ColumnPlan]:
+    return [plan_column(f.name, f.type_code, f.flags, f.length, f.scale, f.charsetnr) for f in fields]
+
+
+def _cx_url(c: dict[str, Any]) -> str:
+    from urllib.parse import quote
+
+    user = quote(str(c.get("user") or ""), safe="")
+    password = quote(str(c.get("password") or ""), safe="")
+    db = quote(str(c.get("database") or ""), safe="")
+    return f"mysql://{user}:{password}@{c['host']}:{int(c.get('port') or 3306)}/{db}"
+
+
+_ORDER_BY = re.compile(r"\border\s+by\b", re.I)
+_SELECT = re.compile(r"^\s*(\(\s*)*(select|with)\b", re.I)
+
+
+def _wrappable(sql: str) -> bool:
+    """Whether `sql` can become a derived table without changing its result: a SELECT without ORDER BY."""
+    return bool(_SELECT.match(sql)) and not _ORDER_BY.search(sql)
+
+
+def _connectorx_available() -> bool:
+    try:
+        import connectorx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class MySQLExtractor:
+    """The `mysql.extractor` driver: a query or a table, streamed in record batches of `batch_size` rows."""
+
+    def run(
+        self,
+        *,
+        step_id: str,
+        config: dict[str, Any],
+        inputs: dict[str, InputHandle] | None = None,
+        ctx: StepContext,
+    ) -> dict[str, Any]:
+        """Plan the extraction, check it with the server, and return `{"df": RecordBatchReader}`."""
+        import pyarrow as pa
+
+        from osiris.core.spec import apply_defaults
+
+        config = apply_defaults(client.load_spec()["configSchema"], config)
+        connection = config.get("resolved_connection")
+        if not isinstance(connection, dict) or not connection.get("host"):
+            raise UserInputError(
+                f"Step `{step_id}` has no resolved MySQL connection: expected `resolved_connection` "
+                'with at least `host` and `user` (set `connection: "@mysql.alias"`)',
+                step=step_id,
+            )
+        connection = client.with_defaults(connection)
+        batch_size = int(config.get("batch_size") or 50000)
+        if batch_size < 1:
+            raise UserInputError(f"`batch_size` of step `{step_id}` must be at least 1; got {batch_size}", step=step_id)
+
+        import pymysql
+
+        meta = client.connect(connection, step=step_id)
+        try:
+            try:
+                sql = _bind(meta, build_sql(config, step_id=step_id), config.get("params"))
+                described = client.describe(meta, sql)
+                path, reason, run_sql, plans = self._choose_path(meta, config, step_id, sql, described, connection)
+            except pymysql.err.Error as exc:
+                raise client.translate(
+                    exc, connection=connection, step=step_id, action="preparing the query on"
+                ) from None
+            except (TypeError, ValueError, KeyError) as exc:
+                raise UserInputError(
+                    f"Cannot bind `params` into the query of step `{step_id}`: {exc}; use `%s` placeholders with "
+                    "a list, or `%(name)s` with a mapping (write a literal `%` as `%%`)",
+                    step=step_id,
+                ) from None
+        finally:
+            meta.close()
+
+        schema = arrow_schema(plans) if plans is not None else None
+        ctx.log_event(
+            "extract.plan",
+            path=path,
+            reason=reason,
+            columns=[{"name": p.name, "mysql_type": p.mysql_type, "arrow_type": str(p.arrow_type)} for p in plans]
+            if plans
+            else None,
+            batch_size=batch_size,
+            host=connection.get("host"),
+            database=connection.get("database"),
+        )
+        if path == PATH_PYMYSQL and plans and any(p.mysql_type == "FLOAT" for p in plans):
+            ctx.log_event(
+                "extract.warning",
+                message="FLOAT columns read over the text protocol carry the server's 6 significant digits",
+                columns=[p.name for p in plans if p.mysql_type == "FLOAT"],
+            )
+        if path == PATH_CONNECTORX:
+            batches = self._stream_cx(run_sql, plans, schema, connection, batch_size, step_id)
+        else:
+            batches, schema = self._stream_pymysql(run_sql, connection, batch_size, step_id)
+        return {"df": pa.RecordBatchReader.from_batches(schema, self._measure(batches, ctx, path, step_id))}
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def _choose_path(
+        self,
+        meta: Any,
+        config: dict[str, Any],
+        step_id: str,
+        sql: str,
+        described: tuple[list[Any], int] | None,
+        connection: dict[str, Any],
+    ) -> tuple[str, str, str, list[ColumnPlan] | None]:
+        """(path, reason, SQL to run, column plans) — plans None when only running the SQL tells them."""
+        if described is None:
+            return PATH_PYMYSQL, "the server gives no result columns before running this statement", sql, None
+        fields, nparams = described
+        plans = _plans(fields)
+        if not _connectorx_available():
+            return PATH_PYMYSQL, "connectorx is not installed", sql, plans
+        if connection.get("ssl"):
+            return PATH_PYMYSQL, "`ssl` connections are read with pymysql", sql, plans
+        if nparams:
+            return PATH_PYMYSQL, "the SQL contains `?` placeholders", sql, plans
+        inexact = [p for p in plans if not p.cx_exact]
+        if not inexact:
+            return PATH_CONNECTORX, "every column is exact through connectorx", sql, plans
+        if config.get("table") and all(p.cast_as_char for p in inexact):
+            names = [p.name for p in plans]
+            text_columns = {
+                p.name: f"CAST({_quote_column(p.name)} AS CHAR) AS {_quote_column(p.name)}" for p in inexact
+            }
+            cfg = {**config, "columns": names}
+            run_sql = _bind(meta, build_sql(cfg, step_id=step_id, text_columns=text_columns), config.get("params"))
+            return (
+                PATH_CONNECTORX,
+                "columns read as text and parsed exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
+                run_sql,
+                plans,
+            )
+        if config.get("query") and all(p.cast_as_char for p in inexact) and _wrappable(sql):
+            # Without ORDER BY the row order is unspecified anyway, so a derived table changes nothing.
+            select = ", ".join(
+                f"CAST(q.{_quote_column(p.name)} AS CHAR) AS {_quote_column(p.name)}"
+                if p.cast_as_char
+                else f"q.{_quote_column(p.name)}"
+                for p in plans
+            )
+            wrapped = f"SELECT {select} FROM ({sql}) AS q"
+            try:
+                again = client.describe(meta, wrapped)
+            except Exception:
+                again = None
+            if again is not None and len(again[0]) == len(plans):
+                return (
+                    PATH_CONNECTORX,
+                    "columns read as text and parsed exactly: "
+                    + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
+                    wrapped,
+                    plans,
+                )
+        return (
+            PATH_PYMYSQL,
+            "columns connectorx cannot read exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
+            sql,
+            plans,
+        )
+
+    # -- streaming -----------------------------------------------------------------------------
+
+    def _stream_cx(
+        self,
+        sql: str,
+        plans: list[ColumnPlan],
+        schema: pa.Schema,
+        connection: dict[str, Any],
+        batch_size: int,
+        step_id: str,
+    ) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            import connectorx as cx
+
+            try:
+                reader = cx.read_sql(
+                    _cx_url(connection),
+                    sql,
+                    return_type="arrow_stream",
+                    protocol="binary",  # exact FLOAT/DOUBLE; the text protocol rounds FLOAT to 6 digits
+                    batch_size=batch_size,
+                    pre_execution_query=["SET time_zone = '+00:00'"],
+                )
+                for raw in reader:
+                    if raw.num_columns != len(plans):
+                        raise client.make_error(
+                            None,
+                            f"connectorx returned {raw.num_columns} columns, the server described {len(plans)}",
+                            connection=connection,
+                            step=step_id,
+                            action="reading from",
+                        )
+                    if raw.num_rows == 0:
+                        continue
+                    cols = [plan.finish_cx(raw.column(i)) for i, plan in enumerate(plans)]
+                    yield pa.RecordBatch.from_arrays(cols, schema=schema)
+            except OsirisError:
+                raise
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise
+            except BaseException as exc:  # connectorx raises RuntimeError, and pyo3 PanicException (a BaseException)
+                raise client.translate_cx(exc, connection=connection, step=step_id, action="reading from") from None
+
+        return gen()
+
+    def _stream_pymysql(
+        self, sql: str, connection: dict[str, Any], batch_size: int, step_id: str
+    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+        import pyarrow as pa
+        import pymysql
+        import pymysql.cursors
+
+        conn = client.connect(connection, step=step_id, raw=True)
+        try:
+            cur = conn.cursor(pymysql.cursors.SSCursor)
+            cur.execute(sql)
+        except pymysql.err.Error as exc:
+            conn.close()
+            raise client.translate(exc, connection=connection, step=step_id, action="running the query on") from None
+        fields = cur._result.fields if cur._result is not None and cur._result.fields else []
+        plans = _plans(fields)
+        schema = arrow_schema(plans)
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            finished = False
+            try:
+                while True:
+                    rows = cur.fetchmany(batch_size)
+                    if not rows:
+                        finished = True
+                        return
+                    columns = list(zip(*rows, strict=True))
+                    arrays = [plan.from_text(list(col)) for plan, col in zip(plans, columns, strict=True)]
+                    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+            except pymysql.err.Error as exc:
+                raise client.translate(exc, connection=connection, step=step_id, action="reading from") from None
+            finally:
+                if finished:
+                    cur.close()
+                else:
+                    # Abandon an unfinished result: close the socket instead of reading the rest.
+                    if conn._result is not None:
+                        conn._result.unbuffered_active = False
+                    cur._result = None
+                try:
+                    conn.close()
+                except Exception:
+                    conn._force_close()
+
+        return gen(), schema
+
+    def _measure(
+        self, batches: Iterator[pa.RecordBatch], ctx: StepContext, path: str, step_id: str
+    ) -> Iterator[pa.RecordBatch]:
+        """Pass batches through, reporting progress per batch and the totals at the end."""
+        started = time.perf_counter()
+        rows = nbytes = count = 0
+        for batch in batches:
+            rows += batch.num_rows
+            nbytes += batch.nbytes
+            count += 1
+            ctx.progress(batch.num_rows)
+            yield batch
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        ctx.log_metric("rows_read", rows)
+        ctx.log_metric("bytes_read", nbytes, unit="bytes")
+        ctx.log_metric("batches_read", count)
+        ctx.log_metric("duration_ms", duration_ms, phase="extract")
+        ctx.log_event("extract.complete", rows=rows, bytes=nbytes, batches=count, duration_ms=duration_ms, path=path)

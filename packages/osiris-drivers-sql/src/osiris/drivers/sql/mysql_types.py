@@ -1,0 +1,194 @@
+"""MySQL/MariaDB result-column metadata to exact Arrow types.
+
+A `ColumnPlan` is decided from a result column's metadata alone (type code, flags,
+length, decimals, character set), so a result with zero rows still has the right
+schema. It also knows how to turn the column's text-protocol values into an Arrow
+array of that type, and how to finish what connectorx delivers for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Field type codes of the MySQL client/server protocol (include/mysql_com.h).
+DECIMAL, TINY, SHORT, LONG, FLOAT, DOUBLE, NULL, TIMESTAMP, LONGLONG, INT24 = range(10)
+DATE, TIME, DATETIME, YEAR, NEWDATE, VARCHAR, BIT = range(10, 17)
+TIMESTAMP2, DATETIME2, TIME2 = 17, 18, 19
+JSON, NEWDECIMAL, ENUM, SET = 245, 246, 247, 248
+TINY_BLOB, MEDIUM_BLOB, LONG_BLOB, BLOB, VAR_STRING, STRING, GEOMETRY = range(249, 256)
+
+UNSIGNED_FLAG = 32
+ENUM_FLAG = 256
+SET_FLAG = 2048
+BINARY_CHARSET = 63
+
+_INTEGERS = {TINY: 8, SHORT: 16, INT24: 32, LONG: 32, LONGLONG: 64}
+_STRINGS = {VARCHAR, VAR_STRING, STRING, TINY_BLOB, MEDIUM_BLOB, LONG_BLOB, BLOB, ENUM, SET}
+# connectorx decodes decimals through a 96-bit decimal into decimal128(38, 10): exact only within these bounds.
+CX_MAX_DECIMAL_PRECISION = 28
+CX_MAX_DECIMAL_SCALE = 10
+
+_TIME_TEXT = re.compile(r"^(-)?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one result column becomes an Arrow column.
+
+    `kind` is a short family name (`int`, `bool`, `decimal`, `time`, ...), `mysql_type` a
+    readable description for messages and docs, `cx_exact` whether connectorx's value for
+    the column, passed through `finish_cx`, is exact, and `cast_as_char` whether a
+    generated `SELECT` should ask the server for the column as text instead.
+    """
+
+    name: str
+    mysql_type: str
+    kind: str
+    arrow_type: Any
+    cx_exact: bool
+    cast_as_char: bool = False
+
+    def from_text(self, values: list[Any]) -> pa.Array:
+        """Build the Arrow array from text-protocol values (str, bytes or None per row)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        t = self.arrow_type
+        if self.kind == "null":
+            return pa.nulls(len(values))
+        if self.kind in ("string", "json"):
+            return pa.array(values, pa.string())
+        if self.kind == "binary":
+            return pa.array(values, pa.binary())
+        if self.kind == "bit":
+            ints = [None if v is None else int.from_bytes(_as_bytes(v), "big") for v in values]
+            arr = pa.array(ints, pa.uint64())
+            return pc.not_equal(arr, 0) if pa.types.is_boolean(t) else arr
+        if self.kind == "time":
+            return pa.array([None if v is None else _time_text_to_us(_as_str(v)) for v in values], pa.int64()).cast(t)
+        text = pa.array([None if v is None else _as_str(v) for v in values], pa.string())
+        if self.kind == "bool":
+            return pc.not_equal(pc.cast(text, pa.int64()), 0)
+        if self.kind == "timestamp_utc":
+            return pc.cast(pc.cast(text, pa.timestamp("us")), t)
+        # int, uint, decimal, float, date, timestamp, year: Arrow's own exact text parsers.
+        return pc.cast(text, t)
+
+    def finish_cx(self, arr: pa.Array) -> pa.Array:
+        """Turn connectorx's array for this column into the planned type, exactly."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.cast_as_char:
+            return self.from_text_array(arr)
+        if arr.type == self.arrow_type:
+            return arr
+        if self.kind == "bool":
+            return pc.not_equal(arr, 0)
+        if self.kind == "bit":
+            return self.from_text(arr.to_pylist())
+        if pa.types.is_timestamp(arr.type) and self.kind == "timestamp_utc":
+            # The session runs with time_zone '+00:00', so the wall-clock values are UTC.
+            return arr.cast(pa.timestamp("us")).cast(self.arrow_type)
+        # Safe casts only: a value that does not fit raises instead of being changed.
+        return pc.cast(arr, self.arrow_type, safe=True)
+
+    def from_text_array(self, arr: pa.Array) -> pa.Array:
+        """Like `from_text`, for values that are already an Arrow string array."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.kind == "time":
+            return self.from_text(arr.to_pylist())
+        return pc.cast(arr.cast(pa.string()), self.arrow_type)
+
+
+def _as_str(v: Any) -> str:
+    return v.decode("ascii") if isinstance(v, bytes | bytearray) else v
+
+
+def _as_bytes(v: Any) -> bytes:
+    return v.encode("latin-1") if isinstance(v, str) else bytes(v)
+
+
+def _time_text_to_us(text: str) -> int:
+    """`-838:59:59.999999` → signed microseconds."""
+    m = _TIME_TEXT.match(text)
+    if not m:
+        raise ValueError(f"Unexpected TIME value `{text}`")
+    sign, h, mi, s, frac = m.groups()
+    us = ((int(h) * 60 + int(mi)) * 60 + int(s)) * 1_000_000 + int((frac or "0").ljust(6, "0"))
+    return -us if sign else us
+
+
+def decimal_precision(length: int, scale: int, unsigned: bool) -> int:
+    """A DECIMAL's precision from its metadata length, which counts the sign and the point."""
+    p = length - (1 if scale > 0 else 0) - (0 if unsigned else 1)
+    return max(p, scale, 1)
+
+
+def plan_column(name: str, type_code: int, flags: int, length: int, scale: int, charsetnr: int) -> ColumnPlan:
+    """Decide the Arrow type of a result column from its protocol metadata."""
+    import pyarrow as pa
+
+    unsigned = bool(flags & UNSIGNED_FLAG)
+    u = " UNSIGNED" if unsigned else ""
+    if type_code == TINY and length == 1:
+        return ColumnPlan(name, "TINYINT(1)/BOOLEAN", "bool", pa.bool_(), True)
+    if type_code in _INTEGERS:
+        bits = _INTEGERS[type_code]
+        label = {TINY: "TINYINT", SHORT: "SMALLINT", INT24: "MEDIUMINT", LONG: "INT", LONGLONG: "BIGINT"}[type_code]
+        arrow = getattr(pa, f"{'u' if unsigned else ''}int{bits}")()
+        return ColumnPlan(name, label + u, "int", arrow, True)
+    if type_code in (DECIMAL, NEWDECIMAL):
+        p = decimal_precision(length, scale, unsigned)
+        arrow = pa.decimal128(p, scale) if p <= 38 else pa.decimal256(p, scale)
+        exact = p <= CX_MAX_DECIMAL_PRECISION and scale <= CX_MAX_DECIMAL_SCALE
+        return ColumnPlan(name, f"DECIMAL({p},{scale}){u}", "decimal", arrow, exact, cast_as_char=not exact)
+    if type_code == FLOAT:
+        return ColumnPlan(name, "FLOAT", "float", pa.float32(), True)
+    if type_code == DOUBLE:
+        return ColumnPlan(name, "DOUBLE", "float", pa.float64(), True)
+    if type_code in (DATE, NEWDATE):
+        return ColumnPlan(name, "DATE", "date", pa.date32(), True)
+    if type_code in (DATETIME, DATETIME2):
+        return ColumnPlan(name, "DATETIME", "timestamp", pa.timestamp("us"), True)
+    if type_code in (TIMESTAMP, TIMESTAMP2):
+        return ColumnPlan(name, "TIMESTAMP", "timestamp_utc", pa.timestamp("us", tz="UTC"), True)
+    if type_code in (TIME, TIME2):
+        # TIME spans -838:59:59 to 838:59:59: an elapsed time, not a time of day.
+        return ColumnPlan(name, "TIME", "time", pa.duration("us"), False, cast_as_char=True)
+    if type_code == YEAR:
+        return ColumnPlan(name, "YEAR", "int", pa.int16(), True)
+    if type_code == BIT:
+        if length == 1:
+            return ColumnPlan(name, "BIT(1)", "bit", pa.bool_(), True)
+        return ColumnPlan(name, f"BIT({length})", "bit", pa.uint64(), True)
+    if type_code == JSON:
+        return ColumnPlan(name, "JSON", "json", pa.string(), True)
+    if type_code == NULL:
+        return ColumnPlan(name, "NULL", "null", pa.null(), False)
+    if type_code == GEOMETRY:
+        return ColumnPlan(name, "GEOMETRY", "binary", pa.binary(), False)
+    if type_code in _STRINGS:
+        if flags & ENUM_FLAG or type_code == ENUM:
+            return ColumnPlan(name, "ENUM", "string", pa.string(), True)
+        if flags & SET_FLAG or type_code == SET:
+            return ColumnPlan(name, "SET", "string", pa.string(), True)
+        if charsetnr == BINARY_CHARSET:
+            return ColumnPlan(name, "BINARY/VARBINARY/BLOB", "binary", pa.binary(), True)
+        return ColumnPlan(name, "CHAR/VARCHAR/TEXT", "string", pa.string(), True)
+    # An unknown type code: keep the server's bytes rather than guess.
+    return ColumnPlan(name, f"type {type_code}", "binary", pa.binary(), False)
+
+
+def arrow_schema(plans: list[ColumnPlan]) -> pa.Schema:
+    """The Arrow schema of a result, every column nullable."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(p.name, p.arrow_type, nullable=True) for p in plans])

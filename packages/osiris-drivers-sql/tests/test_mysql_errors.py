@@ -1,0 +1,153 @@
+"""Every failure of `mysql.extractor` against the real server: MySQL's code and text, step, host, database, no password."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from typing import Any
+
+import pytest
+
+from osiris.core.errors import TerminalError, TransientError
+from osiris.drivers.sql import mysql_doctor, mysql_extractor
+from osiris.drivers.sql.mysql_extractor import MySQLExtractor
+
+pytestmark = pytest.mark.mysql
+
+PASSWORD = "s3cret-Pa55-" + secrets.token_hex(4)
+
+
+@pytest.fixture(scope="module")
+def db(mysql_db: dict[str, Any], mysql_admin: Any) -> dict[str, Any]:
+    """The test database with a 300k-row table and a user with a password."""
+    user = f"osiris_mysql_{secrets.token_hex(3)}"
+    with mysql_admin(mysql_db["database"]) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE big (id INT PRIMARY KEY, s VARCHAR(40), tm TIME)")
+        cur.execute("INSERT INTO big SELECT seq, CONCAT('row ', seq), SEC_TO_TIME(seq) FROM seq_1_to_300000")
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}'")
+        cur.execute(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{PASSWORD}'")
+        cur.execute(f"GRANT SELECT ON `{mysql_db['database']}`.* TO '{user}'@'%'")
+        cur.execute(f"GRANT SELECT ON `{mysql_db['database']}`.* TO '{user}'@'localhost'")
+    yield {**mysql_db, "user": user, "password": PASSWORD}
+    with mysql_admin() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'localhost'")
+
+
+def run(connection: dict[str, Any], recorder: Any, tmp_path: Any, **config: Any) -> int:
+    """Run the driver and read its whole output; the number of rows read."""
+    out = MySQLExtractor().run(
+        step_id="load_orders",
+        config={**config, "resolved_connection": connection},
+        inputs={},
+        ctx=recorder.context("load_orders", tmp_path),
+    )
+    return sum(b.num_rows for b in out["df"])
+
+
+def check_message(exc: Exception, connection: dict[str, Any], code: int) -> str:
+    text = str(exc)
+    assert f"MySQL error {code}:" in text
+    assert "step `load_orders`" in text
+    assert f"`{connection['host']}:{connection['port']}`" in text
+    if connection.get("database"):
+        assert f"`{connection['database']}`" in text
+    assert PASSWORD not in text and PASSWORD not in repr(exc.to_data())
+    return text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connection_refused_is_transient(db, recorder, tmp_path):
+    conn = {**db, "port": free_port(), "connect_timeout": 2}
+    with pytest.raises(TransientError) as info:
+        run(conn, recorder, tmp_path, table="big")
+    assert "Connection refused" in check_message(info.value, conn, 2003)
+
+
+def test_wrong_password_is_terminal_and_never_shows_the_password(db, recorder, tmp_path):
+    conn = {**db, "password": PASSWORD + "-wrong"}
+    with pytest.raises(TerminalError) as info:
+        run(conn, recorder, tmp_path, table="big")
+    assert not isinstance(info.value, TransientError)
+    text = check_message(info.value, conn, 1045)
+    assert "Access denied" in text and conn["password"] not in text
+
+
+def test_unknown_database(db, recorder, tmp_path):
+    # As root: a user without rights on the name gets 1044 (access denied) instead.
+    conn = {**db, "user": "root", "password": "", "database": db["database"] + "_missing"}
+    with pytest.raises(TerminalError) as info:
+        run(conn, recorder, tmp_path, table="big")
+    assert "Unknown database" in check_message(info.value, conn, 1049)
+
+
+def test_sql_syntax_error_fails_before_any_data(db, recorder, tmp_path):
+    with pytest.raises(TerminalError) as info:
+        run(db, recorder, tmp_path, query="SELEC id FROM big")
+    assert "You have an error in your SQL syntax" in check_message(info.value, db, 1064)
+
+
+def test_unknown_table(db, recorder, tmp_path):
+    with pytest.raises(TerminalError) as info:
+        run(db, recorder, tmp_path, table="nope")
+    assert "doesn't exist" in check_message(info.value, db, 1146)
+
+
+@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+def test_lost_connection_mid_stream_is_transient(db, recorder, tmp_path, mysql_admin, monkeypatch, path):
+    if path == "pymysql":
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    marker = f"osiris_kill_{secrets.token_hex(4)}"
+    out = MySQLExtractor().run(
+        step_id="load_orders",
+        config={
+            "query": f"SELECT /* {marker} */ id, s, seq FROM big CROSS JOIN seq_1_to_100",
+            "batch_size": 1000,
+            "resolved_connection": db,
+        },
+        inputs={},
+        ctx=recorder.context("load_orders", tmp_path),
+    )
+    rows = 0
+    with pytest.raises(TransientError) as info, mysql_admin() as admin, admin.cursor() as cur:
+        for i, batch in enumerate(out["df"]):
+            rows += batch.num_rows
+            if i == 0:
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                    (f"%{marker}%",),
+                )
+                ids = [r[0] for r in cur.fetchall()]
+                assert ids, "the extracting connection should be running the query"
+                for pid in ids:
+                    cur.execute(f"KILL {pid}")
+    assert rows < 30_000_000
+    text = check_message(info.value, db, 2013)
+    assert "Lost connection" in text
+    assert info.value.retryable is True
+
+
+def test_doctor_reports_version_and_database(db):
+    result = mysql_doctor.check(db, timeout=5)
+    assert result["ok"] is True, result
+    assert "MariaDB" in result["version"] or result["version"][0].isdigit()
+    assert result["database_exists"] is True
+    assert PASSWORD not in repr(result)
+
+
+def test_doctor_missing_database(db):
+    result = mysql_doctor.check({**db, "database": db["database"] + "_missing"}, timeout=5)
+    assert result["ok"] is False and result["database_exists"] is False
+    assert "does not exist" in result["message"]
+
+
+def test_doctor_wrong_password_and_refused(db):
+    bad = mysql_doctor.check({**db, "password": "nope"}, timeout=5)
+    assert bad["ok"] is False and "1045" in bad["message"] and PASSWORD not in repr(bad)
+    refused = mysql_doctor.check({**db, "port": free_port()}, timeout=2)
+    assert refused["ok"] is False and "2003" in refused["message"] and refused["retryable"] is True

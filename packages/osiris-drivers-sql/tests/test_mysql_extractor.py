@@ -1,0 +1,245 @@
+"""`mysql.extractor` against the real MariaDB: every type round-trips into Parquet exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from osiris.drivers.sql import mysql_extractor
+from osiris.drivers.sql.mysql_extractor import MySQLExtractor
+
+pytestmark = pytest.mark.mysql
+
+DDL = """
+CREATE TABLE every_type (
+  id INT NOT NULL PRIMARY KEY,
+  flag TINYINT(1), bool_col BOOLEAN,
+  ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
+  mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
+  dec_wide DECIMAL(65,30), dec_money DECIMAL(10,2), dec_big DECIMAL(38,0),
+  f FLOAT, d DOUBLE,
+  dt DATE, dtm DATETIME(6), dtm0 DATETIME, ts TIMESTAMP(3) NULL, tm TIME(6), yr YEAR,
+  c CHAR(10), vc VARCHAR(100), tx TEXT,
+  bn BINARY(4), vb VARBINARY(10), bl BLOB,
+  js JSON, en ENUM('a','b','c'), st SET('x','y','z'), bt BIT(10), bt1 BIT(1)
+) DEFAULT CHARSET=utf8mb4
+"""
+
+ROWS = [
+    (1, 1, 1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
+     -9223372036854775808, 18446744073709551615,
+     "12345678901234567890123456789012345.123456789012345678901234567890", "12345678.99",
+     "99999999999999999999999999999999999999", 1.5, 2.25,
+     "1000-01-01", "2024-02-29 23:59:59.999999", "9999-12-31 23:59:59", "2038-01-19 03:14:07.999",
+     "-838:59:59.000000", 1901, "abc", "héllo 😀", "text 🚀 𝄞", b"\x00\xff\x01\x02", b"\xde\xad\xbe\xef",
+     b"\x00\x01\x02", '{"a": [1, 2], "e": "😀"}', "b", "x,z", 0b1010101010, 1),
+    (2,) + (None,) * 34,
+    (3, 0, 0, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 0,
+     "-0.000000000000000000000000000001", "-99999999.99", "-99999999999999999999999999999999999999",
+     16777216.0, 1.7976931348623157e308,
+     "9999-12-31", "1000-01-01 00:00:00.000001", "1000-01-01 00:00:00", "1970-01-01 00:00:01.001",
+     "838:59:59.999999", 2155, "", "", "", b"\x00\x00\x00\x00", b"", b"", "[]", "a", "", 0, 0),
+]  # fmt: skip
+
+EXPECTED_TYPES = {
+    "id": pa.int32(),
+    "flag": pa.bool_(),
+    "bool_col": pa.bool_(),
+    "ti": pa.int8(),
+    "tiu": pa.uint8(),
+    "si": pa.int16(),
+    "siu": pa.uint16(),
+    "mi": pa.int32(),
+    "miu": pa.uint32(),
+    "i": pa.int32(),
+    "iu": pa.uint32(),
+    "bi": pa.int64(),
+    "biu": pa.uint64(),
+    "dec_wide": pa.decimal256(65, 30),
+    "dec_money": pa.decimal128(10, 2),
+    "dec_big": pa.decimal128(38, 0),
+    "f": pa.float32(),
+    "d": pa.float64(),
+    "dt": pa.date32(),
+    "dtm": pa.timestamp("us"),
+    "dtm0": pa.timestamp("us"),
+    "ts": pa.timestamp("us", tz="UTC"),
+    "tm": pa.duration("us"),
+    "yr": pa.int16(),
+    "c": pa.string(),
+    "vc": pa.string(),
+    "tx": pa.string(),
+    "bn": pa.binary(),
+    "vb": pa.binary(),
+    "bl": pa.binary(),
+    "js": pa.string(),
+    "en": pa.string(),
+    "st": pa.string(),
+    "bt": pa.uint64(),
+    "bt1": pa.bool_(),
+}
+
+UTC = dt.UTC
+EXPECTED_ROWS = [
+    {
+        "id": 1, "flag": True, "bool_col": True, "ti": -128, "tiu": 255, "si": -32768, "siu": 65535,
+        "mi": -8388608, "miu": 16777215, "i": -2147483648, "iu": 4294967295,
+        "bi": -9223372036854775808, "biu": 18446744073709551615,
+        "dec_wide": Decimal("12345678901234567890123456789012345.123456789012345678901234567890"),
+        "dec_money": Decimal("12345678.99"), "dec_big": Decimal("99999999999999999999999999999999999999"),
+        "f": 1.5, "d": 2.25, "dt": dt.date(1000, 1, 1), "dtm": dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+        "dtm0": dt.datetime(9999, 12, 31, 23, 59, 59), "ts": dt.datetime(2038, 1, 19, 3, 14, 7, 999000, tzinfo=UTC),
+        "tm": -dt.timedelta(hours=838, minutes=59, seconds=59), "yr": 1901, "c": "abc", "vc": "héllo 😀",
+        "tx": "text 🚀 𝄞", "bn": b"\x00\xff\x01\x02", "vb": b"\xde\xad\xbe\xef", "bl": b"\x00\x01\x02",
+        "js": '{"a": [1, 2], "e": "😀"}', "en": "b", "st": "x,z", "bt": 682, "bt1": True,
+    },
+    {"id": 2, **{k: None for k in EXPECTED_TYPES if k != "id"}},
+    {
+        "id": 3, "flag": False, "bool_col": False, "ti": 127, "tiu": 0, "si": 32767, "siu": 0, "mi": 8388607,
+        "miu": 0, "i": 2147483647, "iu": 0, "bi": 9223372036854775807, "biu": 0,
+        "dec_wide": Decimal("-0.000000000000000000000000000001"), "dec_money": Decimal("-99999999.99"),
+        "dec_big": Decimal("-99999999999999999999999999999999999999"), "f": 16777216.0,
+        "d": 1.7976931348623157e308, "dt": dt.date(9999, 12, 31), "dtm": dt.datetime(1000, 1, 1, 0, 0, 0, 1),
+        "dtm0": dt.datetime(1000, 1, 1), "ts": dt.datetime(1970, 1, 1, 0, 0, 1, 1000, tzinfo=UTC),
+        "tm": dt.timedelta(hours=838, minutes=59, seconds=59, microseconds=999999), "yr": 2155, "c": "",
+        "vc": "", "tx": "", "bn": b"\x00\x00\x00\x00", "vb": b"", "bl": b"", "js": "[]", "en": "a", "st": "",
+        "bt": 0, "bt1": False,
+    },
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def db(mysql_db: dict[str, Any], mysql_admin: Any) -> dict[str, Any]:
+    """The test database with `every_type` (edge values, NULLs) and `numbers` (2,500 rows)."""
+    with mysql_admin(mysql_db["database"]) as conn, conn.cursor() as cur:
+        cur.execute("SET time_zone = '+00:00'")
+        cur.execute(DDL)
+        cur.executemany(f"INSERT INTO every_type VALUES ({', '.join(['%s'] * 35)})", ROWS)
+        cur.execute("CREATE TABLE numbers (n INT PRIMARY KEY, label VARCHAR(20))")
+        cur.execute("INSERT INTO numbers SELECT seq, CONCAT('n', seq) FROM seq_1_to_2500")
+    return mysql_db
+
+
+def extract(tmp_path: Path, connection: dict[str, Any], recorder: Any, **config: Any) -> pa.Table:
+    """Run the driver, stream its reader into a Parquet file as the runtime does, read the file back."""
+    ctx = recorder.context("extract", tmp_path)
+    out = MySQLExtractor().run(
+        step_id="extract", config={**config, "resolved_connection": connection}, inputs={}, ctx=ctx
+    )
+    reader = out["df"]
+    assert isinstance(reader, pa.RecordBatchReader)
+    path = tmp_path / "output.parquet"
+    with pq.ParquetWriter(path, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    return pq.read_table(path)
+
+
+def check_every_type(table: pa.Table) -> None:
+    assert {f.name: f.type for f in table.schema} == EXPECTED_TYPES
+    assert table.sort_by("id").to_pylist() == EXPECTED_ROWS
+
+
+def test_table_mode_round_trips_every_type_exactly(tmp_path, db, recorder):
+    table = extract(tmp_path, db, recorder, table="every_type", batch_size=2)
+    check_every_type(table)
+    plan = recorder.event("extract.plan")
+    assert plan["path"] == "connectorx"
+    assert "`dec_wide` DECIMAL(65,30)" in plan["reason"] and "`tm` TIME" in plan["reason"]
+
+
+def test_query_without_order_by_reads_inexact_columns_as_text_through_connectorx(tmp_path, db, recorder):
+    table = extract(tmp_path, db, recorder, query="SELECT * FROM every_type WHERE id > 0", batch_size=2)
+    check_every_type(table)
+    assert recorder.event("extract.plan")["path"] == "connectorx"
+
+
+def test_query_with_order_by_and_inexact_columns_uses_pymysql_and_keeps_the_order(tmp_path, db, recorder):
+    query = "SELECT id, dec_wide, tm, dtm FROM every_type ORDER BY id DESC"
+    table = extract(tmp_path, db, recorder, query=query, batch_size=2)
+    assert recorder.event("extract.plan")["path"] == "pymysql"
+    keep = ("id", "dec_wide", "tm", "dtm")
+    assert table.to_pylist() == [{k: r[k] for k in keep} for r in reversed(EXPECTED_ROWS)]
+
+
+def test_pymysql_path_alone_is_exact_except_float_text(tmp_path, db, recorder, monkeypatch):
+    monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    table = extract(tmp_path, db, recorder, table="every_type")
+    assert recorder.event("extract.plan")["path"] == "pymysql"
+    assert recorder.event("extract.warning")["columns"] == ["f"]
+    # FLOAT over the text protocol carries 6 significant digits: 16777216 arrives as 16777200.
+    expected = [dict(r, f=16777200.0 if r["f"] == 16777216.0 else r["f"]) for r in EXPECTED_ROWS]
+    assert {f.name: f.type for f in table.schema} == EXPECTED_TYPES
+    assert table.sort_by("id").to_pylist() == expected
+
+
+def test_query_with_only_fast_columns_uses_connectorx(tmp_path, db, recorder):
+    cols = ", ".join(k for k in EXPECTED_TYPES if k not in ("dec_wide", "dec_big", "tm"))
+    table = extract(tmp_path, db, recorder, query=f"SELECT {cols} FROM every_type ORDER BY id")
+    assert recorder.event("extract.plan")["path"] == "connectorx"
+    assert table.to_pylist() == [
+        {k: v for k, v in r.items() if k not in ("dec_wide", "dec_big", "tm")} for r in EXPECTED_ROWS
+    ]
+
+
+@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+def test_zero_rows_still_give_the_exact_schema(tmp_path, db, recorder, monkeypatch, path):
+    if path == "pymysql":
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    table = extract(tmp_path, db, recorder, table="every_type", where="id < 0")
+    assert table.num_rows == 0
+    assert {f.name: f.type for f in table.schema} == EXPECTED_TYPES
+    assert recorder.metric("rows_read") == 0
+
+
+@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+def test_batches_progress_and_metrics(tmp_path, db, recorder, monkeypatch, path):
+    if path == "pymysql":
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    table = extract(tmp_path, db, recorder, table="numbers", batch_size=1000)
+    assert table.num_rows == 2500
+    assert sorted(table.column("n").to_pylist()) == list(range(1, 2501))
+    assert sum(recorder.progress) == 2500 and max(recorder.progress) <= 1000
+    assert recorder.metric("rows_read") == 2500
+    assert recorder.metric("batches_read") == len(recorder.progress) >= 3
+    assert recorder.metric("bytes_read") > 0
+    assert recorder.metric("duration_ms") >= 0
+    assert recorder.event("extract.complete")["rows"] == 2500
+
+
+def test_table_with_columns_where_limit(tmp_path, db, recorder):
+    table = extract(tmp_path, db, recorder, table="numbers", columns=["label", "n"], where="n > 10", limit=5)
+    assert table.column_names == ["label", "n"]
+    assert table.num_rows == 5 and all(n > 10 for n in table.column("n").to_pylist())
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [
+        ("SELECT n, label FROM numbers WHERE label = %s OR n = %s ORDER BY n", ["n7", 9]),
+        ("SELECT n, label FROM numbers WHERE label = %(l)s OR n = %(n)s ORDER BY n", {"l": "n7", "n": 9}),
+    ],
+)
+def test_params_are_escaped_not_pasted(tmp_path, db, recorder, query, params):
+    table = extract(tmp_path, db, recorder, query=query, params=params)
+    assert table.to_pylist() == [{"n": 7, "label": "n7"}, {"n": 9, "label": "n9"}]
+    hostile = extract(tmp_path, db, recorder, query="SELECT n FROM numbers WHERE label = %s", params=["x' OR '1'='1"])
+    assert hostile.num_rows == 0
+
+
+def test_timestamp_is_utc_whatever_the_server_zone(tmp_path, db, recorder):
+    table = extract(tmp_path, db, recorder, query="SELECT ts FROM every_type WHERE id = 3")
+    assert table.column("ts").to_pylist() == [dt.datetime(1970, 1, 1, 0, 0, 1, 1000, tzinfo=UTC)]
+
+
+def test_query_and_table_together_is_a_user_error(tmp_path, db, recorder):
+    from osiris.core.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="either `query`, or `table`"):
+        extract(tmp_path, db, recorder, query="SELECT 1", table="numbers")

@@ -1,0 +1,1 @@
+"""Built-in filesystem drivers: CSV in, CSV and Parquet out."""

@@ -1,0 +1,80 @@
+"""The hook between `osiris run` and sandbox plugins (group `osiris.sandboxes`).
+
+A plugin is a callable registered under a name (e.g. `e2b`, `local`)::
+
+    def plugin(manifest_path: Path, options: SandboxOptions, *, connections_file: Path | None,
+               runs_dir: Path, verbose: bool, json_output: bool) -> int   # the exit code
+
+`osiris-remote` provides the plugins; `osiris run --sandbox NAME` (or `--e2b`) loads one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from osiris.core.errors import UserInputError
+
+SANDBOXES_GROUP = "osiris.sandboxes"
+DEFAULT_ARTIFACT_MAX_MB = 5.0
+
+SandboxPlugin = Callable[..., int]
+
+
+def default_artifact_max_mb() -> float:
+    """`E2B_ARTIFACT_MAX_MB` from the environment, else 5."""
+    raw = os.environ.get("E2B_ARTIFACT_MAX_MB")
+    if not raw:
+        return DEFAULT_ARTIFACT_MAX_MB
+    try:
+        return float(raw)
+    except ValueError:
+        raise UserInputError(f"`E2B_ARTIFACT_MAX_MB` must be a number of megabytes; got `{raw}`") from None
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """Everything `osiris run` was told about the sandbox; the plugin decides what applies to it."""
+
+    name: str
+    cpu: int | None = None
+    memory_mb: int | None = None
+    timeout_s: float | None = None
+    template: str | None = None
+    install_deps: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    pass_env: list[str] = field(default_factory=list)
+    download_data: bool = False
+    artifact_max_mb: float = DEFAULT_ARTIFACT_MAX_MB
+
+
+def load_sandbox_plugin(name: str) -> SandboxPlugin:
+    """The plugin registered as `name` in `osiris.sandboxes`; a clear error when none is installed."""
+    eps = [ep for ep in metadata.entry_points(group=SANDBOXES_GROUP) if ep.name == name]
+    if not eps:
+        available = sorted({ep.name for ep in metadata.entry_points(group=SANDBOXES_GROUP)})
+        raise UserInputError(
+            f"No sandbox `{name}` is installed"
+            + (f"; installed sandboxes: {', '.join(available)}" if available else ""),
+            hint="install `osiris-remote` (pip install osiris-remote), which provides the `e2b` and `local` sandboxes",
+        )
+    if len(eps) > 1:
+        providers = " and ".join(f"`{ep.dist.name if ep.dist else ep.value}`" for ep in eps)
+        raise UserInputError(f"Sandbox `{name}` is provided twice: by {providers}; uninstall one of them")
+    try:
+        return eps[0].load()
+    except Exception as exc:
+        raise UserInputError(f"Sandbox plugin `{name}` ({eps[0].value}) failed to load: {exc}") from None
+
+
+def parse_env_pairs(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`["K=V", ...]` as a dict; an error naming the bad item otherwise."""
+    out: dict[str, str] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserInputError(f"`--e2b-env` expects KEY=VALUE; got `{item.split('=')[0]}...`")
+        out[key] = value
+    return out

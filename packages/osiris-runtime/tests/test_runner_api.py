@@ -1,0 +1,60 @@
+"""The step-by-step runner API the sandbox worker uses, with a listener as the sink."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from osiris.compiler.compiler import compile_to_build
+from osiris.runtime.runner import RunListener, Runner, load_build, manifest_components, resolve_configs
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class Collect(RunListener):
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.metrics: list[dict] = []
+        self.progress: list[tuple[str, int]] = []
+
+    def on_event(self, record: dict) -> None:
+        self.events.append(record)
+
+    def on_metric(self, record: dict) -> None:
+        self.metrics.append(record)
+
+    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
+        self.progress.append((step_id, rows))
+
+
+def test_step_by_step_run_with_listener(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "docs" / "examples", tmp_path / "docs" / "examples")
+    out = compile_to_build(tmp_path / "docs/examples/quickstart.yaml", tmp_path / "build")
+    manifest, text, cfgs = load_build(out.manifest_path)
+    components = manifest_components(manifest)
+    configs = resolve_configs(manifest, cfgs, components, None)
+    sink = Collect()
+    runner = Runner(
+        manifest,
+        configs,
+        tmp_path / "run",
+        components=components,
+        listeners=[sink],
+        base_dir=tmp_path,
+        manifest_text=text,
+    )
+    summary = runner.prepare()
+    assert summary.fingerprint and not summary.failed
+    for step in manifest.steps:
+        result = runner.run_step(step.id)
+        assert result.status == "succeeded", result.error
+    run = runner.finish()
+    assert run.exit_code == 0
+    names = [e["event"] for e in sink.events]
+    assert names[0] == "run_start" and names[-1] == "run_complete" and "drivers_registered" in names
+    on_disk = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert on_disk == sink.events
+    assert {("revenue", 6)} <= set(sink.progress)
+    assert (tmp_path / "run" / "manifest.yaml").read_text() == text
+    assert (tmp_path / "output" / "quickstart" / "revenue.csv").is_file()

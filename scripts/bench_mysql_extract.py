@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Benchmark `mysql.extractor` into Parquet against the `mariadb` command-line client.
+
+Creates its own database with a 15-column table, fills it with 200k and 2M rows
+(INSERT ... SELECT from MariaDB's sequence engine), and for each size runs under
+`/usr/bin/time -v`:
+
+- the extractor (the given path, default auto) streaming into a Parquet file, and
+- `mariadb --quick --batch -e "SELECT ..." > /dev/null` on the same table,
+
+then prints peak RSS and rows/s for each, and drops the database.
+
+    .venv/bin/python scripts/bench_mysql_extract.py [--rows 200000,2000000] [--batch-size 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HOST, PORT, USER = os.environ.get("MYSQL_HOST", "127.0.0.1"), int(os.environ.get("MYSQL_PORT", "3306")), "root"
+
+TABLE_DDL = """
+CREATE TABLE orders (
+  id BIGINT NOT NULL PRIMARY KEY,
+  customer_id INT NOT NULL,
+  qty SMALLINT UNSIGNED,
+  price DECIMAL(10,2),
+  amount DECIMAL(12,2),
+  discount DOUBLE,
+  rate FLOAT,
+  status ENUM('new','paid','shipped','cancelled'),
+  country CHAR(2),
+  name VARCHAR(40),
+  email VARCHAR(60),
+  note VARCHAR(100),
+  created DATE,
+  updated DATETIME(6),
+  active TINYINT(1)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+FILL = """
+INSERT INTO orders
+SELECT seq, seq % 10007, seq % 500, (seq % 100000) / 100, (seq % 1000000) / 100 * 3, (seq % 97) / 97,
+       (seq % 89) / 8, ELT(1 + seq % 4, 'new','paid','shipped','cancelled'),
+       ELT(1 + seq % 5, 'DE','FR','US','PL','JP'), CONCAT('customer ', seq % 10007),
+       CONCAT('user', seq, '@example.com'),
+       IF(seq % 7 = 0, NULL, CONCAT('note for order ', seq, ' with some text ✓')),
+       DATE('2020-01-01') + INTERVAL (seq % 2000) DAY,
+       TIMESTAMP('2020-01-01 00:00:00') + INTERVAL seq SECOND + INTERVAL (seq % 1000000) MICROSECOND,
+       seq % 2
+FROM seq_1_to_{n}
+"""
+
+
+def sql(db: str | None, statement: str) -> None:
+    """Run SQL through the `mariadb` client."""
+    cmd = ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", "--default-character-set=utf8mb4"]
+    if db:
+        cmd.append(db)
+    subprocess.run([*cmd, "-e", statement], check=True)
+
+
+def timed(cmd: list[str], stdout: int | None = None) -> tuple[float, int, str]:
+    """Run `cmd` under `/usr/bin/time -v`: (wall seconds, peak RSS in KiB, the command's stdout)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(
+        ["/usr/bin/time", "-v", *cmd], stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-3000:]}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+    return wall, rss, p.stdout or ""
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Extract `orders` with the driver and stream it into a Parquet file; print rows and seconds."""
+    import pyarrow.parquet as pq
+
+    from osiris.drivers.sql import mysql_extractor
+    from osiris.runtime.contract import StepContext
+
+    if args.path == "pymysql":
+        mysql_extractor._connectorx_available = lambda: False
+    ctx = StepContext(step_id="extract", output_dir=os.path.dirname(args.out))
+    config = {
+        "table": "orders",
+        "batch_size": args.batch_size,
+        "resolved_connection": {"host": HOST, "port": PORT, "user": USER, "password": "", "database": args.db},
+    }
+    t0 = time.perf_counter()
+    reader = mysql_extractor.MySQLExtractor().run(step_id="extract", config=config, inputs={}, ctx=ctx)["df"]
+    rows = 0
+    with pq.ParquetWriter(args.out, reader.schema, compression="zstd") as writer:  # as the runtime writes
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    print(f"{rows} {time.perf_counter() - t0:.3f}")
+
+
+def main() -> None:
+    """Create the database, run every size and path, print the table, drop the database."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default="200000,2000000", help="comma-separated table sizes")
+    ap.add_argument("--batch-size", type=int, default=50000)
+    ap.add_argument("--paths", default="auto", help="comma-separated: auto (connectorx), pymysql")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--path", default="auto", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    db = f"osiris_bench_mysql_{secrets.token_hex(4)}"
+    results = []
+    try:
+        sql(None, f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+        for n in [int(x) for x in args.rows.split(",")]:
+            sql(db, "DROP TABLE IF EXISTS orders")
+            sql(db, TABLE_DDL)
+            t0 = time.perf_counter()
+            sql(db, FILL.format(n=n))
+            print(f"filled {n} rows in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            with tempfile.TemporaryDirectory(prefix="osiris-bench-") as tmp:
+                for path in args.paths.split(","):
+                    out = str(Path(tmp) / f"orders-{path}.parquet")
+                    wall, rss, stdout = timed(
+                        [sys.executable, __file__, "--worker", "--db", db, "--out", out, "--path", path,
+                         "--batch-size", str(args.batch_size)]
+                    )  # fmt: skip
+                    rows = int(stdout.split()[0])
+                    assert rows == n, f"extracted {rows} rows, expected {n}"
+                    size = os.path.getsize(out)
+                    results.append((n, f"mysql.extractor ({path}) → Parquet", wall, rss, size))
+                with open(os.devnull, "w") as devnull:
+                    wall, rss, _ = timed(
+                        ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", "--quick", "--batch", db,
+                         "-e", "SELECT * FROM orders"],
+                        stdout=devnull.fileno(),
+                    )  # fmt: skip
+                results.append((n, "mariadb --quick --batch > /dev/null", wall, rss, None))
+    finally:
+        sql(None, f"DROP DATABASE IF EXISTS `{db}`")
+
+    print(f"\n{'rows':>9}  {'reader':<40} {'wall s':>7} {'rows/s':>10} {'peak RSS MiB':>12} {'parquet MiB':>11}")
+    for n, name, wall, rss, size in results:
+        pq = f"{size / 2**20:.1f}" if size else "-"
+        print(f"{n:>9}  {name:<40} {wall:>7.2f} {n / wall:>10,.0f} {rss / 1024:>12.1f} {pq:>11}")
+
+
+if __name__ == "__main__":
+    main()

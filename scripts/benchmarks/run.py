@@ -1,0 +1,541 @@
+"""Side-by-side benchmark: Osiris against dlt and the raw limits, on the same data in one run.
+
+Started by `scripts/bench` (which prepares the virtual environments); run
+`scripts/bench --help` for the options. Scenarios:
+
+  S1  MySQL table -> PostgreSQL table, `replace` with a primary key
+  S2  MySQL -> DuckDB (join with a second table + aggregate) -> PostgreSQL `upsert`
+  S3  CSV -> DuckDB -> Parquet, all embedded
+
+Each contender runs as its own process tree; wall time and the peak RSS of the
+whole tree (sampled every 20 ms) are recorded. Figures are printed and written
+to docs/benchmarks.md with a PNG chart beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+BENCH_BIN = Path(sys.executable).parent
+WORK = REPO / ".bench" / "work"
+DB = "osiris_bench"
+MYSQL = ["mariadb", "-uroot", "-h127.0.0.1", "-P3306"]
+PG_DSN = f"postgresql://postgres@127.0.0.1:5432/{DB}"
+MYSQL_URL = f"mysql+pymysql://root:@127.0.0.1:3306/{DB}"
+
+# The 15-column source table, about 500 bytes a row.
+ROWS_DDL = """
+CREATE TABLE {table} (
+  id BIGINT NOT NULL PRIMARY KEY,
+  customer_id INT NOT NULL,
+  qty SMALLINT NOT NULL,
+  amount DECIMAL(12,2) NOT NULL,
+  price DECIMAL(10,4) NULL,
+  score DOUBLE NULL,
+  counter BIGINT NOT NULL,
+  code VARCHAR(16) NOT NULL,
+  name VARCHAR(64) NOT NULL,
+  email VARCHAR(100) NULL,
+  note TEXT NULL,
+  created_at DATETIME(6) NOT NULL,
+  day DATE NOT NULL,
+  active BOOLEAN NOT NULL,
+  attrs JSON NULL
+)
+"""
+ROWS_FILL = """
+INSERT INTO {table}
+SELECT seq,
+       seq % 10000,
+       seq % 50,
+       (seq % 100000) / 100,
+       IF(seq % 7 = 0, NULL, (seq % 1000000) / 10000),
+       IF(seq % 11 = 0, NULL, seq / 3.0),
+       seq * 1000003,
+       CONCAT('C', LPAD(seq % 100000, 8, '0')),
+       CONCAT('customer ', seq % 10000, ' ', MD5(seq)),
+       IF(seq % 5 = 0, NULL, CONCAT('user', seq, '@example.com')),
+       IF(seq % 13 = 0, NULL, REPEAT(MD5(seq * 7), 7)),
+       TIMESTAMP('2024-01-01') + INTERVAL seq SECOND + INTERVAL (seq % 1000) MICROSECOND,
+       DATE('2024-01-01') + INTERVAL (seq % 700) DAY,
+       seq % 3 = 0,
+       IF(seq % 4 = 0, NULL, JSON_OBJECT('k', seq % 97, 'tag', CONCAT('t', seq % 13)))
+FROM seq_1_to_{n}
+"""
+CUSTOMERS_DDL = """
+CREATE TABLE customers (id INT NOT NULL PRIMARY KEY, region VARCHAR(16) NOT NULL, segment VARCHAR(16) NOT NULL)
+"""
+CUSTOMERS_FILL = """
+INSERT INTO customers SELECT seq, ELT(1 + seq % 4, 'north', 'south', 'east', 'west'),
+       ELT(1 + seq % 3, 'retail', 'smb', 'enterprise') FROM seq_0_to_9999
+"""
+PG_COLUMNS = (
+    "id bigint primary key, customer_id integer, qty smallint, amount numeric(12,2), price numeric(10,4), "
+    "score double precision, counter bigint, code text, name text, email text, note text, "
+    "created_at timestamp, day date, active boolean, attrs jsonb"
+)
+S2_SQL = """
+SELECT r.customer_id, c.region, c.segment, date_trunc('month', r.created_at) AS month,
+       count(*) AS orders, sum(r.amount) AS revenue, avg(r.score) AS avg_score
+FROM rows r JOIN customers c ON c.id = r.customer_id
+GROUP BY ALL
+"""
+S3_SQL = """
+SELECT customer_id, day, count(*) AS lines, sum(qty) AS items, sum(amount) AS amount, max(created_at) AS last_at
+FROM input_df WHERE active GROUP BY ALL
+"""
+
+
+@dataclass
+class Measurement:
+    """One run of one contender."""
+
+    wall_s: float
+    peak_rss_mib: float
+    ok: bool
+    error: str = ""
+
+
+@dataclass
+class Result:
+    """Every run of one contender in one scenario at one size."""
+
+    scenario: str
+    rows: int
+    contender: str
+    runs: list[Measurement] = field(default_factory=list)
+
+    @property
+    def ok_runs(self) -> list[Measurement]:
+        return [r for r in self.runs if r.ok]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(r.wall_s for r in self.ok_runs) if self.ok_runs else float("nan")
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.median_s if self.ok_runs else float("nan")
+
+    @property
+    def peak_rss(self) -> float:
+        return max((r.peak_rss_mib for r in self.ok_runs), default=float("nan"))
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run a command, failing loudly with its stderr."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def mysql(sql: str, db: str | None = DB) -> str:
+    return sh([*MYSQL, *([db] if db else []), "-N", "-B", "-e", sql]).stdout
+
+
+def measure(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, stdout=None) -> Measurement:
+    """Run `cmd`, sampling the RSS of its whole process tree; wall time from start to exit."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = psutil.Popen(cmd, env=env, cwd=cwd, stdout=stdout or subprocess.DEVNULL, stderr=err)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc))
+            time.sleep(0.02)
+        wall = time.perf_counter() - started
+        err.seek(0)
+        tail = err.read().decode("utf-8", "replace")[-1500:]
+    return Measurement(wall, peak / 2**20, proc.returncode == 0, "" if proc.returncode == 0 else tail)
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants, in bytes (0 for those already gone)."""
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+    return total
+
+
+def prepare_data(sizes: list[int]) -> None:
+    """Create the source tables in MariaDB (kept between runs) and the CSV files."""
+    mysql(f"CREATE DATABASE IF NOT EXISTS {DB}", db=None)
+    if mysql("SHOW TABLES LIKE 'customers'").strip() != "customers":
+        mysql(CUSTOMERS_DDL + ";" + CUSTOMERS_FILL)
+    for n in sizes:
+        table = f"rows_{n}"
+        have = mysql(
+            f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='{DB}' AND table_name='{table}'"
+        )
+        if have.strip() == "1" and mysql(f"SELECT COUNT(*) FROM {table}").strip() == str(n):
+            continue
+        t0 = time.perf_counter()
+        mysql(
+            f"DROP TABLE IF EXISTS {table};" + ROWS_DDL.format(table=table) + ";" + ROWS_FILL.format(table=table, n=n)
+        )
+        print(f"  generated {table} in MariaDB in {time.perf_counter() - t0:.1f}s", flush=True)
+    sh(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f"DROP DATABASE IF EXISTS {DB}"])
+    sh(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f"CREATE DATABASE {DB}"])
+    WORK.mkdir(parents=True, exist_ok=True)
+    for n in sizes:
+        csv = WORK / f"rows_{n}.csv"
+        if csv.exists():
+            continue
+        t0 = time.perf_counter()
+        export_csv(f"rows_{n}", csv)
+        print(
+            f"  wrote {csv.name} ({csv.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s", flush=True
+        )
+
+
+def export_csv(table: str, path: Path) -> None:
+    """Write a MySQL table as CSV (with header) for the COPY limit and scenario S3."""
+    import connectorx as cx
+    import pyarrow.csv as pacsv
+
+    reader = cx.read_sql(f"mysql://root:@127.0.0.1:3306/{DB}", f"SELECT * FROM {table}", return_type="arrow_stream")
+    tmp = path.with_suffix(".tmp")
+    with pacsv.CSVWriter(str(tmp), reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+    tmp.replace(path)
+
+
+def pg(sql: str) -> str:
+    return sh(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-Atqc", sql]).stdout.strip()
+
+
+def reset_schema(schema: str) -> None:
+    pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+
+
+def write_osiris_files(n: int) -> dict[str, Path]:
+    """The Osiris pipelines and connections file for size `n`."""
+    d = WORK / f"osiris_{n}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "osiris_connections.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            connections:
+              mysql:
+                default: {{host: 127.0.0.1, port: 3306, user: root, password: "", database: {DB}}}
+              supabase:
+                default: {{dsn: "{PG_DSN}"}}
+            """
+        )
+    )
+    s1 = f"""
+oml_version: "0.1.0"
+name: bench_s1_{n}
+steps:
+  - id: extract
+    component: mysql.extractor
+    config: {{connection: "@mysql.default", table: rows_{n}}}
+  - id: load
+    component: supabase.writer
+    needs: [extract]
+    config: {{connection: "@supabase.default", schema: s1_osiris, table: rows, write_mode: replace,
+              primary_key: id, create_if_missing: true}}
+"""
+    s2 = f"""
+oml_version: "0.1.0"
+name: bench_s2_{n}
+steps:
+  - id: rows
+    component: mysql.extractor
+    config: {{connection: "@mysql.default", table: rows_{n}}}
+  - id: customers
+    component: mysql.extractor
+    config: {{connection: "@mysql.default", table: customers}}
+  - id: monthly
+    component: duckdb.processor
+    needs: [rows, customers]
+    config:
+      query: |{textwrap.indent(S2_SQL, "        ")}
+  - id: load
+    component: supabase.writer
+    needs: [monthly]
+    config: {{connection: "@supabase.default", schema: s2_osiris, table: monthly, write_mode: upsert,
+              primary_key: [customer_id, month], create_if_missing: true}}
+"""
+    s3 = f"""
+oml_version: "0.1.0"
+name: bench_s3_{n}
+steps:
+  - id: read
+    component: filesystem.csv_extractor
+    config: {{path: "{WORK / f"rows_{n}.csv"}"}}
+  - id: daily
+    component: duckdb.processor
+    needs: [read]
+    config:
+      query: |{textwrap.indent(S3_SQL, "        ")}
+  - id: write
+    component: filesystem.parquet_writer
+    needs: [daily]
+    config: {{path: "{d / "s3_out.parquet"}"}}
+"""
+    files = {}
+    for name, text in (("s1", s1), ("s2", s2), ("s3", s3)):
+        files[name] = d / f"{name}.yaml"
+        files[name].write_text(text)
+    return files
+
+
+def contenders(scenario: str, n: int, files: dict[str, Path], with_dlt_default: bool) -> list[tuple[str, dict]]:
+    """(name, how to run) for every contender of a scenario."""
+    d = files["s1"].parent
+    osiris = [str(VENV_BIN / "osiris"), "run", "--connections", str(d / "osiris_connections.yaml")]
+    osiris += ["--runs-dir", str(WORK / "runs")]
+    out: list[tuple[str, dict]] = []
+    pipeline = str(files[scenario.lower()])
+    out.append(("osiris host", {"cmd": [*osiris, pipeline], "reset": f"{scenario.lower()}_osiris"}))
+    out.append(
+        (
+            "osiris --sandbox local",
+            {"cmd": [*osiris, pipeline, "--sandbox", "local"], "reset": f"{scenario.lower()}_osiris"},
+        )
+    )
+    if scenario == "S1":
+        dlt = [str(BENCH_BIN / "python"), str(Path(__file__).parent / "dlt_load.py"), "--mysql-url", MYSQL_URL]
+        # dlt insists on a password; the local server trusts loopback connections, so any will do.
+        dlt += [
+            "--pg-url",
+            PG_DSN.replace("postgres@", "postgres:trust@"),
+            "--table",
+            f"rows_{n}",
+            "--dataset",
+            "s1_dlt",
+        ]
+        if with_dlt_default:
+            out.append(("dlt default", {"cmd": dlt, "reset": "s1_dlt"}))
+        out.append(
+            ("dlt pyarrow+parquet", {"cmd": [*dlt, "--backend", "pyarrow", "--format", "parquet"], "reset": "s1_dlt"})
+        )
+        # connectorx + Parquet/ADBC fails on this table ("insufficient data left in message" from
+        # COPY); connectorx + CSV (COPY through psycopg2) is dlt's fastest option that loads it.
+        out.append(
+            ("dlt connectorx+csv", {"cmd": [*dlt, "--backend", "connectorx", "--format", "csv"], "reset": "s1_dlt"})
+        )
+        out.append(
+            ("limit: mariadb --quick", {"cmd": [*MYSQL, DB, "--quick", "--batch", "-e", f"SELECT * FROM rows_{n}"]})
+        )
+        copy = [str(BENCH_BIN / "python"), str(Path(__file__).parent / "copy_csv.py"), "--dsn", PG_DSN]
+        copy += ["--table", "s1_copy.rows", "--csv", str(WORK / f"rows_{n}.csv"), "--columns-sql", PG_COLUMNS]
+        out.append(("limit: COPY FROM STDIN (csv)", {"cmd": copy}))
+    if scenario == "S3":
+        sql = S3_SQL.replace("input_df", f"read_csv('{WORK / f'rows_{n}.csv'}')")
+        code = f"import duckdb; duckdb.sql({sql!r}).write_parquet({str(d / 's3_duckdb.parquet')!r})"
+        out.append(("limit: duckdb alone", {"cmd": [str(VENV_BIN / "python"), "-c", code]}))
+    return out
+
+
+def run_all(args: argparse.Namespace) -> list[Result]:
+    sizes = args.rows
+    print(f"==> preparing data: {', '.join(f'{n:,}' for n in sizes)} rows", flush=True)
+    prepare_data(sizes)
+    results: list[Result] = []
+    for n in sizes:
+        files = write_osiris_files(n)
+        for scenario in args.scenarios:
+            for name, how in contenders(scenario, n, files, with_dlt_default=n <= args.dlt_default_max):
+                if args.only and not any(o in name for o in args.only):
+                    continue
+                res = Result(scenario, n, name)
+                repeats = 1 if (name == "dlt default" and n > 100_000) else args.repeat
+                for _ in range(repeats):
+                    if how.get("reset"):
+                        reset_schema(how["reset"])
+                    m = measure(how["cmd"], cwd=WORK)
+                    res.runs.append(m)
+                    status = "ok" if m.ok else "FAILED"
+                    print(
+                        f"  {scenario} {n:>9,} {name:<30} {m.wall_s:8.2f}s {n / m.wall_s:>10,.0f} rows/s "
+                        f"{m.peak_rss_mib:7.0f} MiB {status}",
+                        flush=True,
+                    )
+                    if not m.ok:
+                        print(textwrap.indent(m.error.strip(), "      | "), flush=True)
+                        break
+                results.append(res)
+    return results
+
+
+def table(results: list[Result]) -> str:
+    """A markdown table of the figures, with ratios against Osiris on the host."""
+    lines = []
+    for scenario in dict.fromkeys(r.scenario for r in results):
+        for n in dict.fromkeys(r.rows for r in results if r.scenario == scenario):
+            rows = [r for r in results if r.scenario == scenario and r.rows == n]
+            host = next((r for r in rows if r.contender == "osiris host"), None)
+            lines.append(f"\n### {scenario} at {n:,} rows\n")
+            lines.append(
+                "| contender | runs | median s | min s | max s | rows/s | peak RSS MiB | Osiris host is ×faster |"
+            )
+            lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+            for r in rows:
+                if not r.ok_runs:
+                    lines.append(f"| {r.contender} | 0 | failed | | | | | |")
+                    continue
+                walls = [m.wall_s for m in r.ok_runs]
+                ratio = r.median_s / host.median_s if host and host.ok_runs else float("nan")
+                lines.append(
+                    f"| {r.contender} | {len(walls)} | {r.median_s:.2f} | {min(walls):.2f} | {max(walls):.2f} | "
+                    f"{r.rows_per_s:,.0f} | {r.peak_rss:,.0f} | {ratio:.2f} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: list[Result], path: Path) -> None:
+    """A bar chart of rows/s per contender, one panel per scenario at the largest size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(dict.fromkeys(r.scenario for r in results))
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4.5), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios, strict=True):
+        n = max(r.rows for r in results if r.scenario == scenario)
+        rows = [r for r in results if r.scenario == scenario and r.rows == n and r.ok_runs]
+        names = [r.contender for r in rows]
+        values = [r.rows_per_s / 1000 for r in rows]
+        colors = ["#2a6f97" if name.startswith("osiris") else "#999999" for name in names]
+        ax.barh(names[::-1], values[::-1], color=colors[::-1])
+        ax.set_title(f"{scenario} at {n:,} rows")
+        ax.set_xlabel("thousand rows/s (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    return f"{platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for tool, cmd in {
+        "osiris": [str(VENV_BIN / "osiris"), "--version"],
+        "dlt": [str(BENCH_BIN / "python"), "-c", "import dlt; print(dlt.__version__)"],
+        "mariadb": ["mariadb", "--version"],
+        "postgresql": ["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SHOW server_version"],
+    }.items():
+        out[tool] = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip().replace("\n", ", ")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", default="100000,1000000", help="Comma-separated sizes (default: 100000,1000000)")
+    parser.add_argument("--full", action="store_true", help="Also run 10,000,000 rows")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per contender (default 3)")
+    parser.add_argument("--scenarios", default="S1,S2,S3")
+    parser.add_argument("--only", action="append", help="Run only contenders whose name contains this")
+    parser.add_argument("--dlt-default-max", type=int, default=1_000_000, help="Largest size to run dlt's defaults at")
+    parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    args.rows = [int(x) for x in args.rows.split(",")] + ([10_000_000] if args.full else [])
+    args.scenarios = [s.strip().upper() for s in args.scenarios.split(",")]
+    command = "scripts/bench " + shlex.join(sys.argv[1:])
+    started = time.perf_counter()
+    results = run_all(args)
+    elapsed = time.perf_counter() - started
+    body = table(results)
+    print(body)
+    print(f"total benchmark time: {elapsed / 60:.1f} min")
+    if not args.no_write:
+        write_docs(results, body, command, elapsed)
+    (WORK / "results.json").write_text(
+        json.dumps([{**r.__dict__, "runs": [m.__dict__ for m in r.runs]} for r in results], indent=2)
+    )
+    return 0 if all(r.ok_runs for r in results) else 1
+
+
+def write_docs(results: list[Result], body: str, command: str, elapsed: float) -> None:
+    docs = REPO / "docs"
+    chart(results, docs / "benchmarks.png")
+    v = versions()
+    text = BENCH_DOC.format(
+        command=command,
+        machine=machine(),
+        versions="\n".join(f"- {k}: {val}" for k, val in v.items()),
+        minutes=elapsed / 60,
+        body=body,
+    )
+    (docs / "benchmarks.md").write_text(text)
+
+
+BENCH_DOC = """# Benchmarks
+
+How fast is Osiris, how much memory does it use, and how does it compare with dlt
+and with the raw limits of the databases? Every figure below was printed by one
+run of the command below, on the same data, on the same machine.
+
+```bash
+{command}
+```
+
+`scripts/bench` sets up the project's `.venv` (like the README's setup), makes its own
+virtual environment `.bench/venv` with the pinned contenders (`scripts/benchmarks/requirements.txt`),
+makes sure MariaDB and PostgreSQL are up, and runs `scripts/benchmarks/run.py`. Data and scratch
+files live in `.bench/work/`; the source tables stay in MariaDB's `osiris_bench` database
+between runs.
+
+## Setup
+
+- Machine: {machine} (a shared 2-core VM: compare ratios within one run, not across runs).
+- Versions:
+{versions}
+- Data: a 15-column table generated in the local MariaDB (bigint, int, smallint, two decimals,
+  double, varchar, text, datetime(6), date, boolean, JSON; several nullable columns; about 500
+  bytes a row), and a 10,000-row `customers` table for the join.
+- Each contender is one process tree; wall time covers the whole process (start-up included);
+  peak RSS is the sum over the process tree, sampled every 20 ms.
+- Targets are dropped before each run, so every contender creates and fills its table.
+
+## Scenarios and contenders
+
+- **S1** MySQL table → PostgreSQL table, `replace` with a primary key. Contenders: Osiris on the
+  host and with `--sandbox local`; dlt `sql_database` → `postgres` with its defaults (SQLAlchemy
+  backend, `insert_values`), and with its fastest documented options: the pyarrow backend with
+  Parquet files loaded through ADBC, and the connectorx backend with CSV files loaded by COPY
+  (connectorx with Parquet/ADBC fails on this table: ADBC's COPY reports "insufficient data left
+  in message"); the limits `mariadb --quick --batch` reading the
+  table to nowhere, and a raw `COPY … FROM STDIN` of the same rows from a ready CSV.
+- **S2** MySQL → DuckDB (join with `customers` + monthly aggregate) → PostgreSQL `upsert` on a
+  composite key. dlt has no transform step of its own, so only Osiris runs here.
+- **S3** CSV → DuckDB → Parquet, embedded. The limit is DuckDB alone running the same SQL.
+
+## Results
+
+Total benchmark time: {minutes:.1f} minutes.
+
+![rows per second](benchmarks.png)
+{body}
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

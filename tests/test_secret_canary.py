@@ -1,0 +1,134 @@
+"""A canary secret put in a connection appears in no file under the run dir and in no output."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from osiris.core.manifest import Fingerprints, Manifest, ManifestStep, PipelineInfo, ToolInfo, seal
+from osiris.core.spec import ComponentSpec
+from osiris.runtime.cli import _report
+from osiris.runtime.resolve import load_connections_for_run
+from osiris.runtime.runner import Runner, resolve_configs
+
+CANARY = "canary-S3cr3t-7f1d9a"
+
+DRIVER = textwrap.dedent(
+    """
+    import logging
+    import pyarrow as pa
+
+
+    class LeakyReader:
+        def run(self, *, step_id, config, inputs, ctx):
+            pw = config["resolved_connection"]["password"]
+            ctx.log_event("connecting", dsn=f"mysql://app:{pw}@db.example/prod", note=f"using {pw}")
+            ctx.log_metric("attempts", 1, detail=pw)
+            logging.getLogger("leaky").error("login with %s", pw)
+            (ctx.output_dir / "debug.txt").write_text(f"password was {pw}\\n")
+            return {"df": pa.table({"id": [1, 2], "token_seen": [len(pw), 0]}), "note": f"pw={pw}"}
+
+
+    class LeakyWriter:
+        def run(self, *, step_id, config, inputs, ctx):
+            pw = config["resolved_connection"]["password"]
+            raise RuntimeError(f"Access denied for user app (password {pw!r}) at postgresql://app:{pw}@h/db")
+    """
+)
+
+
+def spec(name: str, driver: str, modes: list[str]) -> ComponentSpec:
+    return msgspec.convert(
+        {
+            "name": name,
+            "version": "0.1.0",
+            "modes": modes,
+            "configSchema": {"type": "object"},
+            "secrets": ["/resolved_connection/password"],
+            "x-connection": {"family": "leaky", "schema": {"properties": {"port": {"type": "integer", "default": 1}}}},
+            "x-runtime": {"driver": driver},
+        },
+        ComponentSpec,
+    )
+
+
+@pytest.fixture
+def leaky_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = f"leaky_driver_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(DRIVER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_canary_secret_never_reaches_disk_or_output(
+    tmp_path: Path, leaky_module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LEAKY_PASSWORD", CANARY)
+    conn_file = tmp_path / "osiris_connections.yaml"
+    conn_file.write_text(
+        "connections:\n  leaky:\n    main:\n      default: true\n      user: app\n      password: ${LEAKY_PASSWORD}\n"
+    )
+    components = {
+        "leaky.reader": spec("leaky.reader", f"{leaky_module}:LeakyReader", ["read"]),
+        "leaky.writer": spec("leaky.writer", f"{leaky_module}:LeakyWriter", ["write"]),
+    }
+    steps = [
+        ManifestStep(
+            id="read",
+            component="leaky.reader",
+            mode="read",
+            driver=f"{leaky_module}:LeakyReader",
+            cfg_path="cfg/read.json",
+            cfg_sha256="x",
+        ),
+        ManifestStep(
+            id="write",
+            component="leaky.writer",
+            mode="write",
+            driver=f"{leaky_module}:LeakyWriter",
+            needs=["read"],
+            cfg_path="cfg/write.json",
+            cfg_sha256="x",
+        ),
+    ]
+    manifest = seal(
+        Manifest(
+            pipeline=PipelineInfo(name="leaky"),
+            compiler=ToolInfo(package="test", version="0"),
+            steps=steps,
+            fingerprints=Fingerprints(oml="a", params="b", specs="c", drivers="d"),
+        )
+    )
+    cfgs = {"read": {"connection": "@leaky.main"}, "write": {"connection": "@leaky"}}
+    configs = resolve_configs(manifest, cfgs, components, load_connections_for_run(conn_file))
+    assert configs["read"]["resolved_connection"] == {"user": "app", "password": CANARY, "port": 1}
+
+    root = logging.getLogger()
+    log_file = tmp_path / "run" / "driver.log"
+    log_file.parent.mkdir()
+    handler = logging.FileHandler(log_file)
+    root.addHandler(handler)
+    try:
+        run = Runner(manifest, configs, tmp_path / "run", components=components).run()
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    _report(run, as_json=False, verbose=True)
+    _report(run, as_json=True, verbose=True)
+
+    assert run.status == "failed" and run.exit_code == 1
+    assert [s.status for s in run.steps] == ["succeeded", "failed"]
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"events.jsonl", "metrics.jsonl", "run_card.json", "cleaned_config.json", "debug.txt", "driver.log"} <= names
+    for path in files:
+        assert CANARY.encode() not in path.read_bytes(), f"canary found in {path}"
+    out = capsys.readouterr()
+    assert CANARY not in out.out + out.err
+    assert "Access denied" in out.err and "***" in out.err
+    assert "***" in (tmp_path / "run" / "artifacts" / "read" / "debug.txt").read_text()
+    assert "***" in log_file.read_text()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.drivers.supabase import ddl
@@ -11,6 +13,9 @@ from osiris.drivers.supabase.errors import with_retries
 from osiris.drivers.supabase.options import WriteOptions
 from osiris.drivers.supabase.settings import SupabaseConnection
 from osiris.runtime.contract import InputHandle, StepContext
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def single_input(inputs: dict[str, InputHandle], step: str) -> InputHandle:
@@ -24,6 +29,21 @@ def single_input(inputs: dict[str, InputHandle], step: str) -> InputHandle:
     raise UserInputError(
         f"Step `{step}` (supabase.writer) needs exactly one upstream step in `needs`; got: {names}", step=step
     )
+
+
+def stream_batches(handle: InputHandle, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """The input's record batches, read so that memory stays bounded by the batch size.
+
+    Parquet's default pre-buffering keeps memory growing with the file's size (measured:
+    ~290 MB peak for 2M rows × 15 columns, ~160 MB without), so the file is read unbuffered.
+    """
+    import pyarrow.parquet as pq
+
+    path = getattr(handle, "path", None)
+    if path is None or not Path(path).is_file():
+        yield from handle.iter_batches(batch_size)
+        return
+    yield from pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20).iter_batches(batch_size=batch_size)
 
 
 def choose_channel(requested: str, conn: SupabaseConnection, step: str) -> str:
@@ -171,7 +191,7 @@ class SupabaseWriter:
         loader = PostgresLoader(conn, opts, step=ctx.step_id, log_event=ctx.log_event, progress=ctx.progress)
         result = loader.load(
             handle.schema,
-            lambda: handle.iter_batches(opts.batch_size),
+            lambda: stream_batches(handle, opts.batch_size),
             handle.num_rows,
             statements,
             in_txn,
@@ -207,4 +227,4 @@ class SupabaseWriter:
                 self._run_http_sql_ddl(conn, opts, statements, ctx)
         elif not loader.exists():
             self._plan_ddl(opts, None, True, handle, ctx, None, no_ddl_reason)
-        return loader.load(handle.iter_batches(opts.batch_size))
+        return loader.load(stream_batches(handle, opts.batch_size))

@@ -1,0 +1,1 @@
+"""Channels to a Supabase project: `postgres` (psycopg2 + bulk COPY), `http` (REST), `http_sql` (DDL)."""

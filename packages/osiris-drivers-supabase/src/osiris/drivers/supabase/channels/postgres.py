@@ -1,0 +1,361 @@
+"""The `psycopg2` channel: bulk load into an unlogged staging table, then one merge transaction.
+
+The input's Arrow batches are streamed with ADBC's bulk ingest (binary `COPY`) into an
+`UNLOGGED` staging table; then, on the psycopg2 connection and in one transaction, any DDL
+runs and the staging rows are appended, upserted or swapped into the target. Nothing
+touches the target before that transaction, so a failure anywhere leaves it as it was.
+An `append` whose input types match the table exactly skips staging: the binary COPY goes
+straight into the target inside one ADBC transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets as _secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from osiris.core.errors import OsirisError, TerminalError, TransientError
+from osiris.drivers.supabase import ddl
+from osiris.drivers.supabase.connection import connect
+from osiris.drivers.supabase.errors import from_postgres
+from osiris.drivers.supabase.sqltypes import base_type, qualified, quote_ident
+from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from osiris.drivers.supabase.options import WriteOptions
+    from osiris.drivers.supabase.settings import SupabaseConnection
+
+STAGE_APPLICATION_NAME = "osiris-supabase-stage"
+EventFn = Callable[..., None]
+
+
+@dataclass
+class LoadResult:
+    """What a load did."""
+
+    rows_written: int
+    rows_deleted: int = 0
+    rows_input: int = 0
+    staged: bool = True
+    strategy: str = "merge"
+
+
+def run_sql(cur: Any) -> ddl.SqlRunner:
+    """A `ddl.SqlRunner` on a psycopg2 cursor (rows as dicts)."""
+
+    def run(sql: str) -> list[dict[str, Any]]:
+        cur.execute(sql)
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    return run
+
+
+class PostgresLoader:
+    """One load of one step's input through the psycopg2 channel."""
+
+    def __init__(
+        self,
+        conn: SupabaseConnection,
+        opts: WriteOptions,
+        *,
+        step: str,
+        log_event: EventFn,
+        progress: Callable[[int], None],
+    ) -> None:
+        self.conn = conn
+        self.opts = opts
+        self.step = step
+        self.log_event = log_event
+        self.progress = progress
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException, doing: str) -> OsirisError:
+        if isinstance(exc, OsirisError):
+            return exc
+        return from_postgres(exc, step=self.step, table=self.opts.display, doing=doing)
+
+    def _pg(self) -> tuple[Any, Any]:
+        return connect(self.conn, timeout=self.opts.timeout, step=self.step)
+
+    # -- the load ------------------------------------------------------------------------
+
+    def load(
+        self,
+        arrow_schema: pa.Schema,
+        batches: Callable[[], Iterable[pa.RecordBatch]],
+        num_rows: int,
+        ddl_statements: list[ddl.Statement],
+        ddl_in_transaction: bool,
+    ) -> LoadResult:
+        """Load the input; `ddl_statements` run first in the load's transaction when `ddl_in_transaction`."""
+        import psycopg2
+
+        opts = self.opts
+        pg, target = self._pg()
+        stage: str | None = None
+        try:
+            with pg.cursor() as cur:
+                cur.execute(f"SET statement_timeout = {int(opts.timeout * 1000)}")
+                pg.commit()
+                info = ddl.describe(run_sql(cur), opts.schema, opts.table)
+                pg.commit()
+            if self._direct_append_ok(info, arrow_schema, ddl_statements):
+                return self._direct_append(target, arrow_schema, batches, num_rows)
+            if ddl_statements and ddl_in_transaction and any(s.kind == "create_schema" for s in ddl_statements):
+                # The staging table lives in the target schema, so the schema comes first.
+                self._run_ddl(pg, [s for s in ddl_statements if s.kind == "create_schema"], commit=True)
+                ddl_statements = [s for s in ddl_statements if s.kind != "create_schema"]
+            stage = self._create_stage(pg, arrow_schema)
+            staged_rows = self._ingest(target, stage, arrow_schema, batches)
+            with pg.cursor() as cur:
+                if ddl_statements and ddl_in_transaction:
+                    self._run_ddl(pg, ddl_statements, commit=False)
+                info = ddl.describe(run_sql(cur), opts.schema, opts.table)
+                if info is None:
+                    raise TerminalError(f"Table `{opts.display}` does not exist (step `{self.step}`)", step=self.step)
+                result = self._merge(cur, info, arrow_schema, stage, staged_rows)
+            pg.commit()
+            result.rows_input = staged_rows
+            return result
+        except (psycopg2.Error, OsirisError) as exc:
+            with contextlib.suppress(psycopg2.Error):
+                pg.rollback()
+            raise self._fail(exc, f"Loading into ({opts.write_mode})") from None
+        finally:
+            if stage is not None:
+                self._drop_stage(pg, stage)
+            pg.close()
+
+    def _run_ddl(self, pg: Any, statements: list[ddl.Statement], *, commit: bool) -> None:
+        import psycopg2
+
+        with pg.cursor() as cur:
+            for st in statements:
+                self.log_event("ddl_attempt", channel="psycopg2", kind=st.kind, table=self.opts.display)
+                try:
+                    cur.execute(st.sql)
+                except psycopg2.Error as exc:
+                    err = self._fail(exc, f"DDL ({st.kind}) on")
+                    self.log_event(
+                        "ddl_failed", channel="psycopg2", kind=st.kind, table=self.opts.display, error=str(err)
+                    )
+                    raise err from None
+                self.log_event("ddl_succeeded", channel="psycopg2", kind=st.kind, table=self.opts.display)
+        if commit:
+            pg.commit()
+
+    # -- staging -------------------------------------------------------------------------
+
+    def _create_stage(self, pg: Any, arrow_schema: pa.Schema) -> str:
+        name = f"_osiris_stage_{self.opts.table[:24]}_{_secrets.token_hex(4)}"
+        cols = ", ".join(f"{quote_ident(f.name)} {staging_type(f)}" for f in arrow_schema)
+        with pg.cursor() as cur:
+            cur.execute(f"CREATE UNLOGGED TABLE {qualified(self.opts.schema, name)} ({cols})")
+        pg.commit()
+        return name
+
+    def _drop_stage(self, pg: Any, stage: str) -> None:
+        import psycopg2
+
+        sql = f"DROP TABLE IF EXISTS {qualified(self.opts.schema, stage)}"
+        try:
+            pg.rollback()
+            with pg.cursor() as cur:
+                cur.execute(sql)
+            pg.commit()
+            return
+        except psycopg2.Error:
+            pass
+        try:  # the first connection may be gone (e.g. a terminated backend)
+            pg2, _ = self._pg()
+            try:
+                with pg2.cursor() as cur:
+                    cur.execute(sql)
+                pg2.commit()
+            finally:
+                pg2.close()
+        except (psycopg2.Error, OsirisError):
+            self.log_event("staging_cleanup_failed", table=f"{self.opts.schema}.{stage}")
+
+    def _adbc(self, target: Any) -> Any:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        params = {k: v for k, v in target.params.items() if k != "connect_timeout"}
+        params["application_name"] = STAGE_APPLICATION_NAME
+        try:
+            return adbc.connect(target.uri(**params))
+        except Exception as exc:  # ADBC raises its own DBAPI error types
+            raise TransientError(
+                f"Cannot open the bulk-load connection for `{self.opts.display}`: {exc}", step=self.step
+            ) from None
+
+    def _ingest(self, target: Any, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]]) -> int:
+        """Stream every batch into `table` with binary COPY; returns the row count."""
+        import pyarrow as pa
+
+        schema = load_schema(arrow_schema)
+        counted = [0]
+
+        def on_batch(n: int) -> None:
+            counted[0] += n
+            self.progress(n)
+
+        reader = pa.RecordBatchReader.from_batches(schema, prepared_batches(batches(), schema, on_batch))
+        ac = self._adbc(target)
+        try:
+            with ac.cursor() as cur:
+                cur.adbc_ingest(table, reader, mode="append", db_schema_name=self.opts.schema)
+            ac.commit()
+        except OsirisError:
+            raise
+        except Exception as exc:
+            raise from_postgres(exc, step=self.step, table=self.opts.display, doing="Bulk COPY for") from None
+        finally:
+            with contextlib.suppress(Exception):
+                ac.close()
+        return counted[0]
+
+    # -- append straight into the target -------------------------------------------------
+
+    def _direct_append_ok(self, info: ddl.TableInfo | None, arrow_schema: pa.Schema, statements: list[Any]) -> bool:
+        if self.opts.write_mode != "append" or info is None or statements:
+            return False
+        for f in arrow_schema:
+            have = info.columns.get(f.name)
+            if have is None or base_type(have) != base_type(staging_type(f)):
+                return False
+        return True
+
+    def _direct_append(
+        self, target: Any, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], n: int
+    ) -> LoadResult:
+        rows = self._ingest(target, self.opts.table, arrow_schema, batches)
+        return LoadResult(rows_written=rows, rows_input=rows, staged=False)
+
+    # -- the merge -----------------------------------------------------------------------
+
+    def _merge(
+        self, cur: Any, info: ddl.TableInfo, arrow_schema: pa.Schema, stage: str, staged_rows: int
+    ) -> LoadResult:
+        opts = self.opts
+        tgt = qualified(opts.schema, opts.table)
+        stg = qualified(opts.schema, stage)
+        cols = arrow_schema.names
+        col_list = ", ".join(quote_ident(c) for c in cols)
+        casts = ", ".join(f"s.{quote_ident(c)}::{info.columns[c]}" for c in cols)
+        pk = opts.primary_key
+        mode = opts.write_mode
+
+        if staged_rows == 0 and mode == "replace":
+            if not opts.allow_empty_replace:
+                raise TerminalError(
+                    f"Refusing to replace `{opts.display}` with an empty input (step `{self.step}`); "
+                    "set `allow_empty_replace: true` to empty the table",
+                    step=self.step,
+                )
+            cur.execute(f"LOCK TABLE {tgt} IN SHARE ROW EXCLUSIVE MODE")
+            cur.execute(f"DELETE FROM {tgt}")
+            return LoadResult(rows_written=0, rows_deleted=cur.rowcount)
+
+        if mode == "append":
+            cur.execute(f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {stg} s")
+            return LoadResult(rows_written=cur.rowcount)
+
+        if mode == "replace" and not pk:
+            cur.execute(f"LOCK TABLE {tgt} IN ACCESS EXCLUSIVE MODE")
+            cur.execute(f"SELECT count(*) FROM {tgt}")
+            before = int(cur.fetchone()[0])
+            cur.execute("SAVEPOINT osiris_truncate")
+            try:
+                cur.execute(f"TRUNCATE {tgt}")
+            except Exception:
+                # e.g. referenced by a foreign key: delete instead
+                cur.execute("ROLLBACK TO SAVEPOINT osiris_truncate")
+                cur.execute(f"DELETE FROM {tgt}")
+            cur.execute(f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {stg} s")
+            return LoadResult(rows_written=cur.rowcount, rows_deleted=before)
+
+        # upsert / replace on a key: duplicates inside the load are reduced to the last row
+        # (input order; COPY fills a fresh heap in order, so ctid order is input order).
+        keys = ", ".join(quote_ident(k) for k in pk)
+        dedup = f"(SELECT DISTINCT ON ({keys}) * FROM {stg} ORDER BY {keys}, ctid DESC)"
+        rest = [c for c in cols if c not in pk]
+        key_match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}::{info.columns[k]}" for k in pk)
+
+        def optimistic(sql_for: Callable[[str], str], duplicate_codes: tuple[str, ...]) -> int:
+            """Run the statement on the staging table as is; on a duplicate-key error, on the deduplicated rows."""
+            import psycopg2
+
+            cur.execute("SAVEPOINT osiris_dedup")
+            try:
+                cur.execute(sql_for(stg))
+                return int(cur.rowcount)
+            except psycopg2.Error as exc:
+                if exc.pgcode not in duplicate_codes:
+                    raise
+                cur.execute("ROLLBACK TO SAVEPOINT osiris_dedup")
+                cur.execute(sql_for(dedup))
+                return int(cur.rowcount)
+
+        if mode == "replace" and info.has_unique(pk) and self._can_swap(cur, tgt):
+            # Nothing references the table and no trigger watches it: swapping the content in
+            # (TRUNCATE + INSERT, one transaction) ends in the same rows as upsert + delete, faster.
+            cur.execute(f"LOCK TABLE {tgt} IN ACCESS EXCLUSIVE MODE")
+            cur.execute(f"SELECT count(*) FROM {tgt}")
+            before = int(cur.fetchone()[0])
+            cur.execute(f"TRUNCATE {tgt}")
+            written = optimistic(lambda src: f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s", ("23505",))
+            return LoadResult(rows_written=written, rows_deleted=before, strategy="swap")
+        if mode == "replace":
+            cur.execute(f"LOCK TABLE {tgt} IN SHARE ROW EXCLUSIVE MODE")
+        if info.has_unique(pk):
+            if rest:
+                sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in rest)
+                action = f"DO UPDATE SET {sets}"
+            else:
+                action = "DO NOTHING"
+            # 21000: "ON CONFLICT DO UPDATE command cannot affect row a second time"
+            written = optimistic(
+                lambda src: f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s ON CONFLICT ({keys}) {action}",
+                ("21000", "23505"),
+            )
+        else:
+            # No unique index on the key: update matches, then insert the rest.
+            written = 0
+            if rest:
+                sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}::{info.columns[c]}" for c in rest)
+                cur.execute(f"UPDATE {tgt} t SET {sets} FROM {dedup} s WHERE {key_match}")
+                written += cur.rowcount
+            cur.execute(
+                f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {dedup} s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {tgt} t WHERE {key_match})"
+            )
+            written += cur.rowcount
+        deleted = 0
+        if mode == "replace":
+            cur.execute(f"DELETE FROM {tgt} t WHERE NOT EXISTS (SELECT 1 FROM {stg} s WHERE {key_match})")
+            deleted = cur.rowcount
+        return LoadResult(rows_written=written, rows_deleted=deleted)
+
+    def _can_swap(self, cur: Any, tgt: str) -> bool:
+        """Whether no foreign key references the table and no user trigger is on it."""
+        reg = ddl.literal(tgt)
+        cur.execute(
+            f"SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass({reg})) "
+            f"OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({reg}) AND NOT tgisinternal)"
+        )
+        return not cur.fetchone()[0]
+
+
+def elapsed_ms(start: float) -> int:
+    """Milliseconds since `start` (a `time.perf_counter()` value)."""
+    return int((time.perf_counter() - start) * 1000)

@@ -1,0 +1,79 @@
+"""Mapping database and HTTP failures onto Osiris's terminal / transient errors, and retries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from osiris.core.errors import OsirisError, TerminalError, TransientError
+
+T = TypeVar("T")
+
+# SQLSTATEs worth retrying: connection exceptions (08…), serialization failure, deadlock,
+# admin shutdown / crash / cannot connect now, too many connections, lock timeout.
+TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "55P03"}
+
+
+def is_transient_sqlstate(code: str | None) -> bool:
+    """Whether a SQLSTATE names a failure that may go away when retried."""
+    if not code:
+        return False
+    return code in TRANSIENT_SQLSTATES or code.startswith("08")
+
+
+def from_postgres(exc: BaseException, *, step: str | None, table: str, doing: str) -> OsirisError:
+    """An Osiris error for a psycopg2 / ADBC exception, with the Postgres message, table and column."""
+    code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+    diag = getattr(exc, "diag", None)
+    message = (getattr(exc, "pgerror", None) or str(exc)).strip()
+    # ADBC prefixes its messages; keep what Postgres said.
+    for prefix in ("[libpq] ", "IO: ", "INTERNAL: "):
+        message = message.replace(prefix, "")
+    parts = [f"{doing} `{table}` failed: {message}"]
+    column = getattr(diag, "column_name", None) if diag is not None else None
+    constraint = getattr(diag, "constraint_name", None) if diag is not None else None
+    if column:
+        parts.append(f"column `{column}`")
+    if constraint:
+        parts.append(f"constraint `{constraint}`")
+    if code:
+        parts.append(f"SQLSTATE {code}")
+    text = "; ".join(parts)
+    lost = code is None and any(
+        s in message.lower() for s in ("server closed the connection", "connection", "terminating", "broken pipe")
+    )
+    if is_transient_sqlstate(code) or lost:
+        return TransientError(text, step=step)
+    return TerminalError(text, step=step)
+
+
+def with_retries(
+    op: Callable[[], T],
+    *,
+    retries: int,
+    on_retry: Callable[[int, OsirisError, float], Any] | None = None,
+    base_delay: float = 0.5,
+    max_delay: float = 10.0,
+) -> T:
+    """Run `op`, retrying `TransientError`s up to `retries` times with exponential backoff."""
+    attempt = 0
+    while True:
+        try:
+            return op()
+        except TransientError as exc:
+            if attempt >= retries:
+                raise
+            delay = min(max_delay, base_delay * (2**attempt))
+            if on_retry is not None:
+                on_retry(attempt + 1, exc, delay)
+            time.sleep(delay)
+            attempt += 1
+
+
+def http_error(status: int, body: str, *, step: str | None, doing: str) -> OsirisError:
+    """An Osiris error for an HTTP failure: 5xx and 429 are transient, the rest terminal."""
+    text = f"{doing} failed: HTTP {status}: {body.strip()[:500]}"
+    if status >= 500 or status in (408, 429):
+        return TransientError(text, step=step)
+    return TerminalError(text, step=step)

@@ -1,0 +1,314 @@
+"""supabase.writer over the psycopg2 channel against the real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from osiris.core.errors import TerminalError, TransientError, UserInputError
+
+pytestmark = pytest.mark.postgres
+
+
+def rows(pg: Any, sql: str) -> list[tuple[Any, ...]]:
+    """All rows of a query."""
+    with pg.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+EXISTING = [
+    (1, "eu", Decimal("10.00"), "old1"),
+    (2, "eu", Decimal("20.00"), "old2"),
+    (3, "us", Decimal("30.00"), "old3"),
+]
+MERGE_INPUT = [
+    (2, "eu", Decimal("21.00"), "new2a"),
+    (4, "us", Decimal("40.00"), "new4"),
+    (3, "eu", Decimal("33.00"), "new3eu"),
+    (2, "eu", Decimal("22.00"), "new2b"),
+]
+APPEND_INPUT = [(5, "eu", Decimal("50.00"), "a5"), (6, "us", Decimal("60.00"), "a6")]
+KEYS = {"single": ["id"], "composite": ["id", "region"], "none": []}
+
+
+def arrow(data: list[tuple[Any, ...]]) -> Any:
+    """The test rows as an Arrow table (id int64, region text, amount numeric(10,2), note text)."""
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [("id", pa.int64()), ("region", pa.string()), ("amount", pa.decimal128(10, 2)), ("note", pa.string())]
+    )
+    return pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in data], schema=schema)
+
+
+def model(mode: str, key: list[str], existing: list[tuple[Any, ...]], data: list[tuple[Any, ...]]) -> list[Any]:
+    """What the table must hold afterwards."""
+    if mode == "append":
+        return sorted(existing + data)
+    if mode == "replace" and not key:
+        return sorted(data)
+    idx = [["id", "region", "amount", "note"].index(k) for k in key]
+    latest = {tuple(r[i] for i in idx): r for r in data}
+    if mode == "upsert":
+        merged = {tuple(r[i] for i in idx): r for r in existing}
+        merged.update(latest)
+        return sorted(merged.values())
+    return sorted(latest.values())
+
+
+def create_existing(pg: Any, table: str, key: list[str]) -> None:
+    """The target table with the existing rows (key as primary key)."""
+    pk = f", PRIMARY KEY ({', '.join(key)})" if key else ""
+    with pg.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE {table} (id bigint NOT NULL, region text NOT NULL, amount numeric(10,2), note text{pk})"
+        )
+        cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", EXISTING)
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["exists", "missing"])
+@pytest.mark.parametrize("key", ["single", "composite", "none"])
+@pytest.mark.parametrize("mode", ["append", "upsert", "replace"])
+def test_mode_matrix(pg: Any, run_writer: Any, mode: str, key: str, exists: bool) -> None:
+    table = f"m_{mode}_{key}_{'e' if exists else 'm'}"
+    pk = KEYS[key]
+    data = APPEND_INPUT if mode == "append" else MERGE_INPUT
+    existing = EXISTING if exists else []
+    if exists:
+        create_existing(pg, table, pk)
+    config: dict[str, Any] = {"table": table, "write_mode": mode, "create_if_missing": True}
+    if pk:
+        config["primary_key"] = pk if len(pk) > 1 else pk[0]
+    if mode == "upsert" and not pk:
+        with pytest.raises(UserInputError, match="primary_key"):
+            run_writer(arrow(data), **config)
+        return
+    result, rec = run_writer(arrow(data), **config)
+    assert sorted(rows(pg, f"SELECT id, region, amount, note FROM {table}")) == model(mode, pk, existing, data)
+    done = rec.event("write.complete")
+    assert done["channel_used"] == "psycopg2" and done["mode"] == mode
+    assert done["rows_written"] == result["rows_written"] > 0
+    assert ("rows_written", result["rows_written"]) in [(n, v) for n, v, _ in rec.metrics]
+    assert rec.progress == len(data)
+    if not exists:
+        assert ("ddl_attempt" in rec.names()) and ("ddl_succeeded" in rec.names())
+        plan = (rec.output_dir / "ddl_plan.sql").read_text()
+        assert f'CREATE TABLE IF NOT EXISTS "public"."{table}"' in plan
+        if pk:
+            assert f"PRIMARY KEY ({', '.join(chr(34) + k + chr(34) for k in pk)})" in plan
+        assert rows(pg, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '_osiris_stage_%'") == [(0,)]
+
+
+def test_upsert_without_unique_index_updates_and_inserts(pg: Any, run_writer: Any) -> None:
+    create_existing(pg, "no_unique", [])
+    run_writer(arrow(MERGE_INPUT), table="no_unique", write_mode="upsert", primary_key=["id", "region"])
+    assert sorted(rows(pg, "SELECT * FROM no_unique")) == model("upsert", ["id", "region"], EXISTING, MERGE_INPUT)
+
+
+def test_exact_types_of_a_created_table(pg: Any, run_writer: Any) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    ts = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
+    table = pa.table(
+        {
+            "b": pa.array([True]),
+            "i16": pa.array([1], pa.int16()),
+            "i32": pa.array([2], pa.int32()),
+            "i64": pa.array([3], pa.int64()),
+            "f32": pa.array([1.5], pa.float32()),
+            "f64": pa.array([2.25], pa.float64()),
+            "dec": pa.array([Decimal("123.456")], pa.decimal128(9, 3)),
+            "s": pa.array(["héllo"], pa.string()),
+            "ls": pa.array(["large"], pa.large_string()),
+            "bin": pa.array([b"\x00\x01"], pa.binary()),
+            "tstz": pa.array([ts], pa.timestamp("us", tz="UTC")),
+            "ts": pa.array([ts.replace(tzinfo=None)], pa.timestamp("ms")),
+            "d": pa.array([dt.date(2024, 1, 2)], pa.date32()),
+            "js": pa.array([{"a": 1, "b": "x"}], pa.struct([("a", pa.int64()), ("b", pa.string())])),
+            "lst": pa.array([[1, 2]], pa.list_(pa.int64())),
+            "dic": pa.array(["cat"]).dictionary_encode(),
+        }
+    )
+    run_writer(table, table="typed", create_if_missing=True)
+    types = dict(
+        rows(
+            pg,
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'typed'::regclass AND attnum > 0",
+        )
+    )
+    assert types == {
+        "b": "boolean",
+        "i16": "smallint",
+        "i32": "integer",
+        "i64": "bigint",
+        "f32": "real",
+        "f64": "double precision",
+        "dec": "numeric(9,3)",
+        "s": "text",
+        "ls": "text",
+        "bin": "bytea",
+        "tstz": "timestamp with time zone",
+        "ts": "timestamp without time zone",
+        "d": "date",
+        "js": "jsonb",
+        "lst": "jsonb",
+        "dic": "text",
+    }
+    got = rows(pg, "SELECT b, i16, i32, i64, f32, f64, dec, s, ls, bin, tstz, ts, d, js, lst, dic FROM typed")[0]
+    assert got[:9] == (True, 1, 2, 3, 1.5, 2.25, Decimal("123.456"), "héllo", "large")
+    assert bytes(got[9]) == b"\x00\x01"
+    assert got[10] == ts and got[11] == ts.replace(tzinfo=None, microsecond=123000) and got[12] == dt.date(2024, 1, 2)
+    assert got[13] == {"a": 1, "b": "x"} and got[14] == [1, 2] and got[15] == "cat"
+
+
+def test_append_into_existing_table_with_other_column_types_casts(pg: Any, run_writer: Any) -> None:
+    import pyarrow as pa
+
+    with pg.cursor() as cur:
+        cur.execute("CREATE TABLE casted (id integer, payload jsonb, extra text DEFAULT 'd')")
+    run_writer(pa.table({"payload": ['{"k": 1}'], "id": pa.array([7], pa.int64())}), table="casted")
+    assert rows(pg, "SELECT id, payload, extra FROM casted") == [(7, {"k": 1}, "d")]
+
+
+def test_new_column_is_an_error_unless_allowed(pg: Any, run_writer: Any) -> None:
+    import pyarrow as pa
+
+    with pg.cursor() as cur:
+        cur.execute("CREATE TABLE evolve (id bigint PRIMARY KEY, a text)")
+    data = pa.table({"id": [1], "a": ["x"], "fresh": [2.5]})
+    with pytest.raises(TerminalError, match=r"`fresh`.*add_new_columns"):
+        run_writer(data, table="evolve", write_mode="upsert", primary_key="id")
+    assert rows(pg, "SELECT count(*) FROM evolve") == [(0,)]
+    _, rec = run_writer(data, table="evolve", write_mode="upsert", primary_key="id", add_new_columns=True)
+    assert rows(pg, "SELECT id, a, fresh FROM evolve") == [(1, "x", 2.5)]
+    assert rec.event("ddl_succeeded")["kind"] == "add_column"
+
+
+def test_empty_replace_needs_allow_empty_replace(pg: Any, run_writer: Any) -> None:
+    create_existing(pg, "emptied", ["id"])
+    with pytest.raises(TerminalError, match="allow_empty_replace"):
+        run_writer(arrow([]), table="emptied", write_mode="replace", primary_key="id")
+    assert len(rows(pg, "SELECT * FROM emptied")) == 3
+    run_writer(arrow([]), table="emptied", write_mode="replace", primary_key="id", allow_empty_replace=True)
+    assert rows(pg, "SELECT count(*) FROM emptied") == [(0,)]
+
+
+def test_without_a_sql_channel_the_ddl_is_only_planned(pg: Any, run_writer: Any, connection: dict[str, Any]) -> None:
+    with pytest.raises(TerminalError, match=r"ddl_plan\.sql"):
+        run_writer(arrow(APPEND_INPUT), table="planned", create_if_missing=True, ddl_channel="http_sql")
+    assert rows(pg, "SELECT to_regclass('planned') IS NULL") == [(True,)]
+
+
+def test_missing_table_without_create_if_missing_fails(pg: Any, run_writer: Any) -> None:
+    with pytest.raises(TerminalError, match=r"does not exist.*create_if_missing"):
+        run_writer(arrow(APPEND_INPUT), table="nowhere")
+
+
+def big_input(n: int, bad_at: int | None = None) -> Any:
+    """`n` rows keyed 0..n-1; the row at `bad_at` has a NULL note and a negative amount."""
+    import pyarrow as pa
+
+    ids = pa.array(range(n), pa.int64())
+    notes = pa.array([None if i == bad_at else f"note {i}" for i in range(n)])
+    amounts = pa.array([Decimal("-1.00") if i == bad_at else Decimal(i % 1000) for i in range(n)], pa.decimal128(10, 2))
+    return pa.table({"id": ids, "region": pa.array(["eu"] * n), "amount": amounts, "note": notes})
+
+
+def snapshot(pg: Any, table: str) -> list[Any]:
+    """Physical rows (ctid included), so 'unchanged' means byte-for-byte the same tuples."""
+    return rows(pg, f"SELECT ctid::text, id, region, amount::text, note FROM {table} ORDER BY ctid")
+
+
+@pytest.mark.parametrize("constraint", ["not_null", "check"])
+def test_failed_replace_leaves_table_as_it_was(pg: Any, run_writer: Any, constraint: str) -> None:
+    table = f"atomic_{constraint}"
+    create_existing(pg, table, ["id"])
+    with pg.cursor() as cur:
+        if constraint == "not_null":
+            cur.execute(f"ALTER TABLE {table} ALTER COLUMN note SET NOT NULL")
+        else:
+            cur.execute(f"ALTER TABLE {table} ADD CONSTRAINT amount_positive CHECK (amount >= 0)")
+    before = snapshot(pg, table)
+    n = 20000
+    with pytest.raises(TerminalError) as err:
+        run_writer(big_input(n, bad_at=n - 3), table=table, write_mode="replace", primary_key="id")
+    text = str(err.value)
+    assert table in text
+    assert ("`note`" in text and "23502" in text) if constraint == "not_null" else ("amount_positive" in text)
+    assert snapshot(pg, table) == before
+
+
+def _kill_copy(pg_db: str, stop: threading.Event, killed: list[int]) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=pg_db)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            while not stop.is_set() and not killed:
+                cur.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'osiris-supabase-stage' "
+                    "AND query ILIKE 'COPY%%' AND state = 'active'"
+                )
+                pids = [r[0] for r in cur.fetchall()]
+                for pid in pids:
+                    time.sleep(0.2)  # well inside the stream
+                    cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    killed.append(pid)
+                time.sleep(0.01)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_backend_killed_mid_copy(pg: Any, pg_db: str, run_writer: Any, retries: int) -> None:
+    table = f"killed_{retries}"
+    create_existing(pg, table, ["id"])
+    before = snapshot(pg, table)
+    stop, killed = threading.Event(), []
+    watcher = threading.Thread(target=_kill_copy, args=(pg_db, stop, killed))
+    watcher.start()
+    data = big_input(300_000)
+    try:
+        if retries == 0:
+            with pytest.raises(TransientError):
+                run_writer(data, table=table, write_mode="replace", primary_key="id", batch_size=5000)
+            assert killed
+            assert snapshot(pg, table) == before
+        else:
+            _, rec = run_writer(data, table=table, write_mode="replace", primary_key="id", batch_size=5000, retries=1)
+            assert killed and "write.retry" in rec.names()
+            assert rows(pg, f"SELECT count(*), min(id), max(id) FROM {table}") == [(300_000, 0, 299_999)]
+    finally:
+        stop.set()
+        watcher.join()
+    assert rows(pg, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '_osiris_stage_%'") == [(0,)]
+
+
+def test_connect_lists_every_address_tried(connection: dict[str, Any]) -> None:
+    from osiris.drivers.supabase.connection import connect
+    from osiris.drivers.supabase.settings import SupabaseConnection
+
+    pg, target = connect(SupabaseConnection.from_dict({**connection, "host": "localhost"}), timeout=5)
+    pg.close()
+    assert target.hostaddr == "127.0.0.1"
+    with pytest.raises(TransientError, match=r"localhost:1`.*127\.0\.0\.1"):
+        connect(SupabaseConnection.from_dict({**connection, "host": "localhost", "port": 1}), timeout=2)
+
+
+def test_replace_of_a_referenced_table_merges_instead_of_swapping(pg: Any, run_writer: Any) -> None:
+    create_existing(pg, "parent", ["id"])
+    with pg.cursor() as cur:
+        cur.execute("CREATE TABLE child (pid bigint REFERENCES parent (id))")
+        cur.execute("INSERT INTO child VALUES (2), (3)")
+    result, _ = run_writer(arrow(MERGE_INPUT), table="parent", write_mode="replace", primary_key="id")
+    assert result["strategy"] == "merge" and result["rows_deleted"] == 1
+    assert sorted(rows(pg, "SELECT * FROM parent")) == model("replace", ["id"], EXISTING, MERGE_INPUT)
+    assert sorted(rows(pg, "SELECT pid FROM child")) == [(2,), (3,)]

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Benchmark: supabase.writer's psycopg2 channel vs a raw `COPY … FROM STDIN` of the same rows as CSV.
+
+Generates N rows × 15 columns as Parquet, then, each in its own child process (for peak RSS):
+  raw_csv_copy   psycopg2 `copy_expert` of a ready CSV file into an empty table with a primary key
+  append         SupabaseWriter append into an empty table of the same DDL
+  replace_fresh  SupabaseWriter replace (primary key) into an empty table
+  replace_full   SupabaseWriter replace (primary key) over a table already holding all N rows
+Prints rows/s, the ratio to the raw COPY, and each child's peak RSS. Needs PostgreSQL on
+127.0.0.1:5432 (creates and drops its own database).
+
+    .venv/bin/python scripts/bench_supabase_load.py [--rows 1000000] [--batch-size 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+DDL = (
+    "(id bigint PRIMARY KEY, a integer, b bigint, c double precision, d double precision, e text, f text, "
+    "g timestamptz, h date, i boolean, j numeric(12,2), k bigint, l text, m double precision, n timestamp)"
+)
+
+
+def generate(path: Path, n: int) -> None:
+    """N rows of 15 mixed-type columns, written as Parquet."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids = pa.array(range(n), pa.int64())
+    rnd = pc.random(n)
+    as_str = pc.cast(pc.remainder(ids, 1000), pa.string())
+    micros = pc.cast(pc.floor(pc.multiply(rnd, 1e14)), pa.int64())
+    base = 1577836800 * 1_000_000  # 2020-01-01
+    ts = pc.cast(pc.add(micros, base), pa.timestamp("us"))
+    table = pa.table(
+        {
+            "id": ids,
+            "a": pc.cast(pc.remainder(ids, 1000), pa.int32()),
+            "b": pc.multiply(ids, 7919),
+            "c": rnd,
+            "d": pc.multiply(rnd, 1000.0),
+            "e": pc.binary_join_element_wise("name_", as_str, ""),
+            "f": pc.binary_join_element_wise("some longer text value number ", pc.cast(ids, pa.string()), ""),
+            "g": pc.cast(ts, pa.timestamp("us", tz="UTC")),
+            "h": pc.cast(pc.floor_temporal(ts, unit="day"), pa.date32()),
+            "i": pc.greater(rnd, 0.5),
+            "j": pc.cast(pc.round(pc.multiply(rnd, 10000.0), 2), pa.decimal128(12, 2)),
+            "k": pc.remainder(ids, 100),
+            "l": pc.binary_join_element_wise("c", pc.cast(pc.remainder(ids, 37), pa.string()), ""),
+            "m": pc.multiply(rnd, rnd),
+            "n": ts,
+        }
+    )
+    pq.write_table(table, path, row_group_size=100_000)
+
+
+def child(mode: str, db: str, parquet: Path, csv: Path, batch_size: int) -> dict[str, float]:
+    """Run one contender in this process; returns rows and seconds."""
+    import psycopg2
+
+    conn = psycopg2.connect(**PG, dbname=db)
+    conn.autocommit = True
+    cur = conn.cursor()
+    table = f"bench_{mode}"
+    if mode != "replace_full":
+        cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} {DDL}")
+    else:
+        cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (LIKE bench_append INCLUDING ALL)")
+        cur.execute(f"INSERT INTO {table} SELECT * FROM bench_append")
+        cur.execute(f"VACUUM ANALYZE {table}")
+    if mode == "raw_csv_copy":
+        start = time.perf_counter()
+        with open(csv, "rb") as f:
+            cur.copy_expert(f"COPY {table} FROM STDIN (FORMAT csv)", f)
+        seconds = time.perf_counter() - start
+    else:
+        from osiris.drivers.supabase.writer import SupabaseWriter
+        from osiris.runtime.contract import InputHandle, StepContext
+
+        config = {
+            "table": table,
+            "write_mode": "append" if mode == "append" else "replace",
+            "primary_key": "id",
+            "batch_size": batch_size,
+            "retries": 0,
+            "resolved_connection": {**PG, "dbname": db, "sslmode": "disable"},
+        }
+        ctx = StepContext(step_id="load", output_dir=tempfile.mkdtemp())
+        start = time.perf_counter()
+        SupabaseWriter().run(step_id="load", config=config, inputs={"df": InputHandle("gen", parquet)}, ctx=ctx)
+        seconds = time.perf_counter() - start
+    cur.execute(f"SELECT count(*) FROM {table}")
+    rows = cur.fetchone()[0]
+    conn.close()
+    return {"rows": rows, "seconds": seconds}
+
+
+def main() -> None:
+    """Parse arguments, run every contender in a child process, print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child == "generate":
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        d = Path(args.dir)
+        generate(d / "data.parquet", args.rows)
+        pcsv.write_csv(pq.read_table(d / "data.parquet"), d / "data.csv", pcsv.WriteOptions(include_header=False))
+        return
+    if args.child:
+        d = Path(args.dir)
+        print(json.dumps(child(args.child, args.db, d / "data.parquet", d / "data.csv", args.batch_size)))
+        return
+
+    import psycopg2
+
+    # Children are measured with wait4(); Linux keeps a process's peak RSS across exec, so the
+    # parent stays small and even the data generation runs in a child.
+    work = Path(tempfile.mkdtemp(prefix="osiris_bench_"))
+    t = time.perf_counter()
+    cmd = [sys.executable, __file__, "--child", "generate", "--dir", str(work), "--rows", str(args.rows)]
+    subprocess.run(cmd, check=True)
+    print(f"generated {args.rows:,} rows x 15 columns in {time.perf_counter() - t:.1f}s ({work})")
+    db = f"osiris_bench_supabase_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(**PG, dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{db}"')
+    results = {}
+    try:
+        for mode in ("raw_csv_copy", "append", "replace_fresh", "replace_full"):
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    mode,
+                    "--db",
+                    db,
+                    "--dir",
+                    str(work),
+                    "--batch-size",
+                    str(args.batch_size),
+                ],
+                stdout=subprocess.PIPE,
+            )
+            out = proc.stdout.read() if proc.stdout else b""
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = status
+            if status != 0:
+                raise SystemExit(f"{mode} failed")
+            res = json.loads(out.decode().strip().splitlines()[-1])
+            res["peak_rss_mb"] = usage.ru_maxrss / 1024
+            results[mode] = res
+    finally:
+        for f in work.iterdir():
+            f.unlink()
+        work.rmdir()
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        admin.close()
+    raw = results["raw_csv_copy"]["rows"] / results["raw_csv_copy"]["seconds"]
+    print(f"{'contender':<16}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'vs raw':>8}{'peak RSS':>11}")
+    for mode, r in results.items():
+        rate = r["rows"] / r["seconds"]
+        print(
+            f"{mode:<16}{r['rows']:>10,}{r['seconds']:>9.2f}{rate:>10,.0f}{rate / raw:>8.2f}{r['peak_rss_mb']:>8.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()

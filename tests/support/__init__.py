@@ -1,0 +1,1 @@
+"""Test support code (not shipped in any package)."""

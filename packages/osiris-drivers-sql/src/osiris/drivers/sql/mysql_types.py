@@ -68,12 +68,12 @@ class ColumnPlan:
         if self.kind == "bit":
             ints = [None if v is None else int.from_bytes(_as_bytes(v), "big") for v in values]
             arr = pa.array(ints, pa.uint64())
-            return pc.not_equal(arr, 0) if pa.types.is_boolean(t) else arr
+            return _nonzero(arr) if pa.types.is_boolean(t) else arr
         if self.kind == "time":
             return pa.array([None if v is None else _time_text_to_us(_as_str(v)) for v in values], pa.int64()).cast(t)
         text = pa.array([None if v is None else _as_str(v) for v in values], pa.string())
         if self.kind == "bool":
-            return pc.not_equal(pc.cast(text, pa.int64()), 0)
+            return _nonzero(pc.cast(text, pa.int64()))
         if self.kind == "timestamp_utc":
             return pc.cast(pc.cast(text, pa.timestamp("us")), t)
         # int, uint, decimal, float, date, timestamp, year: Arrow's own exact text parsers.
@@ -89,7 +89,7 @@ class ColumnPlan:
         if arr.type == self.arrow_type:
             return arr
         if self.kind == "bool":
-            return pc.not_equal(arr, 0)
+            return _nonzero(arr)
         if self.kind == "bit":
             return self.from_text(arr.to_pylist())
         if pa.types.is_timestamp(arr.type) and self.kind == "timestamp_utc":
@@ -106,6 +106,15 @@ class ColumnPlan:
         if self.kind == "time":
             return self.from_text(arr.to_pylist())
         return pc.cast(arr.cast(pa.string()), self.arrow_type)
+
+
+def _nonzero(arr: pa.Array) -> pa.Array:
+    """`arr != 0` as booleans (nulls stay null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # A typed scalar: a bare Python 0 makes pyarrow import pandas to inspect it (over a second).
+    return pc.not_equal(arr, pa.scalar(0, arr.type))
 
 
 def _as_str(v: Any) -> str:

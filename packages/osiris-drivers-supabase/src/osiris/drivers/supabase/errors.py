@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,6 +23,10 @@ def is_transient_sqlstate(code: str | None) -> bool:
     return code in TRANSIENT_SQLSTATES or code.startswith("08")
 
 
+_MESSAGE_COLUMN = re.compile(r'\bcolumn "([^"]+)"')
+_MESSAGE_CONSTRAINT = re.compile(r'\bconstraint "([^"]+)"')
+
+
 def from_postgres(exc: BaseException, *, step: str | None, table: str, doing: str) -> OsirisError:
     """An Osiris error for a psycopg2 / ADBC exception, with the Postgres message, table and column."""
     code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
@@ -33,6 +38,12 @@ def from_postgres(exc: BaseException, *, step: str | None, table: str, doing: st
     parts = [f"{doing} `{table}` failed: {message}"]
     column = getattr(diag, "column_name", None) if diag is not None else None
     constraint = getattr(diag, "constraint_name", None) if diag is not None else None
+    if diag is None:
+        # ADBC errors carry no diagnostic fields: read them from Postgres' own message.
+        found = _MESSAGE_COLUMN.search(message)
+        column = found.group(1) if found else None
+        found = _MESSAGE_CONSTRAINT.search(message)
+        constraint = found.group(1) if found else None
     if column:
         parts.append(f"column `{column}`")
     if constraint:

@@ -4,8 +4,11 @@ The input's Arrow batches are streamed with ADBC's bulk ingest (binary `COPY`) i
 `UNLOGGED` staging table; then, on the psycopg2 connection and in one transaction, any DDL
 runs and the staging rows are appended, upserted or swapped into the target. Nothing
 touches the target before that transaction, so a failure anywhere leaves it as it was.
-An `append` whose input types match the table exactly skips staging: the binary COPY goes
-straight into the target inside one ADBC transaction.
+Two loads skip staging, because they need no merge: an `append` whose input types match the
+table exactly, and a keyed `replace` of a table that nothing references (the "direct swap":
+DDL, TRUNCATE and the binary COPY straight into the target, in one ADBC transaction). If the
+input turns out to repeat a key, the direct swap is rolled back and the load goes through
+staging, where duplicates are reduced to the last row.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class PostgresLoader:
         self.step = step
         self.log_event = log_event
         self.progress = progress
+        self._reported = 0  # rows already reported as progress, across attempts
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -110,6 +114,10 @@ class PostgresLoader:
                 pg.commit()
             if self._direct_append_ok(info, arrow_schema, ddl_statements):
                 return self._direct_append(target, arrow_schema, batches, num_rows)
+            if self._direct_swap_candidate(info, ddl_statements, ddl_in_transaction):
+                swapped = self._direct_swap(target, arrow_schema, batches, ddl_statements)
+                if swapped is not None:
+                    return swapped
             if ddl_statements and ddl_in_transaction and any(s.kind == "create_schema" for s in ddl_statements):
                 # The staging table lives in the target schema, so the schema comes first.
                 self._run_ddl(pg, [s for s in ddl_statements if s.kind == "create_schema"], commit=True)
@@ -139,19 +147,21 @@ class PostgresLoader:
         import psycopg2
 
         with pg.cursor() as cur:
-            for st in statements:
-                self.log_event("ddl_attempt", channel="psycopg2", kind=st.kind, table=self.opts.display)
-                try:
-                    cur.execute(st.sql)
-                except psycopg2.Error as exc:
-                    err = self._fail(exc, f"DDL ({st.kind}) on")
-                    self.log_event(
-                        "ddl_failed", channel="psycopg2", kind=st.kind, table=self.opts.display, error=str(err)
-                    )
-                    raise err from None
-                self.log_event("ddl_succeeded", channel="psycopg2", kind=st.kind, table=self.opts.display)
+            self._run_ddl_on(cur, statements, errors=(psycopg2.Error,))
         if commit:
             pg.commit()
+
+    def _run_ddl_on(self, cur: Any, statements: list[ddl.Statement], *, errors: tuple[type, ...]) -> None:
+        """Run DDL statements on a cursor (psycopg2 or ADBC), with `ddl_*` events."""
+        for st in statements:
+            self.log_event("ddl_attempt", channel="psycopg2", kind=st.kind, table=self.opts.display)
+            try:
+                cur.execute(st.sql)
+            except errors as exc:
+                err = self._fail(exc, f"DDL ({st.kind}) on")
+                self.log_event("ddl_failed", channel="psycopg2", kind=st.kind, table=self.opts.display, error=str(err))
+                raise err from None
+            self.log_event("ddl_succeeded", channel="psycopg2", kind=st.kind, table=self.opts.display)
 
     # -- staging -------------------------------------------------------------------------
 
@@ -199,21 +209,11 @@ class PostgresLoader:
             ) from None
 
     def _ingest(self, target: Any, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]]) -> int:
-        """Stream every batch into `table` with binary COPY; returns the row count."""
-        import pyarrow as pa
-
-        schema = load_schema(arrow_schema)
-        counted = [0]
-
-        def on_batch(n: int) -> None:
-            counted[0] += n
-            self.progress(n)
-
-        reader = pa.RecordBatchReader.from_batches(schema, prepared_batches(batches(), schema, on_batch))
+        """Stream every batch into `table` with binary COPY, in a transaction of its own; returns the row count."""
         ac = self._adbc(target)
         try:
             with ac.cursor() as cur:
-                cur.adbc_ingest(table, reader, mode="append", db_schema_name=self.opts.schema)
+                rows = self._copy_in(cur, table, arrow_schema, batches)
             ac.commit()
         except OsirisError:
             raise
@@ -222,18 +222,102 @@ class PostgresLoader:
         finally:
             with contextlib.suppress(Exception):
                 ac.close()
+        return rows
+
+    def _copy_in(self, cur: Any, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]]) -> int:
+        """Binary COPY of every batch into `table` on the ADBC cursor `cur` (no commit)."""
+        import pyarrow as pa
+
+        schema = load_schema(arrow_schema)
+        counted = [0]
+
+        def on_batch(n: int) -> None:
+            counted[0] += n
+            # A restaged load streams the input again: report only rows not reported before.
+            if counted[0] > self._reported:
+                self.progress(counted[0] - self._reported)
+                self._reported = counted[0]
+
+        reader = pa.RecordBatchReader.from_batches(schema, prepared_batches(batches(), schema, on_batch))
+        cur.adbc_ingest(table, reader, mode="append", db_schema_name=self.opts.schema)
         return counted[0]
+
+    # -- replace straight into the target ------------------------------------------------
+
+    def _direct_swap_candidate(
+        self, info: ddl.TableInfo | None, statements: list[ddl.Statement], ddl_in_transaction: bool
+    ) -> bool:
+        opts = self.opts
+        if opts.write_mode != "replace" or not opts.primary_key:
+            return False
+        if statements and not ddl_in_transaction:
+            return False
+        # An existing table must already hold a unique key on `primary_key` (checked again, with
+        # the types, inside the transaction); a missing one is created with it.
+        return info is None or info.has_unique(opts.primary_key)
+
+    def _direct_swap(
+        self,
+        target: Any,
+        arrow_schema: pa.Schema,
+        batches: Callable[[], Iterable[Any]],
+        statements: list[ddl.Statement],
+    ) -> LoadResult | None:
+        """DDL, TRUNCATE and COPY into the target in one ADBC transaction; None to fall back to staging."""
+        opts = self.opts
+        tgt = qualified(opts.schema, opts.table)
+        ac = self._adbc(target)
+        try:
+            with ac.cursor() as cur:
+                cur.execute(f"SET LOCAL statement_timeout = {int(opts.timeout * 1000)}")
+                self._run_ddl_on(cur, statements, errors=(Exception,))
+                info = ddl.describe(run_sql(cur), opts.schema, opts.table)
+                if not (info and info.has_unique(opts.primary_key) and self._types_match(info, arrow_schema)):
+                    ac.rollback()
+                    return None
+                if not self._can_swap(cur, tgt):
+                    ac.rollback()
+                    return None
+                cur.execute(f"LOCK TABLE {tgt} IN ACCESS EXCLUSIVE MODE")
+                cur.execute(f"SELECT count(*) FROM {tgt}")
+                before = int(cur.fetchone()[0])
+                cur.execute(f"TRUNCATE {tgt}")
+                rows = self._copy_in(cur, opts.table, arrow_schema, batches)
+                if rows == 0 and not opts.allow_empty_replace:
+                    ac.rollback()
+                    return None  # the staged path raises the clear "empty input" error
+            ac.commit()
+            return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, staged=False, strategy="swap")
+        except OsirisError:
+            with contextlib.suppress(Exception):
+                ac.rollback()
+            raise
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                ac.rollback()
+            if getattr(exc, "sqlstate", None) == "23505":
+                # The input repeats a key: load it through staging, which keeps the last row.
+                self.log_event("load.restaged", table=opts.display, reason="duplicate keys in the input")
+                return None
+            raise from_postgres(exc, step=self.step, table=opts.display, doing="Loading into (replace)") from None
+        finally:
+            with contextlib.suppress(Exception):
+                ac.close()
+
+    def _types_match(self, info: ddl.TableInfo, arrow_schema: pa.Schema) -> bool:
+        """Whether every input column exists in the table with the type the bulk COPY sends."""
+        for f in arrow_schema:
+            have = info.columns.get(f.name)
+            if have is None or base_type(have) != base_type(staging_type(f)):
+                return False
+        return True
 
     # -- append straight into the target -------------------------------------------------
 
     def _direct_append_ok(self, info: ddl.TableInfo | None, arrow_schema: pa.Schema, statements: list[Any]) -> bool:
         if self.opts.write_mode != "append" or info is None or statements:
             return False
-        for f in arrow_schema:
-            have = info.columns.get(f.name)
-            if have is None or base_type(have) != base_type(staging_type(f)):
-                return False
-        return True
+        return self._types_match(info, arrow_schema)
 
     def _direct_append(
         self, target: Any, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], n: int

@@ -75,7 +75,7 @@ def _card(runs: Path) -> tuple[dict, list[tuple]]:
     return card, [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
 
 
-def test_mysql_duckdb_parity(mysql_db, sandbox_site, workdir, tmp_path, envd):
+def test_mysql_duckdb_parity(mysql_db, workdir, tmp_path, envd):
     (workdir / "pipeline.yaml").write_text(PIPELINE)
     conns = workdir / "osiris_connections.yaml"
     conns.write_text(

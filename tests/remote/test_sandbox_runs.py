@@ -302,3 +302,29 @@ steps:
 
         shutil.rmtree(sandbox_root, ignore_errors=True)
     assert os.environ["OSIRIS_CANARY_PW"] == CANARY
+
+
+def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstart_manifest, workdir, monkeypatch):
+    """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run."""
+    cache = workdir / "cache"
+    monkeypatch.setenv("OSIRIS_CACHE_DIR", str(cache))
+    kw = {"connections_file": None, "verbose": False, "json_output": True}
+    layer_events = []
+    for runs in ("cold", "warm"):
+        assert local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw) == 0
+        card, events, run_dir = _card(workdir / runs)
+        assert all(s["status"] == "succeeded" for s in card["steps"])
+        created = next(e for e in events if e["event"] == "sandbox_created")
+        layer_events.append(created["dependency_layer"])
+        pip_log = (run_dir / "artifacts/_system/pip_install.log").read_text()
+        commands = [line for line in pip_log.splitlines() if line.startswith("$ ")]
+        assert len(commands) == 1 and "--no-index --no-deps" in commands[0], "one pip call, osiris wheels only"
+        assert (run_dir / "artifacts/_system/layer_build.log").is_file() == (runs == "cold")
+    cold, warm = layer_events
+    assert cold["hash"] == warm["hash"] and not cold["cached"] and warm["cached"]
+    layer = cache / "sandbox-layers" / cold["hash"]
+    info = json.loads((layer / "layer.json").read_text())
+    assert {"pip", "duckdb>=1.0", "msgspec>=0.18"} <= set(info["requirements"])
+    assert "Successfully installed" in (layer / "build.log").read_text()
+    assert (layer / "site-packages" / "pyarrow").is_dir() and (layer / "site-packages" / "duckdb").is_dir()
+    assert [p.name for p in (cache / "sandbox-layers").iterdir() if not p.name.startswith(".")] == [cold["hash"]]

@@ -11,7 +11,7 @@ Layout, under ``$OSIRIS_CACHE_DIR/sandbox-layers`` (default ``~/.cache/osiris/sa
 
     <key>/site-packages/    pip install --target of the requirements (and pip itself)
     <key>/requirements.txt  the exact requirement set
-    <key>/layer.json        key, python, requirements, build seconds, time of build
+    <key>/layer.json        hash, python, requirements, build seconds, time of build
     <key>/build.log         pip's output of the build
 
 A layer is built in a temporary folder and renamed into place when complete, under
@@ -139,7 +139,7 @@ class DependencyLayer:
     def describe(self) -> dict[str, Any]:
         """What the run card and events say about the layer."""
         return {
-            "key": self.key,
+            "hash": self.key,  # not `key`: a field called `key` is masked as a secret
             "path": str(self.path),
             "requirements": self.requirements,
             "cached": not self.built,
@@ -226,7 +226,7 @@ def _build(final: Path, key: str, requirements: list[str], python: str, env: dic
                 f"full log: `{failed}`:\n{tail}"
             )
         info = {
-            "key": key,
+            "hash": key,
             "format": LAYER_FORMAT,
             "python": python_tag(),
             "requirements": all_reqs,

@@ -37,6 +37,17 @@ def _steps(card: dict) -> list[tuple]:
     ]
 
 
+def _installed(pip_log: str) -> set[str]:
+    """The distributions a pip log says were installed (pip's `Successfully installed` or uv's ` + name==v`)."""
+    names: set[str] = set()
+    for line in pip_log.splitlines():
+        if line.startswith("Successfully installed "):
+            names |= {item.rsplit("-", 1)[0] for item in line.split()[2:]}
+        elif line.startswith(" + "):
+            names.add(line[3:].split("==")[0].strip())
+    return names
+
+
 def _sequence(events: list[dict]) -> list[tuple]:
     return [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
 
@@ -86,8 +97,7 @@ def test_quickstart_parity_host_local_and_e2b(quickstart_manifest, workdir, envd
         ):
             assert (run_dir / rel).is_file(), rel
         pip_log = (run_dir / "artifacts/_system/pip_install.log").read_text()
-        installed = [line for line in pip_log.splitlines() if line.startswith("Successfully installed")]
-        assert any("osiris-drivers-sql-" in line for line in installed)
+        assert _installed(pip_log) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
         assert "supabase" not in pip_log and "psycopg2" not in pip_log
     assert (workdir / "output/quickstart/revenue.parquet").is_file()
     assert e2b["sandbox"]["name"] == "e2b" and set(e2b["sandbox"]["timings"]) >= {
@@ -318,7 +328,9 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
         layer_events.append(created["dependency_layer"])
         pip_log = (run_dir / "artifacts/_system/pip_install.log").read_text()
         commands = [line for line in pip_log.splitlines() if line.startswith("$ ")]
-        assert len(commands) == 1 and "--no-index --no-deps" in commands[0], "one pip call, osiris wheels only"
+        assert len(commands) == 1 and "--no-index --no-deps" in commands[0], "one install call, osiris wheels only"
+        assert "/bin/uv pip install --python venv/bin/python " in commands[0], "the layer's uv installs the wheels"
+        assert _installed(pip_log) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
         assert (run_dir / "artifacts/_system/layer_build.log").is_file() == (runs == "cold")
     cold, warm = layer_events
     assert cold["hash"] == warm["hash"] and not cold["cached"] and warm["cached"]

@@ -287,7 +287,7 @@ class HostAdapter:
         )
 
         t0 = time.perf_counter()
-        for cmd in _install_commands(plan, install_deps):
+        for cmd in _install_commands(plan, install_deps, layer.uv if layer is not None else None):
             sandbox.check(
                 f"echo '$ {cmd}' >> run/{PIP_LOG} && {cmd} >> run/{PIP_LOG} 2>&1",
                 what="install of osiris (see artifacts/_system/pip_install.log)",
@@ -534,14 +534,19 @@ class HostAdapter:
 PIP = "venv/bin/python -m pip install --disable-pip-version-check --no-input"
 
 
-def _install_commands(plan: Any, install_deps: bool) -> list[str]:
-    """The pip calls that install the osiris distributions: one, unless some have no wheel at hand."""
+def _install_commands(plan: Any, install_deps: bool, uv: Path | None = None) -> list[str]:
+    """The installer calls for the osiris distributions: one, unless some have no wheel at hand.
+
+    With a dependency layer that carries `uv`, the wheels are installed by `uv pip` (same
+    flags, a fraction of pip's start-up time); otherwise by the venv's pip.
+    """
     wheel_pins = [p for p in plan.all_pins if p not in plan.from_index]
     if install_deps:  # third-party dependencies from the index, osiris ones from the uploaded wheels
         return [f"{PIP} --find-links wheels {' '.join(plan.all_pins)}"]
-    cmds = [f"{PIP} --no-index --no-deps --find-links wheels {' '.join(wheel_pins)}"] if wheel_pins else []
+    tool = f"{shlex.quote(str(uv))} pip install --python venv/bin/python" if uv is not None else PIP
+    cmds = [f"{tool} --no-index --no-deps --find-links wheels {' '.join(wheel_pins)}"] if wheel_pins else []
     if plan.from_index:
-        cmds.append(f"{PIP} --no-deps {' '.join(plan.from_index)}")
+        cmds.append(f"{tool} --no-deps {' '.join(plan.from_index)}")
     return cmds
 
 

@@ -5,12 +5,15 @@ Prints wall time per mode and the bootstrap broken down (wheels, environment,
 install, registration, steps, download, teardown). Modes:
 
 - host: `osiris run` on this machine;
-- local (full): fresh folder + venv, every dependency installed by pip (warm cache);
-- local (layer): fresh folder + venv, third-party dependencies from a prebuilt layer
-  (``OSIRIS_SANDBOX_SITE_PACKAGES``, like an E2B template with them baked in);
-- e2b (layer): the E2B plugin through the real SDK against the stand-in envd.
+- local (no layer): fresh folder + venv, every dependency installed by pip into it
+  (`--e2b-install-deps`; pip's own download cache is warm);
+- local (cold layer): the first run with an empty cache (``$OSIRIS_CACHE_DIR``): the
+  dependency layer is built with pip, then the run goes on as a warm one;
+- local (warm layer): fresh folder + venv that sees the cached layer; one pip call of the osiris wheels;
+- e2b (template): the E2B plugin through the real SDK against the stand-in envd,
+  whose "template" has the dependencies on its ``PYTHONPATH``.
 
-Usage: .venv/bin/python scripts/bench_remote.py [--rows N]   (--rows makes a bigger CSV input)
+Usage: .venv/bin/python scripts/bench_remote.py [--rows N] [--skip-full]
 """
 
 from __future__ import annotations
@@ -30,21 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 
-def _layer() -> str:
-    venv = Path.home() / ".cache" / "osiris" / "bench-layer"
-    py = venv / "bin" / "python"
-    if not (venv / ".complete").exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "msgspec", "pyyaml", "click", "pyarrow", "duckdb", "pymysql"],
-            check=True,
-        )
-        (venv / ".complete").write_text("ok")
-    return subprocess.run(
-        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True
-    ).stdout.strip()
-
-
 def _make_input(work: Path, rows: int) -> None:
     data = work / "docs/examples/data"
     data.mkdir(parents=True)
@@ -62,11 +50,13 @@ def _make_input(work: Path, rows: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=0, help="rows of generated input (0: the shipped 12-row CSV)")
-    parser.add_argument("--skip-full", action="store_true", help="skip the full pip install mode")
+    parser.add_argument("--skip-full", action="store_true", help="skip the no-layer and cold-layer modes")
     args = parser.parse_args()
 
     from envd_standin import StandinEnvd
 
+    from osiris.remote.dists import installed
+    from osiris.remote.layers import ensure_layer, third_party_requirements
     from osiris.remote.plugins import e2b_plugin, local_plugin
     from osiris.runtime.cli import run_on_host
     from osiris.runtime.sandbox_api import SandboxOptions
@@ -93,7 +83,7 @@ def main() -> int:
     results = []
 
     def timed(name: str, fn) -> None:
-        runs = work / "runs" / name.replace(" ", "_")
+        runs = work / "runs" / f"{len(results)}_{name.replace(' ', '_')}"
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             t0 = time.perf_counter()
             code = fn(runs)
@@ -105,23 +95,32 @@ def main() -> int:
         "host",
         lambda r: run_on_host(manifest, runs_dir=r, connections_file=None, as_json=True, verbose=False, progress=False),
     )
-    os.environ.pop("OSIRIS_SANDBOX_SITE_PACKAGES", None)
+    local = SandboxOptions(name="local")
     if not args.skip_full:
-        timed("local (full)", lambda r: local_plugin(manifest, SandboxOptions(name="local"), runs_dir=r, **kw))
-    os.environ["OSIRIS_SANDBOX_SITE_PACKAGES"] = _layer()
-    timed("local (layer)", lambda r: local_plugin(manifest, SandboxOptions(name="local"), runs_dir=r, **kw))
+        no_layer = SandboxOptions(name="local", install_deps=True)
+        timed("local (no layer)", lambda r: local_plugin(manifest, no_layer, runs_dir=r, **kw))
+        saved = os.environ.get("OSIRIS_CACHE_DIR")
+        os.environ["OSIRIS_CACHE_DIR"] = str(work / "empty-cache")
+        timed("local (cold layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))
+        if saved is None:
+            os.environ.pop("OSIRIS_CACHE_DIR")
+        else:
+            os.environ["OSIRIS_CACHE_DIR"] = saved
+    timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))  # builds it if missing
+    timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))
+    template = ensure_layer(third_party_requirements(sorted(installed())))
     os.environ["E2B_DEBUG"] = "true"
-    with StandinEnvd(work / "e2b-root"):
-        timed("e2b (layer)", lambda r: e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=r, **kw))
+    with StandinEnvd(work / "e2b-root", template_env={"PYTHONPATH": str(template.site)}):
+        timed("e2b (template)", lambda r: e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=r, **kw))
 
     rows = results[0][4]["steps"][0]["rows_out"]
     print(f"quickstart, {rows:,} input rows; wall seconds")
-    cols = ("wheels", "environment", "install", "registration", "download", "teardown")
-    print(f"{'mode':<15}{'exit':>5}{'wall':>8}" + "".join(f"{c:>14}" for c in cols) + f"{'steps':>8}")
+    cols = ("wheels", "layer", "environment", "install", "registration", "download", "teardown")
+    print(f"{'mode':<20}{'exit':>5}{'wall':>8}" + "".join(f"{c:>13}" for c in cols) + f"{'steps':>8}")
     for name, code, wall, t, card in results:
         steps = sum(s["duration_ms"] for s in card["steps"]) / 1000
-        cells = "".join(f"{t[c]:>14.2f}" if c in t else f"{'-':>14}" for c in cols)
-        print(f"{name:<15}{code:>5}{wall:>8.2f}{cells}{steps:>8.2f}")
+        cells = "".join(f"{t[c]:>13.2f}" if c in t else f"{'-':>13}" for c in cols)
+        print(f"{name:<20}{code:>5}{wall:>8.2f}{cells}{steps:>8.2f}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

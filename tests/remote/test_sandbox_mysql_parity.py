@@ -75,7 +75,7 @@ def _card(runs: Path) -> tuple[dict, list[tuple]]:
     return card, [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
 
 
-def test_mysql_duckdb_parity(mysql_db, sandbox_site, workdir, tmp_path, envd):
+def test_mysql_duckdb_parity(mysql_db, workdir, tmp_path, envd):
     (workdir / "pipeline.yaml").write_text(PIPELINE)
     conns = workdir / "osiris_connections.yaml"
     conns.write_text(
@@ -112,3 +112,151 @@ def test_mysql_duckdb_parity(mysql_db, sandbox_site, workdir, tmp_path, envd):
     assert steps[0] == steps[1] == steps[2]
     assert [s[2] for s in steps[0]] == [20, 500, 60]
     assert cards[0][1] == cards[1][1] == cards[2][1]
+
+
+# ---------------------------------------------------------------------------------------------- flagship
+
+FLAGSHIP = Path(__file__).resolve().parents[2] / "docs" / "examples" / "mysql_duckdb_supabase.yaml"
+TABLE_QUERY = "SELECT customer_id, name, country, month, orders, revenue FROM revenue_by_month ORDER BY 1, 4"
+
+
+@pytest.fixture
+def flagship_mysql():
+    """A MariaDB database with the flagship's customers and orders (dropped afterwards)."""
+    name = f"osiris_remote_flag_{uuid.uuid4().hex[:8]}"
+    con = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    with con.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        cur.execute(f"USE `{name}`")  # the seq_1_to_N sequence tables need a current database
+        cur.execute(f"CREATE TABLE `{name}`.customers (id INT PRIMARY KEY, name VARCHAR(50), country CHAR(2))")
+        cur.execute(
+            f"CREATE TABLE `{name}`.orders "
+            "(id INT PRIMARY KEY, customer_id INT, total DECIMAL(12,2), created_at DATETIME)"
+        )
+        cur.execute(
+            f"INSERT INTO `{name}`.customers SELECT seq, CONCAT('customer ', seq), "
+            "ELT(1 + seq % 4, 'DE', 'FR', 'GB', 'US') FROM seq_1_to_200"
+        )
+        cur.execute(
+            f"INSERT INTO `{name}`.orders SELECT seq, 1 + seq % 200, (seq % 997) / 4, "
+            "TIMESTAMP('2019-10-01') + INTERVAL (seq * 37) MINUTE FROM seq_1_to_30000"
+        )
+    yield name
+    with con.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    con.close()
+
+
+@pytest.fixture
+def postgres_dbs():
+    """Three PostgreSQL databases standing in for Supabase projects, one per run (dropped afterwards)."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    admin.autocommit = True
+    names = {mode: f"osiris_remote_{mode}_{uuid.uuid4().hex[:8]}" for mode in ("host", "local", "e2b")}
+    with admin.cursor() as cur:
+        for name in names.values():
+            cur.execute(f'CREATE DATABASE "{name}"')
+    yield names
+    with admin.cursor() as cur:
+        for name in names.values():
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def _table(dbname: str) -> list[tuple]:
+    import psycopg2
+
+    con = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname)
+    try:
+        with con.cursor() as cur:
+            cur.execute(TABLE_QUERY)
+            return cur.fetchall()
+    finally:
+        con.close()
+
+
+def _flagship_events(events_file: Path) -> list[tuple]:
+    """The worker's (or host runner's) events: name, step, and the facts that must not differ."""
+    out = []
+    for line in events_file.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("origin") == "host":
+            continue
+        facts = {k: e[k] for k in ("rows", "rows_written", "rows_out", "channel_used", "write_mode") if k in e}
+        out.append((e["event"], e.get("step_id"), tuple(sorted(facts.items()))))
+    return out
+
+
+@pytest.mark.postgres
+def test_flagship_mysql_duckdb_supabase_parity(flagship_mysql, postgres_dbs, workdir, tmp_path, envd, monkeypatch):
+    """The flagship pipeline on the host, in `--sandbox local` and in `--e2b` (stand-in), each into its own
+    Postgres database: same rows and data hashes per step, same final table, same step events."""
+    monkeypatch.setenv("MYSQL_PW", "")
+    monkeypatch.setenv("SUPABASE_DB_PASSWORD", "not-checked-by-trust-auth")
+    build = tmp_path / "build"
+    subprocess.run(
+        [sys.executable, "-m", "osiris.core.cli", "compile", str(FLAGSHIP), "-o", str(build)],
+        check=True,
+        capture_output=True,
+        cwd=workdir,
+    )
+    manifest = next(build.rglob("manifest.yaml"))
+    conns = {}
+    for mode, pg_name in postgres_dbs.items():
+        conns[mode] = workdir / f"connections_{mode}.yaml"
+        conns[mode].write_text(
+            "connections:\n"
+            "  mysql:\n"
+            "    default: {host: 127.0.0.1, port: 3306, user: root, password: '${MYSQL_PW}', "
+            f"database: {flagship_mysql}}}\n"
+            "  supabase:\n"
+            "    default: {host: 127.0.0.1, port: 5432, user: postgres, password: '${SUPABASE_DB_PASSWORD}', "
+            f"dbname: {pg_name}, sslmode: disable}}\n"
+        )
+    assert (
+        run_on_host(
+            manifest,
+            runs_dir=workdir / "host",
+            connections_file=str(conns["host"]),
+            as_json=True,
+            verbose=False,
+            progress=False,
+        )
+        == 0
+    )
+    kw = {"verbose": False, "json_output": True}
+    opts = {"local": SandboxOptions(name="local"), "e2b": SandboxOptions(name="e2b")}
+    assert local_plugin(manifest, opts["local"], connections_file=conns["local"], runs_dir=workdir / "local", **kw) == 0
+    assert e2b_plugin(manifest, opts["e2b"], connections_file=conns["e2b"], runs_dir=workdir / "e2b", **kw) == 0
+
+    run_dirs = {mode: next((workdir / mode).glob("*/*")) for mode in ("host", "local", "e2b")}
+    cards = {mode: json.loads((d / "run_card.json").read_text()) for mode, d in run_dirs.items()}
+    steps = {
+        mode: [
+            (s["id"], s["status"], s["rows_in"], s["rows_out"], [o["data_sha256"] for o in s["outputs"]])
+            for s in card["steps"]
+        ]
+        for mode, card in cards.items()
+    }
+    assert steps["host"] == steps["local"] == steps["e2b"]
+    assert [s[0] for s in steps["host"]] == ["customers", "orders", "revenue", "load"]
+    assert all(s[1] == "succeeded" for s in steps["host"])
+    assert steps["host"][0][3] == 200 and steps["host"][2][3] > 1000
+
+    tables = {mode: _table(pg_name) for mode, pg_name in postgres_dbs.items()}
+    assert len(tables["host"]) == steps["host"][2][3]
+    assert tables["host"] == tables["local"] == tables["e2b"]
+
+    events = {mode: _flagship_events(d / "events.jsonl") for mode, d in run_dirs.items()}
+    assert events["host"] == events["local"] == events["e2b"]
+    names = [e[0] for e in events["host"]]
+    assert "write.complete" in names and "ddl_succeeded" in names
+    for mode in ("local", "e2b"):
+        verified = [
+            json.loads(line)
+            for line in (run_dirs[mode] / "events.jsonl").read_text().splitlines()
+            if '"driver_file_verified"' in line
+        ]
+        assert {e["distribution"] for e in verified} >= {"osiris-drivers-sql", "osiris-drivers-supabase"}
+        assert all(e["sha256_match"] for e in verified)

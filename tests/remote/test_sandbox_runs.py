@@ -1,7 +1,7 @@
 """Runs in a sandbox: parity with the host, installs, secrets, faults and teardown.
 
 Every sandbox here is fresh (new folder, new venv with our wheels); the third-party
-dependencies come from one cached layer (`sandbox_site`) so the tests stay fast.
+dependencies come from the `local` sandbox's cached dependency layer (built on first use).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from osiris.core import wire
 from osiris.remote.host import HostAdapter
 from osiris.remote.plugins import e2b_plugin, local_plugin
 from osiris.remote.sandbox import LocalSandbox
@@ -36,11 +37,22 @@ def _steps(card: dict) -> list[tuple]:
     ]
 
 
+def _installed(pip_log: str) -> set[str]:
+    """The distributions a pip log says were installed (pip's `Successfully installed` or uv's ` + name==v`)."""
+    names: set[str] = set()
+    for line in pip_log.splitlines():
+        if line.startswith("Successfully installed "):
+            names |= {item.rsplit("-", 1)[0] for item in line.split()[2:]}
+        elif line.startswith(" + "):
+            names.add(line[3:].split("==")[0].strip())
+    return names
+
+
 def _sequence(events: list[dict]) -> list[tuple]:
     return [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
 
 
-def test_quickstart_parity_host_local_and_e2b(sandbox_site, quickstart_manifest, workdir, envd):
+def test_quickstart_parity_host_local_and_e2b(quickstart_manifest, workdir, envd):
     from osiris.runtime.cli import run_on_host
 
     kw = {"connections_file": None, "verbose": False, "json_output": True}
@@ -85,8 +97,7 @@ def test_quickstart_parity_host_local_and_e2b(sandbox_site, quickstart_manifest,
         ):
             assert (run_dir / rel).is_file(), rel
         pip_log = (run_dir / "artifacts/_system/pip_install.log").read_text()
-        installed = [line for line in pip_log.splitlines() if line.startswith("Successfully installed")]
-        assert any("osiris-drivers-sql-" in line for line in installed)
+        assert _installed(pip_log) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
         assert "supabase" not in pip_log and "psycopg2" not in pip_log
     assert (workdir / "output/quickstart/revenue.parquet").is_file()
     assert e2b["sandbox"]["name"] == "e2b" and set(e2b["sandbox"]["timings"]) >= {
@@ -97,7 +108,7 @@ def test_quickstart_parity_host_local_and_e2b(sandbox_site, quickstart_manifest,
     assert not envd.running_pids(), "the worker in the stand-in sandbox was torn down"
 
 
-def test_data_artifacts_come_back_only_when_asked_or_small(sandbox_site, quickstart_manifest, workdir):
+def test_data_artifacts_come_back_only_when_asked_or_small(quickstart_manifest, workdir):
     opts = SandboxOptions(name="local", artifact_max_mb=0.0)
     assert (
         local_plugin(
@@ -112,14 +123,35 @@ def test_data_artifacts_come_back_only_when_asked_or_small(sandbox_site, quickst
     assert (run_dir / "run_card.json").is_file() and (run_dir / "artifacts/_system/pip_install.log").is_file()
 
 
-def _adapter(manifest: Path, workdir: Path, *, fault: str | None = None, **opts) -> tuple[HostAdapter, list]:
+SUPPORT = Path(__file__).resolve().parent.parent / "support"
+
+SLOW_PIPELINE = """
+oml_version: "0.1.0"
+name: slow
+steps:
+  - id: orders
+    component: filesystem.csv_extractor
+    mode: read
+    config: {path: docs/examples/data/orders.csv}
+  - id: crunch
+    component: duckdb.processor
+    mode: transform
+    needs: [orders]
+    config:
+      threads: 1
+      query: |
+        SELECT count(*) AS n FROM range(400000) a, range(400000) b WHERE (a.range * 7 + b.range) % 13 = 5
+"""
+
+
+def _adapter(manifest: Path, workdir: Path, *, worker_command: str | None = None, **opts) -> tuple[HostAdapter, list]:
     made: list[LocalSandbox] = []
 
     def factory() -> LocalSandbox:
-        made.append(LocalSandbox(keep=bool(opts.pop("_keep", False))))
+        made.append(LocalSandbox())
         return made[-1]
 
-    env = {"_OSIRIS_WORKER_FAULT": fault} if fault else {}
+    extra = {"worker_command": worker_command} if worker_command else {}
     adapter = HostAdapter(
         manifest,
         SandboxOptions(name="local", **opts),
@@ -127,42 +159,97 @@ def _adapter(manifest: Path, workdir: Path, *, fault: str | None = None, **opts)
         connections_file=None,
         runs_dir=workdir / "runs",
         json_output=True,
-        worker_env=env,
+        **extra,
     )
     return adapter, made
 
 
-@pytest.mark.parametrize(
-    ("fault", "expected", "step", "timeout"),
-    [
-        ("die_in_step:revenue", "exited unexpectedly", "revenue", None),
-        ("hang_in_step:revenue", "timed out", "revenue", 15.0),
-        ("garbage", "sent an invalid message", "orders", None),
-        ("unknown", "Teleport", "orders", None),
-        ("protocol", "protocol", None, None),
-    ],
-)
-def test_faults_end_the_run_clearly_and_tear_down(
-    sandbox_site, quickstart_manifest, workdir, fault, expected, step, timeout
-):
-    adapter, made = _adapter(quickstart_manifest, workdir, fault=fault, timeout_s=timeout)
-    code = adapter.run()
-    assert code != 0
+def _assert_failed_and_torn_down(workdir: Path, made: list, expected: str, step: str | None) -> str:
     card, events, _ = _card(workdir / "runs")
     message = card["error"]["message"]
     assert expected in message
     assert "worker exit code" in message
     if step is not None:
         assert f"step `{step}`" in message and card["error"]["step"] == step
-    if fault.startswith("die_in_step"):
-        assert "dying in step revenue" in message, "the tail of the worker's stderr is shown"
-        assert "exit code -9" in message
     assert any(e["event"] == "sandbox_failed" for e in events)
     assert not made[0].root.exists(), "the sandbox folder was removed"
     assert made[0]._workers[0].returncode() is not None, "the worker is not running"
+    return message
 
 
-def test_canary_secret_never_reaches_a_file(sandbox_site, workdir, tmp_path, monkeypatch):
+@pytest.fixture
+def slow_manifest(workdir, tmp_path):
+    """A pipeline whose second step, `crunch`, runs for minutes (a DuckDB cross join of 1.6e11 rows)."""
+    import subprocess
+    import sys
+
+    (workdir / "slow.yaml").write_text(SLOW_PIPELINE)
+    build = tmp_path / "slow-build"
+    subprocess.run(
+        [sys.executable, "-m", "osiris.core.cli", "compile", "slow.yaml", "-o", str(build)],
+        check=True,
+        capture_output=True,
+        cwd=workdir,
+    )
+    return next(build.rglob("manifest.yaml"))
+
+
+def test_worker_killed_mid_step_ends_the_run_clearly(slow_manifest, workdir):
+    import signal
+    import threading
+    import time
+
+    adapter, made = _adapter(slow_manifest, workdir)
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(adapter.run()))
+    runner.start()
+    # Wait until the slow step has started in the sandbox (its `step_start` event streamed to the host).
+    deadline = time.monotonic() + 120
+    started = False
+    while not started and time.monotonic() < deadline and runner.is_alive():
+        for events in (workdir / "runs").glob("*/*/events.jsonl"):
+            started = any(
+                json.loads(line).get("event") == "step_start" and json.loads(line).get("step_id") == "crunch"
+                for line in events.read_text().splitlines()
+            )
+        time.sleep(0.1)
+    assert started, "the slow step never started"
+    pid = made[0]._workers[0].proc.pid
+    os.kill(pid, signal.SIGKILL)
+    runner.join(timeout=60)
+    assert result and result[0] != 0
+    message = _assert_failed_and_torn_down(workdir, made, "exited unexpectedly", "crunch")
+    assert "exit code -9" in message
+    assert "step `crunch`: started" in message, "the tail of the worker's stderr is shown"
+
+
+def test_sandbox_timeout_ends_the_run_clearly(slow_manifest, workdir):
+    adapter, made = _adapter(slow_manifest, workdir, timeout_s=20.0)
+    assert adapter.run() != 0
+    _assert_failed_and_torn_down(workdir, made, "timed out (the sandbox timeout is 20 s)", "crunch")
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected", "step", "tail"),
+    [
+        ("garbage", "sent an invalid message", "orders", "sending garbage instead of running step orders"),
+        ("unknown", "Teleport", "orders", "sending an unknown message type"),
+        ("protocol-worker", "speaks another protocol", None, "claiming protocol version"),
+        ("protocol-host", "refused the session", None, "passing the host's Prepare on as protocol version"),
+    ],
+)
+def test_protocol_faults_end_the_run_clearly(quickstart_manifest, workdir, mode, expected, step, tail):
+    command = f"venv/bin/python {SUPPORT / 'misbehaving_worker.py'} {mode}"
+    adapter, made = _adapter(quickstart_manifest, workdir, worker_command=command)
+    assert adapter.run() != 0
+    message = _assert_failed_and_torn_down(workdir, made, expected, step)
+    assert tail in message, "the tail of the worker's stderr is shown"
+    if mode.startswith("protocol"):
+        version = wire.PROTOCOL_VERSION
+        assert str(version) in message and str(version + 1) in message, "both protocol versions are named"
+
+
+def test_canary_secret_never_reaches_a_file(workdir, tmp_path, monkeypatch):
     import subprocess
     import sys
 
@@ -225,3 +312,31 @@ steps:
 
         shutil.rmtree(sandbox_root, ignore_errors=True)
     assert os.environ["OSIRIS_CANARY_PW"] == CANARY
+
+
+def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstart_manifest, workdir, monkeypatch):
+    """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run."""
+    cache = workdir / "cache"
+    monkeypatch.setenv("OSIRIS_CACHE_DIR", str(cache))
+    kw = {"connections_file": None, "verbose": False, "json_output": True}
+    layer_events = []
+    for runs in ("cold", "warm"):
+        assert local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw) == 0
+        card, events, run_dir = _card(workdir / runs)
+        assert all(s["status"] == "succeeded" for s in card["steps"])
+        created = next(e for e in events if e["event"] == "sandbox_created")
+        layer_events.append(created["dependency_layer"])
+        pip_log = (run_dir / "artifacts/_system/pip_install.log").read_text()
+        commands = [line for line in pip_log.splitlines() if line.startswith("$ ")]
+        assert len(commands) == 1 and "--no-index --no-deps" in commands[0], "one install call, osiris wheels only"
+        assert "/bin/uv pip install --python venv/bin/python " in commands[0], "the layer's uv installs the wheels"
+        assert _installed(pip_log) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
+        assert (run_dir / "artifacts/_system/layer_build.log").is_file() == (runs == "cold")
+    cold, warm = layer_events
+    assert cold["hash"] == warm["hash"] and not cold["cached"] and warm["cached"]
+    layer = cache / "sandbox-layers" / cold["hash"]
+    info = json.loads((layer / "layer.json").read_text())
+    assert {"pip", "duckdb>=1.0", "msgspec>=0.18"} <= set(info["requirements"])
+    assert "Successfully installed" in (layer / "build.log").read_text()
+    assert (layer / "site-packages" / "pyarrow").is_dir() and (layer / "site-packages" / "duckdb").is_dir()
+    assert [p.name for p in (cache / "sandbox-layers").iterdir() if not p.name.startswith(".")] == [cold["hash"]]

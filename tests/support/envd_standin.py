@@ -64,9 +64,10 @@ class _Process:
 class Sandbox:
     """The state of the stand-in: its scratch root and its running processes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, template_env: dict[str, str] | None = None) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.template_env = dict(template_env or {})
         self.processes: dict[int, _Process] = {}
 
     def resolve(self, path: str | None) -> Path:
@@ -80,9 +81,10 @@ class Sandbox:
         return p
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
-        """The environment of a command: a few inherited variables, HOME, then the caller's."""
+        """The environment of a command: a few inherited variables, HOME, the template's, then the caller's."""
         env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV or k.startswith(INHERITED_PREFIXES)}
         env.update({"HOME": str(self.root), "USER": "user", "E2B_SANDBOX": "true"})
+        env.update(self.template_env)
         env.update(extra)
         return env
 
@@ -327,15 +329,19 @@ class StandinEnvd:
     """Runs the stand-in on loopback in a background thread; a context manager.
 
     `url` is where the SDK should connect; on the default port
-    (`ENVD_PORT`), ``E2B_DEBUG=true`` alone points the SDK at it.
+    (`ENVD_PORT`), ``E2B_DEBUG=true`` alone points the SDK at it. `template_env`
+    is given to every command, as the ``ENV`` of an E2B template would be (e.g.
+    ``PYTHONPATH`` of a folder holding the packages baked into the template).
     """
 
-    def __init__(self, root: str | Path | None = None, port: int = ENVD_PORT) -> None:
+    def __init__(
+        self, root: str | Path | None = None, port: int = ENVD_PORT, *, template_env: dict[str, str] | None = None
+    ) -> None:
         self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="envd-standin-")
         self.root = Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
         self.port = port
         self.url = f"http://localhost:{port}"
-        self.sandbox = Sandbox(self.root)
+        self.sandbox = Sandbox(self.root, template_env)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -393,11 +399,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", required=True, help="scratch folder: the sandbox's home")
     parser.add_argument("--port", type=int, default=ENVD_PORT)
+    parser.add_argument(
+        "--template-env", action="append", default=[], metavar="K=V", help="a variable every command gets"
+    )
     args = parser.parse_args(argv)
     import uvicorn
 
+    template_env = dict(item.split("=", 1) for item in args.template_env)
     print(f"envd stand-in on http://localhost:{args.port}, root {args.root}; use E2B_DEBUG=true", flush=True)
-    uvicorn.run(StandinApp(Sandbox(Path(args.root))), host="127.0.0.1", port=args.port, log_level="warning")
+    app = StandinApp(Sandbox(Path(args.root), template_env))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0
 
 

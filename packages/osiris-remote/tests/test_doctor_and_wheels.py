@@ -81,3 +81,7 @@ def test_the_plan_names_exactly_the_manifests_drivers(tmp_path, monkeypatch):
     assert "osiris-drivers-supabase" not in plan.wheels
     again = wheels.plan_wheels(manifest)
     assert again.wheels == plan.wheels, "wheels are cached by source hash, not rebuilt"
+    names = {r.split(">")[0].split("<")[0].split("=")[0].split(";")[0].strip() for r in plan.requirements}
+    assert {"msgspec", "pyarrow", "duckdb", "pymysql"} <= names, "the layer holds the wheels' dependencies"
+    assert not names & {"e2b", "psycopg2-binary", "supabase"}, "no host-only or unnamed-driver dependencies"
+    assert not any(n.startswith("osiris") for n in names)

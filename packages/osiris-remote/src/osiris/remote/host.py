@@ -1,11 +1,13 @@
 """The host adapter: runs a compiled manifest in a sandbox through the worker, the same for every sandbox.
 
 1. Resolve the run's configs and secrets on the host (as `osiris run` does).
-2. Bootstrap: make the sandbox, upload the wheels (osiris-core, -runtime, -remote
-   and exactly the manifest's driver distributions), create a venv and install
-   the base distributions (pip log: `artifacts/_system/pip_install.log`).
+2. Bootstrap: make the sandbox and get its dependency layer (the `local` sandbox's
+   cached third-party requirements; none for E2B, whose template holds them), upload
+   the wheels (osiris-core, -runtime, -remote and exactly the manifest's driver
+   distributions), create a fresh venv and install those wheels in one pip call
+   (pip log: `artifacts/_system/pip_install.log`).
 3. Start the worker, send `Prepare` (the only carrier of secrets); the worker
-   installs the drivers and registers them. Compare its registration
+   registers the drivers. Compare its registration
    fingerprint and the code hash of every osiris distribution with the host's
    (`driver_file_verified` events with `sha256_match`); stop on a mismatch.
 4. `ExecStep` per step in manifest order, writing the streamed events and
@@ -34,9 +36,10 @@ import click
 
 from osiris.core import wire
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
+from osiris.remote.layers import pth_line
 from osiris.remote.sandbox import EOF, Sandbox, WorkerProcess
 
-SITE_PACKAGES_ENV = "OSIRIS_SANDBOX_SITE_PACKAGES"
+WORKER_COMMAND = "venv/bin/python -m osiris.remote.worker"
 DEFAULT_TIMEOUT_S = 3600.0
 PIP_LOG = "artifacts/_system/pip_install.log"
 SYSTEM_FILES = ("run_card.json", "manifest.yaml")
@@ -91,7 +94,14 @@ class _RunLog:
 
 
 class HostAdapter:
-    """Drives one run of a manifest in one sandbox."""
+    """Drives one run of a manifest in one sandbox.
+
+    `sandbox_factory` makes the sandbox; `worker_env` is added to the worker's
+    environment; `worker_command` is the shell command, run in the sandbox's work
+    folder after the install, that starts the worker (default: the installed
+    `osiris.remote.worker`). Any program that speaks the wire protocol on its
+    stdin/stdout can stand in, e.g. a wrapper that profiles or records the session.
+    """
 
     def __init__(
         self,
@@ -104,6 +114,7 @@ class HostAdapter:
         verbose: bool = False,
         json_output: bool = False,
         worker_env: dict[str, str] | None = None,
+        worker_command: str = WORKER_COMMAND,
     ) -> None:
         self.manifest_path = Path(manifest_path)
         self.options = options
@@ -113,6 +124,7 @@ class HostAdapter:
         self.verbose = verbose
         self.json_output = json_output
         self.worker_env = dict(worker_env or {})
+        self.worker_command = worker_command
         self.timings: dict[str, float] = {}
         self.current_step: str | None = None
         self.sandbox: Sandbox | None = None
@@ -234,20 +246,30 @@ class HostAdapter:
 
         t0 = time.perf_counter()
         self.sandbox = sandbox = self.sandbox_factory()
-        site = os.environ.get(SITE_PACKAGES_ENV)
-        venv_flags = "--without-pip" if site else ""
-        if not site and getattr(self.options, "name", "") == "e2b" and not self.options.install_deps:
-            venv_flags = "--system-site-packages"
+        layer = sandbox.dependency_layer(plan.requirements)
+        self.timings["layer"] = round(time.perf_counter() - t0, 3)
+
+        t0 = time.perf_counter()
+        if layer is not None:
+            # The layer carries pip and every third-party dependency: no ensurepip, no index.
+            venv_flags = "--without-pip"
+            install_deps = False
+        elif getattr(self.options, "name", "") == "e2b" and not self.options.install_deps:
+            venv_flags = "--system-site-packages"  # the template's Python holds the dependencies
+            install_deps = False
+        else:
+            venv_flags = ""
+            install_deps = True
         sandbox.check(
             f"mkdir -p wheels run/artifacts/_system && {sandbox.python} -m venv {venv_flags} venv",
             what="environment (venv)",
             timeout=300,
         )
-        if site:
+        if layer is not None:
             sandbox.check(
                 "venv/bin/python -c 'import sysconfig,sys; "
-                'open(sysconfig.get_paths()["purelib"] + "/_osiris_deps.pth", "w").write(sys.argv[1] + "\\n")\' '
-                + shlex.quote(site),
+                'open(sysconfig.get_paths()["purelib"] + "/_osiris_layer.pth", "w").write(sys.argv[1])\' '
+                + shlex.quote(pth_line(layer.site)),
                 what="environment (dependency layer)",
             )
         for wheel in plan.wheels.values():
@@ -261,18 +283,11 @@ class HostAdapter:
             sandbox=sandbox.name,
             wheels=sorted(w.name for w in plan.wheels.values()),
             uploaded_inputs=inputs,
+            dependency_layer=layer.describe() if layer is not None else None,
         )
 
         t0 = time.perf_counter()
-        install_deps = not site and (getattr(self.options, "name", "") != "e2b" or self.options.install_deps)
-        pip = "venv/bin/python -m pip install --disable-pip-version-check --no-input"
-        base_wheels = [p for p in plan.base if p not in plan.from_index]
-        cmds = [f"{pip} --no-index --no-deps --find-links wheels {' '.join(base_wheels)}"]
-        base_index = [p for p in plan.base if p in plan.from_index]
-        if install_deps or base_index:
-            deps = plan.base if install_deps else base_index
-            cmds.append(f"{pip} --find-links wheels {'' if install_deps else '--no-deps '}{' '.join(deps)}")
-        for cmd in cmds:
+        for cmd in _install_commands(plan, install_deps, layer.uv if layer is not None else None):
             sandbox.check(
                 f"echo '$ {cmd}' >> run/{PIP_LOG} && {cmd} >> run/{PIP_LOG} 2>&1",
                 what="install of osiris (see artifacts/_system/pip_install.log)",
@@ -285,7 +300,7 @@ class HostAdapter:
             if name not in os.environ:
                 raise UserInputError(f"`--e2b-pass-env {name}`: `{name}` is not set on the host")
             env[name] = os.environ[name]
-        self.worker = sandbox.start_worker("venv/bin/python -m osiris.remote.worker", env)
+        self.worker = sandbox.start_worker(self.worker_command, env)
 
         t0 = time.perf_counter()
         connections = {sid: cfg["resolved_connection"] for sid, cfg in configs.items() if "resolved_connection" in cfg}
@@ -299,12 +314,8 @@ class HostAdapter:
                 cfgs=plain,
                 connections=connections,
                 secrets=sorted(secrets),
-                install=wire.InstallPolicy(
-                    find_links="wheels",
-                    requirements=[p for p in plan.drivers if p not in plan.from_index],
-                    from_index=[p for p in plan.drivers if p in plan.from_index],
-                    install_deps=install_deps,
-                ),
+                # Everything is installed before the worker starts; nothing is left for it to install.
+                install=wire.InstallPolicy(find_links="wheels", requirements=[], from_index=[], install_deps=False),
                 run_dir="run",
                 redact_logs=os.environ.get("E2B_LOG_REDACT", "1") not in ("0", "false", "no"),
                 verbose=self.verbose,
@@ -512,12 +523,31 @@ class HostAdapter:
             click.echo(f"run {status} in sandbox `{getattr(self.options, 'name', '?')}`: {run_dir}")
             click.echo(
                 "  bootstrap "
-                + ", ".join(f"{k} {t[k]:.2f}s" for k in ("environment", "install", "registration") if k in t)
+                + ", ".join(f"{k} {t[k]:.2f}s" for k in ("layer", "environment", "install", "registration") if k in t)
             )
             if error is not None or status != "succeeded":
                 message = (card.get("error") or {}).get("message") or "unknown error"
                 click.echo(f"error: {redactor.redact_text(message)}", err=True)
         return code
+
+
+PIP = "venv/bin/python -m pip install --disable-pip-version-check --no-input"
+
+
+def _install_commands(plan: Any, install_deps: bool, uv: Path | None = None) -> list[str]:
+    """The installer calls for the osiris distributions: one, unless some have no wheel at hand.
+
+    With a dependency layer that carries `uv`, the wheels are installed by `uv pip` (same
+    flags, a fraction of pip's start-up time); otherwise by the venv's pip.
+    """
+    wheel_pins = [p for p in plan.all_pins if p not in plan.from_index]
+    if install_deps:  # third-party dependencies from the index, osiris ones from the uploaded wheels
+        return [f"{PIP} --find-links wheels {' '.join(plan.all_pins)}"]
+    tool = f"{shlex.quote(str(uv))} pip install --python venv/bin/python" if uv is not None else PIP
+    cmds = [f"{tool} --no-index --no-deps --find-links wheels {' '.join(wheel_pins)}"] if wheel_pins else []
+    if plan.from_index:
+        cmds.append(f"{tool} --no-deps {' '.join(plan.from_index)}")
+    return cmds
 
 
 def _data_paths(manifest: Any, configs: dict[str, dict[str, Any]], mode: str) -> list[str]:
@@ -552,20 +582,12 @@ def run_sandboxed(
         runs_dir=runs_dir,
         verbose=verbose,
         json_output=json_output,
-        worker_env=_fault_env(),
     )
     try:
         return adapter.run()
     except OsirisError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-
-
-def _fault_env() -> dict[str, str]:
-    from osiris.remote.worker import FAULT_ENV
-
-    value = os.environ.get(FAULT_ENV)
-    return {FAULT_ENV: value} if value else {}
 
 
 __all__ = ["HostAdapter", "SandboxRunError", "run_sandboxed"]

@@ -20,13 +20,17 @@ def local_plugin(
     verbose: bool,
     json_output: bool,
 ) -> int:
-    """Run in a fresh folder and virtual environment on this machine."""
+    """Run in a fresh folder and virtual environment on this machine.
+
+    The third-party dependencies come from the cached dependency layer; with
+    `install_deps` (`--e2b-install-deps`) every run pip-installs them into its venv instead.
+    """
     from osiris.remote.sandbox import LocalSandbox
 
     return run_sandboxed(
         manifest_path,
         options,
-        lambda: LocalSandbox(env=dict(options.env or {})),
+        lambda: LocalSandbox(env=dict(options.env or {}), use_layers=not options.install_deps),
         connections_file=connections_file,
         runs_dir=runs_dir,
         verbose=verbose,

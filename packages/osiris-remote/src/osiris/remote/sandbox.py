@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris.core.errors import TerminalError, TransientError
+from osiris.remote.layers import DependencyLayer
 
 STDERR_TAIL_LINES = 40
 # Variables a local sandbox inherits so that Python and pip work as on the host.
@@ -100,6 +101,14 @@ class Sandbox(ABC):
     def close(self) -> None:
         """Tear the sandbox down; safe to call twice."""
 
+    def dependency_layer(self, requirements: list[str]) -> DependencyLayer | None:
+        """A layer holding the third-party `requirements` for the run's venv, or None.
+
+        None means this sandbox has no layers: the dependencies come from its
+        template or are installed from its index.
+        """
+        return None
+
     def check(self, command: str, *, what: str, timeout: float | None = None) -> str:
         """Run `command`; raise with its output when it fails."""
         code, out, err = self.run(command, timeout=timeout)
@@ -147,21 +156,50 @@ class _LocalWorker(WorkerProcess):
 
 
 class LocalSandbox(Sandbox):
-    """A fresh temporary folder on this machine; the worker runs in a fresh venv made there."""
+    """A fresh temporary folder on this machine; the worker runs in a fresh venv made there.
+
+    The third-party dependencies come from a cached dependency layer
+    (`osiris.remote.layers`, built once per requirement set under
+    ``$OSIRIS_CACHE_DIR/sandbox-layers``) unless `use_layers` is false, when every
+    run installs them from the index. `layers_root` overrides the layer cache folder.
+    """
 
     name = "local"
 
-    def __init__(self, *, env: dict[str, str] | None = None, keep: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        keep: bool = False,
+        use_layers: bool = True,
+        layers_root: Path | None = None,
+    ) -> None:
         import sys
 
         self.root = Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
-        self.python = shlex.quote(getattr(sys, "_base_executable", None) or sys.executable)
+        self.base_python = getattr(sys, "_base_executable", None) or sys.executable
+        self.python = shlex.quote(self.base_python)
         self.keep = keep
+        self.use_layers = use_layers
+        self.layers_root = layers_root
         base = {
             k: v for k, v in os.environ.items() if k in LOCAL_INHERITED_ENV or k.startswith(LOCAL_INHERITED_PREFIXES)
         }
         self.env = {**base, **(env or {})}
         self._workers: list[_LocalWorker] = []
+
+    def dependency_layer(self, requirements: list[str]) -> DependencyLayer | None:
+        """The cached layer of `requirements` (built now when missing); its build log goes to `_system/`."""
+        if not self.use_layers:
+            return None
+        from osiris.remote.layers import ensure_layer
+
+        layer = ensure_layer(requirements, python=self.base_python, root=self.layers_root, env=self.env)
+        if layer.built:
+            target = self.root / "run" / "artifacts" / "_system" / "layer_build.log"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(layer.build_log, target)
+        return layer
 
     def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str, str]:
         """Run a shell command in the sandbox folder."""

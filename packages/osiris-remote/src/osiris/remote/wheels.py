@@ -1,9 +1,12 @@
 """Gathering the wheels a sandbox installs: osiris-core, -runtime, -remote and the manifest's drivers.
 
+The plan also lists the third-party requirements of those distributions (read from
+the wheels' metadata), which the `local` sandbox installs as a cached dependency layer.
+
 For each distribution, in order: a matching wheel in ``$OSIRIS_WHEELHOUSE``; a
 wheel built from the monorepo source of an editable install (with hatchling,
 cached by a hash of the source under ``$OSIRIS_WHEEL_CACHE``, default
-``~/.cache/osiris/wheels``); else nothing, and the sandbox installs the pinned
+``$OSIRIS_CACHE_DIR/wheels`` or ``~/.cache/osiris/wheels``); else nothing, and the sandbox installs the pinned
 version from its package index.
 """
 
@@ -21,6 +24,7 @@ from pathlib import Path
 from osiris.core.errors import TerminalError, UserInputError
 from osiris.core.manifest import Manifest
 from osiris.remote.dists import editable_source, installed, tree_sha256
+from osiris.remote.layers import cache_root, third_party_requirements
 
 BASE_DISTRIBUTIONS = ("osiris-core", "osiris-runtime", "osiris-remote")
 
@@ -33,6 +37,7 @@ class WheelPlan:
     drivers: list[str] = field(default_factory=list)
     wheels: dict[str, Path] = field(default_factory=dict)
     from_index: list[str] = field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)
 
     @property
     def all_pins(self) -> list[str]:
@@ -49,8 +54,8 @@ def _wheel_prefix(dist: str, version: str) -> str:
 
 
 def cache_dir() -> Path:
-    """Where built wheels are kept between runs."""
-    return Path(os.environ.get("OSIRIS_WHEEL_CACHE") or Path.home() / ".cache" / "osiris" / "wheels")
+    """Where built wheels are kept between runs: `$OSIRIS_WHEEL_CACHE`, else `wheels` in the Osiris cache."""
+    return Path(os.environ.get("OSIRIS_WHEEL_CACHE") or cache_root() / "wheels")
 
 
 def source_hash(project: Path) -> str:
@@ -137,4 +142,5 @@ def plan_wheels(manifest: Manifest) -> WheelPlan:
             plan.from_index.append(pin)
         else:
             plan.wheels[dist] = wheel
+    plan.requirements = third_party_requirements(plan.wheels.get(dist, dist) for dist, _, _ in wanted)
     return plan

@@ -15,7 +15,6 @@ import importlib
 import logging
 import os
 import platform
-import signal
 import subprocess
 import sys
 import threading
@@ -27,11 +26,6 @@ from osiris.core import wire
 from osiris.core.errors import OsirisError, TerminalError
 
 log = logging.getLogger("osiris.remote.worker")
-
-# Test hook: makes the worker misbehave on purpose so the host's fault handling can be tested
-# with the real worker, e.g. `die_in_step:revenue`, `hang_in_step:revenue`, `garbage`, `unknown`,
-# `protocol`. Never set outside tests.
-FAULT_ENV = "_OSIRIS_WORKER_FAULT"
 
 EXIT_OK = 0
 EXIT_PROTOCOL = 3
@@ -135,7 +129,6 @@ class Worker:
     def __init__(self, out: _Output) -> None:
         self.out = out
         self.runner: Any = None
-        self.fault = os.environ.get(FAULT_ENV, "")
 
     def handle(self, cmd: Any) -> bool:
         """Handle one command; False when the session is over."""
@@ -152,9 +145,6 @@ class Worker:
 
     def prepare(self, cmd: wire.Prepare) -> bool:
         """Check the protocol, install drivers, register them, answer `Ready`."""
-        if self.fault == "protocol":
-            self.out.send(_ready_stub(wire.PROTOCOL_VERSION + 1))
-            return True
         try:
             wire.check_protocol_version(cmd.protocol_version, peer="host")
         except wire.ProtocolError as exc:
@@ -216,23 +206,15 @@ class Worker:
                 wire.Failed(error=wire.ErrorInfo(type="TerminalError", message="not prepared", step=cmd.step_id))
             )
             return
-        if self.fault == f"die_in_step:{cmd.step_id}":
-            print(f"worker: fault injection, dying in step {cmd.step_id}", file=sys.stderr, flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
-        if self.fault == f"hang_in_step:{cmd.step_id}":
-            print(f"worker: fault injection, hanging in step {cmd.step_id}", file=sys.stderr, flush=True)
-            time.sleep(3600)
-        if self.fault == "garbage":
-            self.out.raw(b"this is not a wire message {\n")
-            return
-        if self.fault == "unknown":
-            self.out.raw(b'{"type":"Teleport","step_id":"' + cmd.step_id.encode() + b'"}\n')
-            return
+        # On stderr, so that the tail the host shows after a crash says where the worker was.
+        log.info("step `%s`: started", cmd.step_id)
         try:
             result = self.runner.run_step(cmd.step_id)
         except OsirisError as exc:
+            log.info("step `%s`: failed", cmd.step_id)
             self.out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc, step=cmd.step_id)))
             return
+        log.info("step `%s`: %s", cmd.step_id, result.status)
         self.out.send(wire.StepDone(step_id=cmd.step_id, result=result.to_data()))
 
     def cleanup(self, cmd: wire.Cleanup) -> None:
@@ -251,12 +233,6 @@ class Worker:
                 )
                 artifacts.append(wire.Artifact(path=rel, size=p.stat().st_size, data=data))
         self.out.send(wire.Cleaned(run_dir=str(root), artifacts=artifacts, run_card=run.run_card))
-
-
-def _ready_stub(version: int) -> wire.Ready:
-    return wire.Ready(
-        protocol_version=version, worker_version="0", python=platform.python_version(), registration_fingerprint=""
-    )
 
 
 def serve(stdin: BinaryIO | None = None) -> int:

@@ -1,0 +1,265 @@
+"""Dependency layers of the `local` sandbox: a run's third-party requirements, installed once and reused.
+
+A layer plays the part an E2B template plays for `--e2b`: the third-party
+dependencies of the osiris distributions a run installs (pyarrow, duckdb, the
+database clients, ...) are installed once with pip into a cache folder keyed by
+the hash of the exact requirement set and the Python they are for. Every run
+still gets a fresh folder and a fresh venv; the venv sees the layer through a
+``.pth`` file and installs only the osiris wheels itself (``--no-index --no-deps``).
+
+Layout, under ``$OSIRIS_CACHE_DIR/sandbox-layers`` (default ``~/.cache/osiris/sandbox-layers``)::
+
+    <key>/site-packages/    pip install --target of the requirements, pip and uv
+    <key>/requirements.txt  the exact requirement set
+    <key>/layer.json        hash, python, requirements, build seconds, time of build
+    <key>/build.log         pip's output of the build
+
+A layer is built in a temporary folder and renamed into place when complete, under
+a lock, so concurrent runs build it once and never see half a layer. A failed build
+leaves its log as ``<key>.failed.log``. Delete a layer's folder to rebuild it (for
+example to pick up newer versions within the same requirement ranges).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.parser import HeaderParser
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from osiris.core.errors import TerminalError
+
+# Requirements that only the host needs: the E2B SDK drives a sandbox from outside, never inside one.
+HOST_ONLY_REQUIREMENTS = frozenset({"e2b"})
+# The layer carries pip, so a run's venv is made without ensurepip and still runs pip, and uv, which
+# installs a run's osiris wheels in ~0.15 s where pip takes ~1.2 s (measured here; see docs/remote.md).
+LAYER_TOOLS = ("pip", "uv")
+LAYER_FORMAT = 1
+
+
+def cache_root() -> Path:
+    """The folder of Osiris caches: ``$OSIRIS_CACHE_DIR``, default ``~/.cache/osiris``."""
+    return Path(os.environ.get("OSIRIS_CACHE_DIR") or Path.home() / ".cache" / "osiris")
+
+
+def layers_root() -> Path:
+    """Where dependency layers are kept."""
+    return cache_root() / "sandbox-layers"
+
+
+def _requirement_name(requirement: str) -> str:
+    name = requirement.split(";", 1)[0]
+    for sep in "<>=!~[ (@":
+        name = name.split(sep, 1)[0]
+    return name.strip().lower().replace("_", "-")
+
+
+def _is_runtime_requirement(requirement: str) -> bool:
+    """False for requirements behind an extra (`; extra == "dev"`), which a plain install skips."""
+    _, _, marker = requirement.partition(";")
+    return "extra" not in marker.replace(" ", "")
+
+
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The `Requires-Dist` entries of a wheel's metadata."""
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
+        headers = HeaderParser().parsestr(zf.read(name).decode("utf-8"))
+    return list(headers.get_all("Requires-Dist") or [])
+
+
+def third_party_requirements(sources: Iterable[Path | str]) -> list[str]:
+    """The third-party requirements of osiris distributions: wheels (paths) or installed ones (names).
+
+    Osiris distributions themselves are left out (they come as wheels), and so are
+    extras and `HOST_ONLY_REQUIREMENTS`. The result is sorted and deduplicated.
+    """
+    found: set[str] = set()
+    for source in sources:
+        reqs = wheel_requirements(source) if isinstance(source, Path) else metadata.requires(source) or []
+        for req in reqs:
+            name = _requirement_name(req)
+            if name.startswith("osiris-") or name in HOST_ONLY_REQUIREMENTS or not _is_runtime_requirement(req):
+                continue
+            found.add(" ".join(req.split()))
+    return sorted(found)
+
+
+def python_tag(python_info: dict[str, str] | None = None) -> str:
+    """`cpython-3.11-linux-x86_64`: what compiled wheels in a layer depend on."""
+    info = python_info or {
+        "implementation": sys.implementation.name,
+        "version": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "platform": sysconfig.get_platform(),
+    }
+    return f"{info['implementation']}-{info['version']}-{info['platform']}"
+
+
+def layer_key(requirements: Iterable[str], python: str) -> str:
+    """The hash naming a layer: the exact requirement set (with the layer's tools) and the Python tag."""
+    data = {"format": LAYER_FORMAT, "python": python, "requirements": sorted({*requirements, *LAYER_TOOLS})}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass
+class DependencyLayer:
+    """A built layer: its folder, the site-packages folder a venv adds, and how it was obtained."""
+
+    key: str
+    path: Path
+    requirements: list[str]
+    built: bool = False
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def site(self) -> Path:
+        """The folder a venv adds to its path."""
+        return self.path / "site-packages"
+
+    @property
+    def uv(self) -> Path | None:
+        """The layer's `uv` executable, when it has one."""
+        exe = self.site / "bin" / "uv"
+        return exe if exe.is_file() else None
+
+    @property
+    def build_log(self) -> Path:
+        """pip's output of the build."""
+        return self.path / "build.log"
+
+    def describe(self) -> dict[str, Any]:
+        """What the run card and events say about the layer."""
+        return {
+            "hash": self.key,  # not `key`: a field called `key` is masked as a secret
+            "path": str(self.path),
+            "requirements": self.requirements,
+            "cached": not self.built,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _pip_command(python: str, env: dict[str, str]) -> list[str]:
+    """A pip that installs for `python`: its own, else the one running this process (same interpreter)."""
+    for candidate in (python, sys.executable):
+        probe = subprocess.run([candidate, "-m", "pip", "--version"], capture_output=True, env=env, check=False)
+        if probe.returncode == 0:
+            return [candidate, "-m", "pip"]
+    raise TerminalError(
+        f"Building a sandbox dependency layer needs pip: neither `{python} -m pip` nor "
+        f"`{sys.executable} -m pip` works; install pip for that Python"
+    )
+
+
+def ensure_layer(
+    requirements: list[str],
+    *,
+    python: str | None = None,
+    root: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> DependencyLayer:
+    """The layer of `requirements` for `python` (default: this interpreter's base), built if missing."""
+    python = python or getattr(sys, "_base_executable", None) or sys.executable
+    root = root or layers_root()
+    reqs = sorted(set(requirements))
+    key = layer_key(reqs, python_tag())
+    final = root / key
+    t0 = time.perf_counter()
+    if (final / "layer.json").is_file():
+        return DependencyLayer(key, final, reqs, built=False, seconds=time.perf_counter() - t0)
+    with _locked(root / f".{key}.lock"):
+        if (final / "layer.json").is_file():  # another run built it while we waited
+            return DependencyLayer(key, final, reqs, built=False, seconds=time.perf_counter() - t0)
+        _build(final, key, reqs, python, dict(os.environ if env is None else env))
+    layer = DependencyLayer(key, final, reqs, built=True, seconds=time.perf_counter() - t0)
+    layer.info = json.loads((final / "layer.json").read_text(encoding="utf-8"))
+    return layer
+
+
+def _build(final: Path, key: str, requirements: list[str], python: str, env: dict[str, str]) -> None:
+    """Install into a temporary folder next to `final`, then rename it into place."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
+    log_path = tmp / "build.log"
+    all_reqs = [*LAYER_TOOLS, *requirements]
+    (tmp / "requirements.txt").write_text("".join(r + "\n" for r in all_reqs), encoding="utf-8")
+    t0 = time.perf_counter()
+    try:
+        cmd = [
+            *_pip_command(python, env),
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--target",
+            str(tmp / "site-packages"),
+            "-r",
+            str(tmp / "requirements.txt"),
+        ]
+        with log_path.open("w", encoding="utf-8") as log:
+            log.write(f"$ {' '.join(cmd)}\n")
+            log.flush()
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+        if proc.returncode != 0:
+            failed = final.parent / f"{key}.failed.log"
+            shutil.copyfile(log_path, failed)
+            tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+            raise TerminalError(
+                f"Building the sandbox dependency layer `{key}` failed (pip exit code {proc.returncode}); "
+                f"full log: `{failed}`:\n{tail}"
+            )
+        info = {
+            "hash": key,
+            "format": LAYER_FORMAT,
+            "python": python_tag(),
+            "requirements": all_reqs,
+            "build_seconds": round(time.perf_counter() - t0, 3),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (tmp / "layer.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if final.exists():  # an incomplete leftover (no layer.json): replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def pth_line(site: Path) -> str:
+    """The `.pth` line that makes a venv see a layer (as a site dir, so `.pth` files inside it work too)."""
+    return f"import site; site.addsitedir({str(site)!r})\n"
+
+
+__all__ = [
+    "DependencyLayer",
+    "cache_root",
+    "ensure_layer",
+    "layer_key",
+    "layers_root",
+    "pth_line",
+    "third_party_requirements",
+]

@@ -1,0 +1,53 @@
+"""Dependency layers: which requirements go in, how a layer is named, and what a failed build leaves."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from osiris.core.errors import TerminalError
+from osiris.remote import layers
+
+
+def test_third_party_requirements_leave_out_osiris_extras_and_host_only(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "osiris_demo-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(
+            "osiris_demo-0.1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: osiris-demo\nVersion: 0.1.0\n"
+            "Requires-Dist: osiris-runtime<1,>=0.1\nRequires-Dist: duckdb>=1.0\n"
+            "Requires-Dist: e2b<3,>=1.0\nRequires-Dist: pytest; extra == 'test'\n"
+            'Requires-Dist: tomli>=2;  python_version < "3.11"\nRequires-Dist: pyarrow>=15\n',
+        )
+    reqs = layers.third_party_requirements([wheel, "osiris-core"])
+    assert reqs == sorted(reqs)
+    assert "duckdb>=1.0" in reqs and "pyarrow>=15" in reqs and "msgspec>=0.18" in reqs
+    assert 'tomli>=2; python_version < "3.11"' in reqs, "markers are kept for pip to evaluate"
+    assert not [r for r in reqs if r.startswith(("osiris", "e2b", "pytest"))]
+
+
+def test_layer_key_is_the_exact_requirement_set_and_python():
+    key = layers.layer_key(["b>=1", "a>=2"], "cpython-3.11-linux-x86_64")
+    assert key == layers.layer_key(["a>=2", "b>=1", "a>=2"], "cpython-3.11-linux-x86_64")
+    assert key != layers.layer_key(["a>=2", "b>=1.1"], "cpython-3.11-linux-x86_64")
+    assert key != layers.layer_key(["a>=2", "b>=1"], "cpython-3.12-linux-x86_64")
+
+
+def test_cache_dir_follows_osiris_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("OSIRIS_CACHE_DIR", str(tmp_path))
+    assert layers.layers_root() == tmp_path / "sandbox-layers"
+
+
+def test_a_failed_build_keeps_its_log_and_leaves_no_layer(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PIP_NO_INDEX": "1"}
+    broken = "broken @ file:///nonexistent/osiris-test/broken-1.0-py3-none-any.whl"
+    with pytest.raises(TerminalError, match="Building the sandbox dependency layer") as info:
+        layers.ensure_layer([broken], root=tmp_path, env=env)
+    key = layers.layer_key([broken], layers.python_tag())
+    assert f"`{tmp_path / (key + '.failed.log')}`" in str(info.value)
+    assert "broken" in (tmp_path / f"{key}.failed.log").read_text()
+    assert not (tmp_path / key).exists()
+    assert not list(tmp_path.glob(".build-*")), "the temporary build folder is removed"

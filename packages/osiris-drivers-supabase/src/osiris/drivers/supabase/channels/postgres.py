@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
 from osiris.drivers.supabase import ddl
+from osiris.drivers.supabase.channels.adbc import AdbcSession
 from osiris.drivers.supabase.connection import connect
 from osiris.drivers.supabase.errors import from_postgres
 from osiris.drivers.supabase.sqltypes import base_type, qualified, quote_ident
@@ -196,14 +197,12 @@ class PostgresLoader:
         except (psycopg2.Error, OsirisError):
             self.log_event("staging_cleanup_failed", table=f"{self.opts.schema}.{stage}")
 
-    def _adbc(self, target: Any) -> Any:
-        import adbc_driver_postgresql.dbapi as adbc
-
+    def _adbc(self, target: Any) -> AdbcSession:
         params = {k: v for k, v in target.params.items() if k != "connect_timeout"}
         params["application_name"] = STAGE_APPLICATION_NAME
         try:
-            return adbc.connect(target.uri(**params))
-        except Exception as exc:  # ADBC raises its own DBAPI error types
+            return AdbcSession(target.uri(**params))
+        except Exception as exc:  # ADBC raises its own error types
             raise TransientError(
                 f"Cannot open the bulk-load connection for `{self.opts.display}`: {exc}", step=self.step
             ) from None
@@ -212,8 +211,7 @@ class PostgresLoader:
         """Stream every batch into `table` with binary COPY, in a transaction of its own; returns the row count."""
         ac = self._adbc(target)
         try:
-            with ac.cursor() as cur:
-                rows = self._copy_in(cur, table, arrow_schema, batches)
+            rows = self._copy_in(ac, table, arrow_schema, batches)
             ac.commit()
         except OsirisError:
             raise
@@ -224,8 +222,10 @@ class PostgresLoader:
                 ac.close()
         return rows
 
-    def _copy_in(self, cur: Any, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]]) -> int:
-        """Binary COPY of every batch into `table` on the ADBC cursor `cur` (no commit)."""
+    def _copy_in(
+        self, ac: AdbcSession, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]]
+    ) -> int:
+        """Binary COPY of every batch into `table` in the ADBC session's transaction (no commit)."""
         import pyarrow as pa
 
         schema = load_schema(arrow_schema)
@@ -239,7 +239,7 @@ class PostgresLoader:
                 self._reported = counted[0]
 
         reader = pa.RecordBatchReader.from_batches(schema, prepared_batches(batches(), schema, on_batch))
-        cur.adbc_ingest(table, reader, mode="append", db_schema_name=self.opts.schema)
+        ac.ingest(table, reader, db_schema=self.opts.schema)
         return counted[0]
 
     # -- replace straight into the target ------------------------------------------------
@@ -268,24 +268,22 @@ class PostgresLoader:
         tgt = qualified(opts.schema, opts.table)
         ac = self._adbc(target)
         try:
-            with ac.cursor() as cur:
-                cur.execute(f"SET LOCAL statement_timeout = {int(opts.timeout * 1000)}")
-                self._run_ddl_on(cur, statements, errors=(Exception,))
-                info = ddl.describe(run_sql(cur), opts.schema, opts.table)
-                if not (info and info.has_unique(opts.primary_key) and self._types_match(info, arrow_schema)):
-                    ac.rollback()
-                    return None
-                if not self._can_swap(cur, tgt):
-                    ac.rollback()
-                    return None
-                cur.execute(f"LOCK TABLE {tgt} IN ACCESS EXCLUSIVE MODE")
-                cur.execute(f"SELECT count(*) FROM {tgt}")
-                before = int(cur.fetchone()[0])
-                cur.execute(f"TRUNCATE {tgt}")
-                rows = self._copy_in(cur, opts.table, arrow_schema, batches)
-                if rows == 0 and not opts.allow_empty_replace:
-                    ac.rollback()
-                    return None  # the staged path raises the clear "empty input" error
+            ac.execute(f"SET LOCAL statement_timeout = {int(opts.timeout * 1000)}")
+            self._run_ddl_on(ac, statements, errors=(Exception,))
+            info = ddl.describe(ac.query, opts.schema, opts.table)
+            if not (info and info.has_unique(opts.primary_key) and self._types_match(info, arrow_schema)):
+                ac.rollback()
+                return None
+            if not self._can_swap(ac.query, tgt):
+                ac.rollback()
+                return None
+            ac.execute(f"LOCK TABLE {tgt} IN ACCESS EXCLUSIVE MODE")
+            before = int(ac.query(f"SELECT count(*) AS n FROM {tgt}")[0]["n"])
+            ac.execute(f"TRUNCATE {tgt}")
+            rows = self._copy_in(ac, opts.table, arrow_schema, batches)
+            if rows == 0 and not opts.allow_empty_replace:
+                ac.rollback()
+                return None  # the staged path raises the clear "empty input" error
             ac.commit()
             return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, staged=False, strategy="swap")
         except OsirisError:
@@ -390,7 +388,7 @@ class PostgresLoader:
                 cur.execute(sql_for(dedup))
                 return int(cur.rowcount)
 
-        if mode == "replace" and info.has_unique(pk) and self._can_swap(cur, tgt):
+        if mode == "replace" and info.has_unique(pk) and self._can_swap(run_sql(cur), tgt):
             # Nothing references the table and no trigger watches it: swapping the content in
             # (TRUNCATE + INSERT, one transaction) ends in the same rows as upsert + delete, faster.
             cur.execute(f"LOCK TABLE {tgt} IN ACCESS EXCLUSIVE MODE")
@@ -430,14 +428,14 @@ class PostgresLoader:
             deleted = cur.rowcount
         return LoadResult(rows_written=written, rows_deleted=deleted)
 
-    def _can_swap(self, cur: Any, tgt: str) -> bool:
+    def _can_swap(self, run: ddl.SqlRunner, tgt: str) -> bool:
         """Whether no foreign key references the table and no user trigger is on it."""
         reg = ddl.literal(tgt)
-        cur.execute(
+        rows = run(
             f"SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass({reg})) "
-            f"OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({reg}) AND NOT tgisinternal)"
+            f"OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({reg}) AND NOT tgisinternal) AS busy"
         )
-        return not cur.fetchone()[0]
+        return not rows[0]["busy"]
 
 
 def elapsed_ms(start: float) -> int:

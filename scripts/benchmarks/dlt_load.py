@@ -37,7 +37,6 @@ def main() -> int:
         table=args.table,
         backend=args.backend,
         chunk_size=args.chunk_size,
-        reflection_level="full_with_precision",
     )
     pipeline = dlt.pipeline(
         pipeline_name=f"bench_{args.dataset}",

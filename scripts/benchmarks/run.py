@@ -40,7 +40,10 @@ MYSQL = ["mariadb", "-uroot", "-h127.0.0.1", "-P3306"]
 PG_DSN = f"postgresql://postgres@127.0.0.1:5432/{DB}"
 MYSQL_URL = f"mysql+pymysql://root:@127.0.0.1:3306/{DB}"
 
-# The 15-column source table, about 500 bytes a row.
+# The 15-column source table, about 500 bytes a row. No DOUBLE column: dlt's pyarrow backend
+# reads MariaDB DOUBLE as decimals whose precision changes between batches, and then both of
+# its fast loaders fail on the table (Parquet/ADBC and CSV alike).
+TABLE = "rows_v2_{n}"
 ROWS_DDL = """
 CREATE TABLE {table} (
   id BIGINT NOT NULL PRIMARY KEY,
@@ -48,7 +51,7 @@ CREATE TABLE {table} (
   qty SMALLINT NOT NULL,
   amount DECIMAL(12,2) NOT NULL,
   price DECIMAL(10,4) NULL,
-  score DOUBLE NULL,
+  score DECIMAL(16,6) NULL,
   counter BIGINT NOT NULL,
   code VARCHAR(16) NOT NULL,
   name VARCHAR(64) NOT NULL,
@@ -88,7 +91,7 @@ INSERT INTO customers SELECT seq, ELT(1 + seq % 4, 'north', 'south', 'east', 'we
 """
 PG_COLUMNS = (
     "id bigint primary key, customer_id integer, qty smallint, amount numeric(12,2), price numeric(10,4), "
-    "score double precision, counter bigint, code text, name text, email text, note text, "
+    "score numeric(16,6), counter bigint, code text, name text, email text, note text, "
     "created_at timestamp, day date, active boolean, attrs jsonb"
 )
 S2_SQL = """
@@ -182,7 +185,7 @@ def prepare_data(sizes: list[int]) -> None:
     if mysql("SHOW TABLES LIKE 'customers'").strip() != "customers":
         mysql(CUSTOMERS_DDL + ";" + CUSTOMERS_FILL)
     for n in sizes:
-        table = f"rows_{n}"
+        table = TABLE.format(n=n)
         have = mysql(
             f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='{DB}' AND table_name='{table}'"
         )
@@ -197,11 +200,11 @@ def prepare_data(sizes: list[int]) -> None:
     sh(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", f"CREATE DATABASE {DB}"])
     WORK.mkdir(parents=True, exist_ok=True)
     for n in sizes:
-        csv = WORK / f"rows_{n}.csv"
+        csv = WORK / f"rows_v2_{n}.csv"
         if csv.exists():
             continue
         t0 = time.perf_counter()
-        export_csv(f"rows_{n}", csv)
+        export_csv(TABLE.format(n=n), csv)
         print(
             f"  wrote {csv.name} ({csv.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s", flush=True
         )
@@ -249,7 +252,7 @@ name: bench_s1_{n}
 steps:
   - id: extract
     component: mysql.extractor
-    config: {{connection: "@mysql.default", table: rows_{n}}}
+    config: {{connection: "@mysql.default", table: rows_v2_{n}}}
   - id: load
     component: supabase.writer
     needs: [extract]
@@ -262,7 +265,7 @@ name: bench_s2_{n}
 steps:
   - id: rows
     component: mysql.extractor
-    config: {{connection: "@mysql.default", table: rows_{n}}}
+    config: {{connection: "@mysql.default", table: rows_v2_{n}}}
   - id: customers
     component: mysql.extractor
     config: {{connection: "@mysql.default", table: customers}}
@@ -283,7 +286,7 @@ name: bench_s3_{n}
 steps:
   - id: read
     component: filesystem.csv_extractor
-    config: {{path: "{WORK / f"rows_{n}.csv"}"}}
+    config: {{path: "{WORK / f"rows_v2_{n}.csv"}"}}
   - id: daily
     component: duckdb.processor
     needs: [read]
@@ -322,7 +325,7 @@ def contenders(scenario: str, n: int, files: dict[str, Path], with_dlt_default: 
             "--pg-url",
             PG_DSN.replace("postgres@", "postgres:trust@"),
             "--table",
-            f"rows_{n}",
+            TABLE.format(n=n),
             "--dataset",
             "s1_dlt",
         ]
@@ -331,19 +334,20 @@ def contenders(scenario: str, n: int, files: dict[str, Path], with_dlt_default: 
         out.append(
             ("dlt pyarrow+parquet", {"cmd": [*dlt, "--backend", "pyarrow", "--format", "parquet"], "reset": "s1_dlt"})
         )
-        # connectorx + Parquet/ADBC fails on this table ("insufficient data left in message" from
-        # COPY); connectorx + CSV (COPY through psycopg2) is dlt's fastest option that loads it.
         out.append(
-            ("dlt connectorx+csv", {"cmd": [*dlt, "--backend", "connectorx", "--format", "csv"], "reset": "s1_dlt"})
+            (
+                "dlt connectorx+parquet",
+                {"cmd": [*dlt, "--backend", "connectorx", "--format", "parquet"], "reset": "s1_dlt"},
+            )
         )
         out.append(
-            ("limit: mariadb --quick", {"cmd": [*MYSQL, DB, "--quick", "--batch", "-e", f"SELECT * FROM rows_{n}"]})
+            ("limit: mariadb --quick", {"cmd": [*MYSQL, DB, "--quick", "--batch", "-e", f"SELECT * FROM rows_v2_{n}"]})
         )
         copy = [str(BENCH_BIN / "python"), str(Path(__file__).parent / "copy_csv.py"), "--dsn", PG_DSN]
-        copy += ["--table", "s1_copy.rows", "--csv", str(WORK / f"rows_{n}.csv"), "--columns-sql", PG_COLUMNS]
+        copy += ["--table", "s1_copy.rows", "--csv", str(WORK / f"rows_v2_{n}.csv"), "--columns-sql", PG_COLUMNS]
         out.append(("limit: COPY FROM STDIN (csv)", {"cmd": copy}))
     if scenario == "S3":
-        sql = S3_SQL.replace("input_df", f"read_csv('{WORK / f'rows_{n}.csv'}')")
+        sql = S3_SQL.replace("input_df", f"read_csv('{WORK / f'rows_v2_{n}.csv'}')")
         code = f"import duckdb; duckdb.sql({sql!r}).write_parquet({str(d / 's3_duckdb.parquet')!r})"
         out.append(("limit: duckdb alone", {"cmd": [str(VENV_BIN / "python"), "-c", code]}))
     return out
@@ -508,9 +512,11 @@ between runs.
 - Machine: {machine} (a shared 2-core VM: compare ratios within one run, not across runs).
 - Versions:
 {versions}
-- Data: a 15-column table generated in the local MariaDB (bigint, int, smallint, two decimals,
-  double, varchar, text, datetime(6), date, boolean, JSON; several nullable columns; about 500
-  bytes a row), and a 10,000-row `customers` table for the join.
+- Data: a 15-column table generated in the local MariaDB (bigint, int, smallint, three decimals,
+  varchar, text, datetime(6), date, boolean, JSON; several nullable columns; about 500 bytes a
+  row), and a 10,000-row `customers` table for the join. There is no DOUBLE column: dlt's pyarrow
+  backend reads MariaDB DOUBLE as decimals whose precision changes between batches, after which
+  both of its fast loaders failed on the table at 1M rows.
 - Each contender is one process tree; wall time covers the whole process (start-up included);
   peak RSS is the sum over the process tree, sampled every 20 ms.
 - Targets are dropped before each run, so every contender creates and fills its table.
@@ -519,10 +525,8 @@ between runs.
 
 - **S1** MySQL table → PostgreSQL table, `replace` with a primary key. Contenders: Osiris on the
   host and with `--sandbox local`; dlt `sql_database` → `postgres` with its defaults (SQLAlchemy
-  backend, `insert_values`), and with its fastest documented options: the pyarrow backend with
-  Parquet files loaded through ADBC, and the connectorx backend with CSV files loaded by COPY
-  (connectorx with Parquet/ADBC fails on this table: ADBC's COPY reports "insufficient data left
-  in message"); the limits `mariadb --quick --batch` reading the
+  backend, `insert_values`), and with its fastest documented options: the pyarrow or the
+  connectorx backend, with Parquet files loaded through ADBC's binary COPY; the limits `mariadb --quick --batch` reading the
   table to nowhere, and a raw `COPY … FROM STDIN` of the same rows from a ready CSV.
 - **S2** MySQL → DuckDB (join with `customers` + monthly aggregate) → PostgreSQL `upsert` on a
   composite key. dlt has no transform step of its own, so only Osiris runs here.

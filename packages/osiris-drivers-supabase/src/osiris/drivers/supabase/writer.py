@@ -200,7 +200,7 @@ class SupabaseWriter:
             "rows_written": result.rows_written,
             "rows_deleted": result.rows_deleted,
             "rows_input": result.rows_input,
-            "strategy": result.strategy if result.staged else "direct",
+            "strategy": result.strategy,
         }
 
     def _load_http(

@@ -285,7 +285,9 @@ class PostgresLoader:
                 ac.rollback()
                 return None  # the staged path raises the clear "empty input" error
             ac.commit()
-            return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, staged=False, strategy="swap")
+            return LoadResult(
+                rows_written=rows, rows_deleted=before, rows_input=rows, staged=False, strategy="direct_swap"
+            )
         except OsirisError:
             with contextlib.suppress(Exception):
                 ac.rollback()
@@ -321,7 +323,7 @@ class PostgresLoader:
         self, target: Any, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], n: int
     ) -> LoadResult:
         rows = self._ingest(target, self.opts.table, arrow_schema, batches)
-        return LoadResult(rows_written=rows, rows_input=rows, staged=False)
+        return LoadResult(rows_written=rows, rows_input=rows, staged=False, strategy="direct")
 
     # -- the merge -----------------------------------------------------------------------
 

@@ -84,10 +84,9 @@ def timed(cmd: list[str], stdout: int | None = None) -> tuple[float, int, str]:
 
 def worker(args: argparse.Namespace) -> None:
     """Extract `orders` with the driver and stream it into a Parquet file; print rows and seconds."""
-    import pyarrow.parquet as pq
-
     from osiris.drivers.sql import mysql_extractor
     from osiris.runtime.contract import StepContext
+    from osiris.runtime.io import DataHasher, write_parquet_atomic
 
     if args.path == "pymysql":
         mysql_extractor._connectorx_available = lambda: False
@@ -99,11 +98,10 @@ def worker(args: argparse.Namespace) -> None:
     }
     t0 = time.perf_counter()
     reader = mysql_extractor.MySQLExtractor().run(step_id="extract", config=config, inputs={}, ctx=ctx)["df"]
-    rows = 0
-    with pq.ParquetWriter(args.out, reader.schema, compression="zstd") as writer:  # as the runtime writes
-        for batch in reader:
-            writer.write_batch(batch)
-            rows += batch.num_rows
+    # Exactly as the runner writes a step output: its encoding, and data_sha256 alongside.
+    hasher = DataHasher(reader.schema)
+    rows = write_parquet_atomic(args.out, reader.schema, reader, step_id="extract", hasher=hasher)
+    hasher.hexdigest()
     print(f"{rows} {time.perf_counter() - t0:.3f}")
 
 

@@ -243,3 +243,39 @@ def test_query_and_table_together_is_a_user_error(tmp_path, db, recorder):
 
     with pytest.raises(UserInputError, match="either `query`, or `table`"):
         extract(tmp_path, db, recorder, query="SELECT 1", table="numbers")
+
+
+def test_fast_path_extraction_never_imports_pandas(db, mysql_admin):
+    # pandas costs about 50 MiB and a second of start-up; some pyarrow calls import it as a side
+    # effect (e.g. comparing with a bare Python scalar), so check a fresh process end to end on
+    # the connectorx path with the everyday types. (The text fallbacks build arrays from Python
+    # lists, which imports it.)
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys\n"
+        "from osiris.drivers.sql.mysql_extractor import MySQLExtractor\n"
+        "from osiris.runtime.contract import StepContext\n"
+        "cfg = json.loads(sys.argv[1])\n"
+        "out = MySQLExtractor().run(step_id='e', config=cfg, inputs={}, ctx=StepContext(step_id='e', output_dir='.'))\n"
+        "rows = sum(b.num_rows for b in out['df'])\n"
+        "print(json.dumps({'rows': rows, 'pandas': 'pandas' in sys.modules}))\n"
+    )
+    with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE everyday (id BIGINT PRIMARY KEY, flag BOOLEAN, amount DECIMAL(12,2), "
+            "name VARCHAR(20), at DATETIME(6), day DATE, doc JSON)"
+        )
+        cur.execute(
+            "INSERT INTO everyday SELECT seq, seq % 2, seq / 4, CONCAT('n', seq), "
+            "TIMESTAMP('2026-01-01') + INTERVAL seq SECOND, DATE('2026-01-01'), JSON_OBJECT('k', seq) "
+            "FROM seq_1_to_300"
+        )
+    config = {"table": "everyday", "batch_size": 100, "resolved_connection": db}
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(config)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"rows": 300, "pandas": False}

@@ -324,12 +324,8 @@ class HostAdapter:
         prepared = False
         prepare_error: wire.ErrorInfo | None = None
         while not prepared:
-            msg = self.receive()
-            if isinstance(msg, wire.Event):
-                log.event(msg.record)
-            elif isinstance(msg, wire.Metric):
-                log.metric(msg.record)
-            elif isinstance(msg, wire.Ready):
+            msg = self._receive_control(log)
+            if isinstance(msg, wire.Ready):
                 try:
                     wire.check_protocol_version(msg.protocol_version, peer="sandbox worker")
                 except wire.ProtocolError as exc:
@@ -357,12 +353,8 @@ class HostAdapter:
         self.send(wire.Cleanup(status="done"))
         cleaned = None
         while cleaned is None:
-            msg = self.receive()
-            if isinstance(msg, wire.Event):
-                log.event(msg.record)
-            elif isinstance(msg, wire.Metric):
-                log.metric(msg.record)
-            elif isinstance(msg, wire.Cleaned):
+            msg = self._receive_control(log)
+            if isinstance(msg, wire.Cleaned):
                 cleaned = msg
             elif isinstance(msg, wire.Failed):
                 raise self._fail(f"failed to finish the run: {msg.error.message}")
@@ -437,14 +429,21 @@ class HostAdapter:
                 "The sandbox does not run the host's code: " + "; ".join(mismatches) + "; nothing was run"
             )
 
-    def _await_step(self, step_id: str, log: _RunLog) -> dict[str, Any]:
+    def _receive_control(self, log: _RunLog) -> Any:
+        """The next message that is not an event or a metric; those stream in at any time and are logged."""
         while True:
             msg = self.receive()
             if isinstance(msg, wire.Event):
                 log.event(msg.record)
             elif isinstance(msg, wire.Metric):
                 log.metric(msg.record)
-            elif isinstance(msg, wire.StepDone):
+            else:
+                return msg
+
+    def _await_step(self, step_id: str, log: _RunLog) -> dict[str, Any]:
+        while True:
+            msg = self._receive_control(log)
+            if isinstance(msg, wire.StepDone):
                 if msg.step_id != step_id:
                     raise self._fail(f"reported step `{msg.step_id}` done instead of `{step_id}`")
                 return msg.result

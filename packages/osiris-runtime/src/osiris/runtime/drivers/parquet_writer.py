@@ -24,6 +24,9 @@ class ParquetWriter:
             source.iter_batches(),
             step_id=step_id,
             compression="none" if compression == "none" else compression,
+            # A user's file, not an artifact: the library's own encoding defaults.
+            compression_level=None,
+            use_dictionary=True,
             row_group_size=int(config.get("row_group_size", 131072)),
             on_batch=ctx.progress,
         )

@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """Benchmark `mysql.extractor` into Parquet against the `mariadb` command-line client.
 
-Creates its own database with a 15-column table, fills it with 200k and 2M rows
-(INSERT ... SELECT from MariaDB's sequence engine), and for each size runs under
-`/usr/bin/time -v`:
+Creates its own database with a 15-column table in two shapes, fills it with 200k and 2M
+rows (INSERT ... SELECT from MariaDB's sequence engine), and for each shape and size runs,
+alternately and `--repeat` times, under `/usr/bin/time -v`:
 
-- the extractor (the given path, default auto) streaming into a Parquet file, and
-- `mariadb --quick --batch -e "SELECT ..." > /dev/null` on the same table,
+- the extractor (the given path, default auto) streaming into a Parquet file, exactly as
+  the runner writes a step output (its memory pool, encoding and data hash), and
+- `mariadb --quick --batch -e "SELECT * ..." > /dev/null` on the same table,
 
-then prints peak RSS and rows/s for each, and drops the database.
+then prints the median wall time, rows/s and the highest peak RSS of each, the extractor's
+speed as a multiple of the client's, and drops the database. Both are whole processes:
+the extractor's figure includes starting Python, importing pyarrow and connecting.
 
-    .venv/bin/python scripts/bench_mysql_extract.py [--rows 200000,2000000] [--batch-size 50000]
+Shapes: `narrow` (short strings, two DOUBLE/FLOAT columns: the client's best case) and
+`wide` (the table of `scripts/bench`: long TEXT, JSON, three DECIMAL columns).
+
+    .venv/bin/python scripts/bench_mysql_extract.py [--rows 200000,2000000] [--shapes narrow,wide]
+        [--repeat 3] [--batch-size 50000] [--paths auto,pymysql]
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import argparse
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +35,7 @@ from pathlib import Path
 
 HOST, PORT, USER = os.environ.get("MYSQL_HOST", "127.0.0.1"), int(os.environ.get("MYSQL_PORT", "3306")), "root"
 
-TABLE_DDL = """
+NARROW_DDL = """
 CREATE TABLE orders (
   id BIGINT NOT NULL PRIMARY KEY,
   customer_id INT NOT NULL,
@@ -47,7 +55,7 @@ CREATE TABLE orders (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
 """
 
-FILL = """
+NARROW_FILL = """
 INSERT INTO orders
 SELECT seq, seq % 10007, seq % 500, (seq % 100000) / 100, (seq % 1000000) / 100 * 3, (seq % 97) / 97,
        (seq % 89) / 8, ELT(1 + seq % 4, 'new','paid','shipped','cancelled'),
@@ -59,6 +67,43 @@ SELECT seq, seq % 10007, seq % 500, (seq % 100000) / 100, (seq % 1000000) / 100 
        seq % 2
 FROM seq_1_to_{n}
 """
+
+
+# The table of `scripts/bench` (S1): wider rows, TEXT, JSON and NULLs in several columns.
+WIDE_DDL = """
+CREATE TABLE orders (
+  id BIGINT NOT NULL PRIMARY KEY,
+  customer_id INT NOT NULL,
+  qty SMALLINT NOT NULL,
+  amount DECIMAL(12,2) NOT NULL,
+  price DECIMAL(10,4) NULL,
+  score DECIMAL(16,6) NULL,
+  counter BIGINT NOT NULL,
+  code VARCHAR(16) NOT NULL,
+  name VARCHAR(64) NOT NULL,
+  email VARCHAR(100) NULL,
+  note TEXT NULL,
+  created_at DATETIME(6) NOT NULL,
+  day DATE NOT NULL,
+  active BOOLEAN NOT NULL,
+  attrs JSON NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+WIDE_FILL = """
+INSERT INTO orders
+SELECT seq, seq % 10000, seq % 50, (seq % 100000) / 100,
+       IF(seq % 7 = 0, NULL, (seq % 1000000) / 10000), IF(seq % 11 = 0, NULL, seq / 3.0),
+       seq * 1000003, CONCAT('C', LPAD(seq % 100000, 8, '0')), CONCAT('customer ', seq % 10000, ' ', MD5(seq)),
+       IF(seq % 5 = 0, NULL, CONCAT('user', seq, '@example.com')),
+       IF(seq % 13 = 0, NULL, REPEAT(MD5(seq * 7), 7)),
+       TIMESTAMP('2024-01-01') + INTERVAL seq SECOND + INTERVAL (seq % 1000) MICROSECOND,
+       DATE('2024-01-01') + INTERVAL (seq % 700) DAY, seq % 3 = 0,
+       IF(seq % 4 = 0, NULL, JSON_OBJECT('k', seq % 97, 'tag', CONCAT('t', seq % 13)))
+FROM seq_1_to_{n}
+"""
+
+SHAPES = {"narrow": (NARROW_DDL, NARROW_FILL), "wide": (WIDE_DDL, WIDE_FILL)}
 
 
 def sql(db: str | None, statement: str) -> None:
@@ -86,8 +131,9 @@ def worker(args: argparse.Namespace) -> None:
     """Extract `orders` with the driver and stream it into a Parquet file; print rows and seconds."""
     from osiris.drivers.sql import mysql_extractor
     from osiris.runtime.contract import StepContext
-    from osiris.runtime.io import DataHasher, write_parquet_atomic
+    from osiris.runtime.io import DataHasher, use_lean_memory_pool, write_parquet_atomic
 
+    use_lean_memory_pool()  # as `Runner.prepare` does
     if args.path == "pymysql":
         mysql_extractor._connectorx_available = lambda: False
     ctx = StepContext(step_id="extract", output_dir=os.path.dirname(args.out))
@@ -111,6 +157,8 @@ def main() -> None:
     ap.add_argument("--rows", default="200000,2000000", help="comma-separated table sizes")
     ap.add_argument("--batch-size", type=int, default=50000)
     ap.add_argument("--paths", default="auto", help="comma-separated: auto (connectorx), pymysql")
+    ap.add_argument("--shapes", default="narrow,wide", help="comma-separated: " + ", ".join(SHAPES))
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each reader per shape and size")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -121,40 +169,55 @@ def main() -> None:
         return
 
     db = f"osiris_bench_mysql_{secrets.token_hex(4)}"
-    results = []
+    client = "mariadb --quick --batch > /dev/null"
+    results: dict[tuple[str, int, str], list[tuple[float, int, int | None]]] = {}
     try:
         sql(None, f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
-        for n in [int(x) for x in args.rows.split(",")]:
-            sql(db, "DROP TABLE IF EXISTS orders")
-            sql(db, TABLE_DDL)
-            t0 = time.perf_counter()
-            sql(db, FILL.format(n=n))
-            print(f"filled {n} rows in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-            with tempfile.TemporaryDirectory(prefix="osiris-bench-") as tmp:
-                for path in args.paths.split(","):
-                    out = str(Path(tmp) / f"orders-{path}.parquet")
-                    wall, rss, stdout = timed(
-                        [sys.executable, __file__, "--worker", "--db", db, "--out", out, "--path", path,
-                         "--batch-size", str(args.batch_size)]
-                    )  # fmt: skip
-                    rows = int(stdout.split()[0])
-                    assert rows == n, f"extracted {rows} rows, expected {n}"
-                    size = os.path.getsize(out)
-                    results.append((n, f"mysql.extractor ({path}) → Parquet", wall, rss, size))
-                with open(os.devnull, "w") as devnull:
-                    wall, rss, _ = timed(
-                        ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", "--quick", "--batch", db,
-                         "-e", "SELECT * FROM orders"],
-                        stdout=devnull.fileno(),
-                    )  # fmt: skip
-                results.append((n, "mariadb --quick --batch > /dev/null", wall, rss, None))
+        for shape in args.shapes.split(","):
+            ddl, fill = SHAPES[shape]
+            for n in [int(x) for x in args.rows.split(",")]:
+                sql(db, "DROP TABLE IF EXISTS orders")
+                sql(db, ddl)
+                t0 = time.perf_counter()
+                sql(db, fill.format(n=n))
+                print(f"{shape}: filled {n} rows in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+                with tempfile.TemporaryDirectory(prefix="osiris-bench-") as tmp:
+                    for _ in range(args.repeat):  # alternate, so drift on a noisy machine hits both alike
+                        for path in args.paths.split(","):
+                            out = str(Path(tmp) / f"orders-{path}.parquet")
+                            wall, rss, stdout = timed(
+                                [sys.executable, __file__, "--worker", "--db", db, "--out", out, "--path", path,
+                                 "--batch-size", str(args.batch_size)]
+                            )  # fmt: skip
+                            rows = int(stdout.split()[0])
+                            assert rows == n, f"extracted {rows} rows, expected {n}"
+                            name = f"mysql.extractor ({path}) → Parquet"
+                            results.setdefault((shape, n, name), []).append((wall, rss, os.path.getsize(out)))
+                        with open(os.devnull, "w") as devnull:
+                            wall, rss, _ = timed(
+                                ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", "--quick", "--batch", db,
+                                 "-e", "SELECT * FROM orders"],
+                                stdout=devnull.fileno(),
+                            )  # fmt: skip
+                        results.setdefault((shape, n, client), []).append((wall, rss, None))
     finally:
         sql(None, f"DROP DATABASE IF EXISTS `{db}`")
 
-    print(f"\n{'rows':>9}  {'reader':<40} {'wall s':>7} {'rows/s':>10} {'peak RSS MiB':>12} {'parquet MiB':>11}")
-    for n, name, wall, rss, size in results:
+    print(
+        f"\n{'shape':<7} {'rows':>9}  {'reader':<40} {'wall s':>7} {'rows/s':>10} {'vs client':>9} "
+        f"{'peak RSS MiB':>12} {'parquet MiB':>11}"
+    )
+    for (shape, n, name), runs in results.items():
+        wall = statistics.median(w for w, _, _ in runs)
+        client_wall = statistics.median(w for w, _, _ in results[(shape, n, client)])
+        rss = max(r for _, r, _ in runs)
+        size = runs[-1][2]
         pq = f"{size / 2**20:.1f}" if size else "-"
-        print(f"{n:>9}  {name:<40} {wall:>7.2f} {n / wall:>10,.0f} {rss / 1024:>12.1f} {pq:>11}")
+        print(
+            f"{shape:<7} {n:>9}  {name:<40} {wall:>7.2f} {n / wall:>10,.0f} {client_wall / wall:>8.2f}x "
+            f"{rss / 1024:>12.1f} {pq:>11}"
+        )
+    print(f"\nwall: median of {args.repeat} runs; peak RSS: the highest of them", file=sys.stderr)
 
 
 if __name__ == "__main__":

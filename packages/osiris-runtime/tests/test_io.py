@@ -63,3 +63,28 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
 def test_unknown_return_type_is_a_clear_error() -> None:
     with pytest.raises(TerminalError, match="expected a pyarrow Table"):
         as_batches(42, step_id="s")
+
+
+def _pool_in_fresh_process(env_pool: str | None) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if env_pool:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = env_pool
+    code = "from osiris.runtime.io import use_lean_memory_pool; print(use_lean_memory_pool())"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_runs_use_jemalloc_unless_the_user_chose_a_pool() -> None:
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        expected = pa.default_memory_pool().backend_name  # a pyarrow built without jemalloc keeps its default
+    else:
+        expected = "jemalloc"
+    assert _pool_in_fresh_process(None) == expected
+    assert _pool_in_fresh_process("system") == "system"

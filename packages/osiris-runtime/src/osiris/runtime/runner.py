@@ -59,7 +59,7 @@ from osiris.core.redaction import Redactor
 from osiris.core.spec import ComponentSpec
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext
-from osiris.runtime.io import OUTPUT_FILE, DataHasher, as_batches, write_parquet_atomic
+from osiris.runtime.io import OUTPUT_FILE, DataHasher, as_batches, use_lean_memory_pool, write_parquet_atomic
 from osiris.runtime.registry import (
     DriverRegistry,
     RegistrationSummary,
@@ -328,6 +328,7 @@ class Runner:
             steps=[s.id for s in self.manifest.steps],
             runtime_version=__version__,
         )
+        use_lean_memory_pool()
         missing = check_requirements(self.components)
         self.emit(
             "dependency_check",

@@ -245,6 +245,57 @@ def test_query_and_table_together_is_a_user_error(tmp_path, db, recorder):
         extract(tmp_path, db, recorder, query="SELECT 1", table="numbers")
 
 
+DECIMALS_DDL = """
+CREATE TABLE decimals (
+  id INT NOT NULL PRIMARY KEY, d1 DECIMAL(1,0), d5 DECIMAL(5,2), d18 DECIMAL(18,0),
+  f18 DECIMAL(18,18), u18 DECIMAL(18,6) UNSIGNED, d19 DECIMAL(19,4)
+)
+"""
+DECIMAL_ROWS = [
+    (1, "9", "999.99", "999999999999999999", "0.999999999999999999", "999999999999.999999", "999999999999999.9999"),
+    (2, "-9", "-999.99", "-999999999999999999", "-0.999999999999999999", "0.000001", "-999999999999999.9999"),
+    (3, "0", "0.01", "0", "0.000000000000000001", "0", "0.0001"),
+    (4, None, None, None, None, None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "path"),
+    [
+        ({"table": "decimals"}, "connectorx"),  # scaled integers from a generated column list
+        ({"query": "SELECT * FROM decimals WHERE id > 0"}, "connectorx"),  # ... from a derived table
+        ({"query": "SELECT id, d1, d5, d18, u18, d19 FROM decimals ORDER BY id"}, "connectorx"),  # not rewritten
+        ({"query": "SELECT * FROM decimals ORDER BY id"}, "pymysql"),  # not rewritten, and f18 has scale 18
+        ({"table": "decimals", "force_pymysql": True}, "pymysql"),
+    ],
+)
+def test_decimals_up_to_18_digits_read_as_scaled_integers_stay_exact(
+    tmp_path, db, recorder, mysql_admin, monkeypatch, config, path
+):
+    with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS decimals")
+        cur.execute(DECIMALS_DDL)
+        cur.executemany("INSERT INTO decimals VALUES (%s, %s, %s, %s, %s, %s, %s)", DECIMAL_ROWS)
+    if config.pop("force_pymysql", False):
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    table = extract(tmp_path, db, recorder, **config)
+    assert recorder.event("extract.plan")["path"] == path
+    types = {
+        "id": pa.int32(), "d1": pa.decimal128(1, 0), "d5": pa.decimal128(5, 2), "d18": pa.decimal128(18, 0),
+        "f18": pa.decimal128(18, 18), "u18": pa.decimal128(18, 6), "d19": pa.decimal128(19, 4),
+    }  # fmt: skip
+    assert {f.name: f.type for f in table.schema} == {k: types[k] for k in table.column_names}
+    expected = [
+        {
+            k: v if k == "id" or v is None else Decimal(v)
+            for k, v in zip(types, r, strict=True)
+            if k in table.column_names
+        }
+        for r in DECIMAL_ROWS
+    ]
+    assert table.sort_by("id").to_pylist() == expected
+
+
 def test_fast_path_extraction_never_imports_pandas(db, mysql_admin):
     # pandas costs about 50 MiB and a second of start-up; some pyarrow calls import it as a side
     # effect (e.g. comparing with a bare Python scalar), so check a fresh process end to end on

@@ -42,10 +42,11 @@ def _quote_column(name: str) -> str:
     return "`" + str(name).replace("`", "``") + "`"
 
 
-def build_sql(config: dict[str, Any], *, step_id: str, text_columns: dict[str, str] | None = None) -> str:
+def build_sql(config: dict[str, Any], *, step_id: str, column_exprs: dict[str, str] | None = None) -> str:
     """The SQL to run for `config`: its `query`, or a SELECT over `table` with `columns`, `where`, `limit`.
 
-    `text_columns` maps a column name to its `CAST(... AS CHAR)` replacement (table mode only).
+    `column_exprs` maps a column name to the expression to select it with, such as
+    `CAST(... AS CHAR)` (table mode only).
     """
     if config.get("query"):
         if any(config.get(k) is not None for k in ("table", "columns", "where", "limit")):
@@ -61,12 +62,14 @@ def build_sql(config: dict[str, Any], *, step_id: str, text_columns: dict[str, s
     columns = config.get("columns")
     if columns:
         names = [str(c) for c in columns]
-        if text_columns:
-            select = ", ".join(text_columns.get(n, _quote_column(n)) for n in names)
+        if column_exprs:
+            select = ", ".join(
+                f"{column_exprs[n]} AS {_quote_column(n)}" if n in column_exprs else _quote_column(n) for n in names
+            )
         else:
             select = ", ".join(_quote_column(n) for n in names)
-    elif text_columns:
-        raise AssertionError("text columns need an explicit column list")  # callers pass the described names
+    elif column_exprs:
+        raise AssertionError("column expressions need an explicit column list")  # callers pass the described names
     else:
         select = "*"
     sql = f"SELECT {select} FROM {client.quote_identifier(str(table), what='`table`', step=step_id)}"
@@ -215,48 +218,52 @@ class MySQLExtractor:
         if nparams:
             return PATH_PYMYSQL, "the SQL contains `?` placeholders", sql, plans
         inexact = [p for p in plans if not p.cx_exact]
+        cannot = "columns connectorx cannot read exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact)
+        if not all(p.cast_as_char for p in inexact):
+            return PATH_PYMYSQL, cannot, sql, plans
+        exact = "every column is exact through connectorx"
+        if inexact:
+            exact = "columns read as text and parsed exactly: " + ", ".join(
+                f"`{p.name}` {p.mysql_type}" for p in inexact
+            )
+        rewritten = self._cx_rewrite(meta, config, step_id, sql, plans)
+        if rewritten is not None:
+            return PATH_CONNECTORX, exact, rewritten, plans
         if not inexact:
-            return PATH_CONNECTORX, "every column is exact through connectorx", sql, plans
-        if config.get("table") and all(p.cast_as_char for p in inexact):
-            names = [p.name for p in plans]
-            text_columns = {
-                p.name: f"CAST({_quote_column(p.name)} AS CHAR) AS {_quote_column(p.name)}" for p in inexact
-            }
-            cfg = {**config, "columns": names}
-            run_sql = _bind(meta, build_sql(cfg, step_id=step_id, text_columns=text_columns), config.get("params"))
-            return (
-                PATH_CONNECTORX,
-                "columns read as text and parsed exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
-                run_sql,
-                plans,
-            )
-        if config.get("query") and all(p.cast_as_char for p in inexact) and _wrappable(sql):
-            # Without ORDER BY the row order is unspecified anyway, so a derived table changes nothing.
-            select = ", ".join(
-                f"CAST(q.{_quote_column(p.name)} AS CHAR) AS {_quote_column(p.name)}"
-                if p.cast_as_char
-                else f"q.{_quote_column(p.name)}"
-                for p in plans
-            )
-            wrapped = f"SELECT {select} FROM ({sql}) AS q"
-            try:
-                again = client.describe(meta, wrapped)
-            except Exception:
-                again = None
-            if again is not None and len(again[0]) == len(plans):
-                return (
-                    PATH_CONNECTORX,
-                    "columns read as text and parsed exactly: "
-                    + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
-                    wrapped,
-                    plans,
-                )
-        return (
-            PATH_PYMYSQL,
-            "columns connectorx cannot read exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
-            sql,
-            plans,
+            return PATH_CONNECTORX, exact, sql, plans
+        return PATH_PYMYSQL, cannot, sql, plans
+
+    def _cx_rewrite(
+        self, meta: Any, config: dict[str, Any], step_id: str, sql: str, plans: list[ColumnPlan]
+    ) -> str | None:
+        """The SQL reading each column with its `cx_select` expression; None when none has one or it can't be done.
+
+        A `table` is read with a column list; a `query` without ORDER BY becomes a derived
+        table (its row order is unspecified anyway, so that changes nothing). The rewritten
+        query must describe to as many columns as the original.
+        """
+        exprs = {p.name: e for p in plans if (e := p.cx_select(_quote_column(p.name))) is not None}
+        if not exprs:
+            return None
+        if config.get("table"):
+            cfg = {**config, "columns": [p.name for p in plans]}
+            return _bind(meta, build_sql(cfg, step_id=step_id, column_exprs=exprs), config.get("params"))
+        if not (config.get("query") and _wrappable(sql)):
+            return None
+        select = ", ".join(
+            f"{p.cx_select('q.' + _quote_column(p.name))} AS {_quote_column(p.name)}"
+            if p.name in exprs
+            else f"q.{_quote_column(p.name)}"
+            for p in plans
         )
+        wrapped = f"SELECT {select} FROM ({sql}) AS q"
+        try:
+            again = client.describe(meta, wrapped)
+        except Exception:
+            again = None
+        if again is None or len(again[0]) != len(plans):
+            return None
+        return wrapped
 
     # -- streaming -----------------------------------------------------------------------------
 

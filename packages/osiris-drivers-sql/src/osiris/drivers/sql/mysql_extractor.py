@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, UserInputError
 from osiris.drivers.sql import mysql_client as client
-from osiris.drivers.sql.mysql_types import ColumnPlan, arrow_schema, plan_column
+from osiris.drivers.sql.mysql_types import DATE_KINDS, BadDateValue, ColumnPlan, arrow_schema, plan_column
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 PATH_CONNECTORX = "connectorx"
 PATH_PYMYSQL = "pymysql"
+ZERO_DATES_MODES = ("error", "null")
 
 
 def _quote_column(name: str) -> str:
@@ -88,8 +89,32 @@ def _bind(conn: Any, sql: str, params: Any) -> str:
         cur.close()
 
 
-def _plans(fields: list[Any]) -> list[ColumnPlan]:
-    return [plan_column(f.name, f.type_code, f.flags, f.length, f.scale, f.charsetnr) for f in fields]
+def _plans(fields: list[Any], *, zero_dates_as_null: bool = False) -> list[ColumnPlan]:
+    return [
+        plan_column(f.name, f.type_code, f.flags, f.length, f.scale, f.charsetnr, zero_dates_as_null=zero_dates_as_null)
+        for f in fields
+    ]
+
+
+def _date_columns(plans: list[ColumnPlan] | None) -> list[ColumnPlan]:
+    """The DATE, DATETIME and TIMESTAMP columns: the ones that can hold zero or partial dates."""
+    return [p for p in plans or [] if p.kind in DATE_KINDS]
+
+
+def _cx_bad_date_error(
+    exc: BaseException, plans: list[ColumnPlan], connection: dict[str, Any], step_id: str
+) -> OsirisError | None:
+    """The error for connectorx failing on a date value, naming the columns it can come from; else None."""
+    found = client.cx_bad_date(exc)
+    if found is None:
+        return None
+    target, value = found
+    dates = _date_columns(plans)
+    # chrono's NaiveDate is for DATE columns; NaiveDateTime for DATETIME and TIMESTAMP.
+    candidates = [p for p in dates if (p.kind == "date") == (target == "date")] or dates
+    return client.bad_date_error(
+        value, [(p.name, p.mysql_type) for p in candidates], connection=connection, step=step_id
+    )
 
 
 def _cx_url(c: dict[str, Any]) -> str:
@@ -146,6 +171,13 @@ class MySQLExtractor:
         batch_size = int(config.get("batch_size") or 50000)
         if batch_size < 1:
             raise UserInputError(f"`batch_size` of step `{step_id}` must be at least 1; got {batch_size}", step=step_id)
+        zero_dates = config.get("zero_dates")
+        if zero_dates not in ZERO_DATES_MODES:
+            got = 'null (no value; write `"null"` in quotes for the mode)' if zero_dates is None else f"`{zero_dates}`"
+            raise UserInputError(
+                f"Invalid `zero_dates` for step `{step_id}`: expected one of error, null; got {got}", step=step_id
+            )
+        zero_null = zero_dates == "null"
 
         import pymysql
 
@@ -154,7 +186,9 @@ class MySQLExtractor:
             try:
                 sql = _bind(meta, build_sql(config, step_id=step_id), config.get("params"))
                 described = client.describe(meta, sql)
-                path, reason, run_sql, plans = self._choose_path(meta, config, step_id, sql, described, connection)
+                path, reason, run_sql, plans = self._choose_path(
+                    meta, config, step_id, sql, described, connection, zero_null=zero_null
+                )
             except pymysql.err.Error as exc:
                 raise client.translate(
                     exc, connection=connection, step=step_id, action="preparing the query on"
@@ -186,11 +220,23 @@ class MySQLExtractor:
                 message="FLOAT columns read over the text protocol carry the server's 6 significant digits",
                 columns=[p.name for p in plans if p.mysql_type == "FLOAT"],
             )
+        # Zero dates read as NULL per column, when the path can count them (the text path).
+        zero_counts: dict[str, int] | None = None
         if path == PATH_CONNECTORX:
             batches = self._stream_cx(run_sql, plans, schema, connection, batch_size, step_id)
         else:
-            batches, schema = self._stream_pymysql(run_sql, connection, batch_size, step_id)
-        return {"df": pa.RecordBatchReader.from_batches(schema, self._measure(batches, ctx, path, step_id))}
+            zero_counts = {} if zero_null else None
+            batches, schema, plans = self._stream_pymysql(
+                run_sql, connection, batch_size, step_id, zero_null=zero_null, zero_counts=zero_counts
+            )
+        if zero_null and _date_columns(plans):
+            ctx.log_event(
+                "extract.warning",
+                message='zero and partial dates are read as NULL (`zero_dates: "null"`)',
+                columns=[p.name for p in _date_columns(plans)],
+            )
+        measured = self._measure(batches, ctx, path, step_id, zero_counts=zero_counts)
+        return {"df": pa.RecordBatchReader.from_batches(schema, measured)}
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -202,18 +248,23 @@ class MySQLExtractor:
         sql: str,
         described: tuple[list[Any], int] | None,
         connection: dict[str, Any],
+        *,
+        zero_null: bool = False,
     ) -> tuple[str, str, str, list[ColumnPlan] | None]:
         """(path, reason, SQL to run, column plans) — plans None when only running the SQL tells them."""
         if described is None:
             return PATH_PYMYSQL, "the server gives no result columns before running this statement", sql, None
         fields, nparams = described
-        plans = _plans(fields)
+        plans = _plans(fields, zero_dates_as_null=zero_null)
         if not _connectorx_available():
             return PATH_PYMYSQL, "connectorx is not installed", sql, plans
         if connection.get("ssl"):
             return PATH_PYMYSQL, "`ssl` connections are read with pymysql", sql, plans
         if nparams:
             return PATH_PYMYSQL, "the SQL contains `?` placeholders", sql, plans
+        if zero_null and _date_columns(plans):
+            dates = ", ".join(f"`{p.name}` {p.mysql_type}" for p in _date_columns(plans))
+            return PATH_PYMYSQL, f"zero dates read as NULL while parsing text: {dates}", sql, plans
         inexact = [p for p in plans if not p.cx_exact]
         if not inexact:
             return PATH_CONNECTORX, "every column is exact through connectorx", sql, plans
@@ -301,13 +352,28 @@ class MySQLExtractor:
             except (KeyboardInterrupt, SystemExit, GeneratorExit):
                 raise
             except BaseException as exc:  # connectorx raises RuntimeError, and pyo3 PanicException (a BaseException)
+                bad_date = _cx_bad_date_error(exc, plans, connection, step_id)
+                if bad_date is not None:
+                    raise bad_date from None
                 raise client.translate_cx(exc, connection=connection, step=step_id, action="reading from") from None
 
         return gen()
 
     def _stream_pymysql(
-        self, sql: str, connection: dict[str, Any], batch_size: int, step_id: str
-    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+        self,
+        sql: str,
+        connection: dict[str, Any],
+        batch_size: int,
+        step_id: str,
+        *,
+        zero_null: bool = False,
+        zero_counts: dict[str, int] | None = None,
+    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema, list[ColumnPlan]]:
+        """Stream text rows; also the schema and plans of the result as the server ran it.
+
+        With `zero_null`, zero and partial dates become NULL, and `zero_counts` (when given)
+        gets how many per date column.
+        """
         import pyarrow as pa
         import pymysql
         import pymysql.cursors
@@ -320,8 +386,12 @@ class MySQLExtractor:
             conn.close()
             raise client.translate(exc, connection=connection, step=step_id, action="running the query on") from None
         fields = cur._result.fields if cur._result is not None and cur._result.fields else []
-        plans = _plans(fields)
+        plans = _plans(fields, zero_dates_as_null=zero_null)
         schema = arrow_schema(plans)
+        counts = zero_counts if zero_counts is not None else {}
+        counted = [i for i, p in enumerate(plans) if p.zero_dates_as_null] if zero_counts is not None else []
+        for i in counted:
+            counts[plans[i].name] = 0
 
         def gen() -> Iterator[pa.RecordBatch]:
             finished = False
@@ -333,9 +403,16 @@ class MySQLExtractor:
                         return
                     columns = list(zip(*rows, strict=True))
                     arrays = [plan.from_text(list(col)) for plan, col in zip(plans, columns, strict=True)]
+                    for i in counted:
+                        # The NULLs the column gained are its zero dates.
+                        counts[plans[i].name] += arrays[i].null_count - columns[i].count(None)
                     yield pa.RecordBatch.from_arrays(arrays, schema=schema)
             except pymysql.err.Error as exc:
                 raise client.translate(exc, connection=connection, step=step_id, action="reading from") from None
+            except BadDateValue as exc:
+                raise client.bad_date_error(
+                    exc.value, [(exc.column, exc.mysql_type)], connection=connection, step=step_id
+                ) from None
             finally:
                 if finished:
                     cur.close()
@@ -349,12 +426,22 @@ class MySQLExtractor:
                 except Exception:
                     conn._force_close()
 
-        return gen(), schema
+        return gen(), schema, plans
 
     def _measure(
-        self, batches: Iterator[pa.RecordBatch], ctx: StepContext, path: str, step_id: str
+        self,
+        batches: Iterator[pa.RecordBatch],
+        ctx: StepContext,
+        path: str,
+        step_id: str,
+        *,
+        zero_counts: dict[str, int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Pass batches through, reporting progress per batch and the totals at the end."""
+        """Pass batches through, reporting progress per batch and the totals at the end.
+
+        `zero_counts`, filled while the batches stream, goes into `extract.complete` as
+        `zero_dates_as_null`.
+        """
         started = time.perf_counter()
         rows = nbytes = count = 0
         for batch in batches:
@@ -368,4 +455,7 @@ class MySQLExtractor:
         ctx.log_metric("bytes_read", nbytes, unit="bytes")
         ctx.log_metric("batches_read", count)
         ctx.log_metric("duration_ms", duration_ms, phase="extract")
-        ctx.log_event("extract.complete", rows=rows, bytes=nbytes, batches=count, duration_ms=duration_ms, path=path)
+        extra = {"zero_dates_as_null": dict(zero_counts)} if zero_counts else {}
+        ctx.log_event(
+            "extract.complete", rows=rows, bytes=nbytes, batches=count, duration_ms=duration_ms, path=path, **extra
+        )

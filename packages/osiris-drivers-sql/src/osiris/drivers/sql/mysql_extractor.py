@@ -9,11 +9,14 @@ How it reads:
    zero rows still give the right schema, and invalid SQL fails before any data moves.
 2. The fast path streams the result with connectorx (`arrow_stream`, Rust, binary
    protocol), then casts each column to the planned type. It is used when every column
-   is exact through connectorx. With `table`, columns connectorx cannot carry exactly
-   (wide DECIMAL, TIME) are selected as text by the server and parsed exactly here.
-3. Otherwise (a `query` with such columns, `ssl`, a statement that cannot be prepared)
-   pymysql streams the rows unbuffered (`SSCursor`) as raw text, and Arrow's own
-   parsers build each column.
+   is exact through connectorx. With `table`, or a `query` without ORDER BY (wrapped as
+   a derived table), columns connectorx cannot carry exactly (wide DECIMAL, TIME) are
+   selected as text by the server and parsed exactly here; with `zero_dates: "null"`,
+   DATE/DATETIME/TIMESTAMP columns are selected so that the server sends NULL for zero
+   and partial dates (`0000-00-00`, `2024-02-00`), which have no Arrow value.
+3. Otherwise (a `query` with ORDER BY and such columns, `ssl`, a statement that cannot
+   be prepared) pymysql streams the rows unbuffered (`SSCursor`) as raw text, and
+   Arrow's own parsers build each column (zero dates become NULL there, or an error).
 
 Either way only about one batch is held in memory at a time.
 """
@@ -43,10 +46,10 @@ def _quote_column(name: str) -> str:
     return "`" + str(name).replace("`", "``") + "`"
 
 
-def build_sql(config: dict[str, Any], *, step_id: str, text_columns: dict[str, str] | None = None) -> str:
+def build_sql(config: dict[str, Any], *, step_id: str, expressions: dict[str, str] | None = None) -> str:
     """The SQL to run for `config`: its `query`, or a SELECT over `table` with `columns`, `where`, `limit`.
 
-    `text_columns` maps a column name to its `CAST(... AS CHAR)` replacement (table mode only).
+    `expressions` maps a column name to the select expression that replaces it (table mode only).
     """
     if config.get("query"):
         if any(config.get(k) is not None for k in ("table", "columns", "where", "limit")):
@@ -62,12 +65,12 @@ def build_sql(config: dict[str, Any], *, step_id: str, text_columns: dict[str, s
     columns = config.get("columns")
     if columns:
         names = [str(c) for c in columns]
-        if text_columns:
-            select = ", ".join(text_columns.get(n, _quote_column(n)) for n in names)
+        if expressions:
+            select = ", ".join(expressions.get(n, _quote_column(n)) for n in names)
         else:
             select = ", ".join(_quote_column(n) for n in names)
-    elif text_columns:
-        raise AssertionError("text columns need an explicit column list")  # callers pass the described names
+    elif expressions:
+        raise AssertionError("rewritten columns need an explicit column list")  # callers pass the described names
     else:
         select = "*"
     sql = f"SELECT {select} FROM {client.quote_identifier(str(table), what='`table`', step=step_id)}"
@@ -115,6 +118,47 @@ def _cx_bad_date_error(
     return client.bad_date_error(
         value, [(p.name, p.mysql_type) for p in candidates], connection=connection, step=step_id
     )
+
+
+def _listing(plans: list[ColumnPlan]) -> str:
+    return ", ".join(f"`{p.name}` {p.mysql_type}" for p in plans)
+
+
+def _rewrite(plan: ColumnPlan, prefix: str) -> str:
+    """The select expression that reads `plan`'s column in a form connectorx carries exactly.
+
+    TIME and wide DECIMAL as text; a date with month or day 0 as NULL (`MONTH()` and
+    `DAYOFMONTH()` are 0, or NULL, only for those, and the value's type and fractional
+    digits stay as they were).
+    """
+    col = prefix + _quote_column(plan.name)
+    if plan.cast_as_char:
+        expr = f"CAST({col} AS CHAR)"
+    elif plan.zero_dates_as_null:
+        expr = f"IF(MONTH({col}) > 0 AND DAYOFMONTH({col}) > 0, {col}, NULL)"
+    else:
+        raise AssertionError(f"no rewrite for column `{plan.name}`")
+    return f"{expr} AS {_quote_column(plan.name)}"
+
+
+def _rewrite_mismatch(meta: Any, sql: str, fields: list[Any], dates: list[ColumnPlan]) -> str | None:
+    """None when the server describes `sql` like the original: same columns, dates with the same type and digits.
+
+    Otherwise why not, for the `extract.plan` reason.
+    """
+    try:
+        again = client.describe(meta, sql)
+    except Exception:
+        return "is refused by the server"
+    if again is None or len(again[0]) != len(fields):
+        return "has different columns"
+    date_names = {p.name for p in dates}
+    for before, after in zip(fields, again[0], strict=True):
+        if before.name in date_names and (
+            after.name != before.name or after.type_code != before.type_code or after.scale != before.scale
+        ):
+            return f"describes `{before.name}` differently"
+    return None
 
 
 def _cx_url(c: dict[str, Any]) -> str:
@@ -262,52 +306,41 @@ class MySQLExtractor:
             return PATH_PYMYSQL, "`ssl` connections are read with pymysql", sql, plans
         if nparams:
             return PATH_PYMYSQL, "the SQL contains `?` placeholders", sql, plans
-        if zero_null and _date_columns(plans):
-            dates = ", ".join(f"`{p.name}` {p.mysql_type}" for p in _date_columns(plans))
-            return PATH_PYMYSQL, f"zero dates read as NULL while parsing text: {dates}", sql, plans
         inexact = [p for p in plans if not p.cx_exact]
-        if not inexact:
+        dates = _date_columns(plans) if zero_null else []
+        if not inexact and not dates:
             return PATH_CONNECTORX, "every column is exact through connectorx", sql, plans
-        if config.get("table") and all(p.cast_as_char for p in inexact):
-            names = [p.name for p in plans]
-            text_columns = {
-                p.name: f"CAST({_quote_column(p.name)} AS CHAR) AS {_quote_column(p.name)}" for p in inexact
-            }
-            cfg = {**config, "columns": names}
-            run_sql = _bind(meta, build_sql(cfg, step_id=step_id, text_columns=text_columns), config.get("params"))
-            return (
-                PATH_CONNECTORX,
-                "columns read as text and parsed exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
-                run_sql,
-                plans,
-            )
-        if config.get("query") and all(p.cast_as_char for p in inexact) and _wrappable(sql):
+
+        def text_path(why: str | None) -> tuple[str, str, str, list[ColumnPlan]]:
+            reasons = ["columns connectorx cannot read exactly: " + _listing(inexact)] if inexact else []
+            if dates:
+                reasons.append("zero dates read as NULL while parsing text: " + _listing(dates))
+            return PATH_PYMYSQL, "; ".join(reasons) + (f" ({why})" if why else ""), sql, plans
+
+        if any(not p.cast_as_char for p in inexact):
+            return text_path(None)
+        # Rewrite columns server-side: CAST(... AS CHAR) for those connectorx cannot carry exactly,
+        # IF(...) for dates so that the server sends NULL for the zero and partial ones.
+        rewritten = {p.name for p in (*inexact, *dates)}
+        if config.get("table"):
+            expressions = {p.name: _rewrite(p, "") for p in plans if p.name in rewritten}
+            cfg = {**config, "columns": [p.name for p in plans]}
+            run_sql = _bind(meta, build_sql(cfg, step_id=step_id, expressions=expressions), config.get("params"))
+        elif _wrappable(sql):
             # Without ORDER BY the row order is unspecified anyway, so a derived table changes nothing.
             select = ", ".join(
-                f"CAST(q.{_quote_column(p.name)} AS CHAR) AS {_quote_column(p.name)}"
-                if p.cast_as_char
-                else f"q.{_quote_column(p.name)}"
-                for p in plans
+                _rewrite(p, "q.") if p.name in rewritten else f"q.{_quote_column(p.name)}" for p in plans
             )
-            wrapped = f"SELECT {select} FROM ({sql}) AS q"
-            try:
-                again = client.describe(meta, wrapped)
-            except Exception:
-                again = None
-            if again is not None and len(again[0]) == len(plans):
-                return (
-                    PATH_CONNECTORX,
-                    "columns read as text and parsed exactly: "
-                    + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
-                    wrapped,
-                    plans,
-                )
-        return (
-            PATH_PYMYSQL,
-            "columns connectorx cannot read exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact),
-            sql,
-            plans,
-        )
+            run_sql = f"SELECT {select} FROM ({sql}) AS q"
+        else:
+            return text_path("the query has ORDER BY or is not a plain SELECT, so it is not wrapped to rewrite them")
+        mismatch = _rewrite_mismatch(meta, run_sql, fields, dates)
+        if mismatch:
+            return text_path(f"the rewritten statement {mismatch}")
+        reasons = ["columns read as text and parsed exactly: " + _listing(inexact)] if inexact else []
+        if dates:
+            reasons.append("zero dates read as NULL by the server: " + _listing(dates))
+        return PATH_CONNECTORX, "; ".join(reasons), run_sql, plans
 
     # -- streaming -----------------------------------------------------------------------------
 

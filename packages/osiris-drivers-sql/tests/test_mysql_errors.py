@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from osiris.core.errors import TerminalError, TransientError
-from osiris.drivers.sql import mysql_doctor, mysql_extractor
+from osiris.core.errors import TerminalError, TransientError, UserInputError
+from osiris.drivers.sql import mysql_client, mysql_doctor, mysql_extractor
 from osiris.drivers.sql.mysql_extractor import MySQLExtractor
 
 pytestmark = pytest.mark.mysql
@@ -151,3 +151,101 @@ def test_doctor_wrong_password_and_refused(db):
     assert bad["ok"] is False and "1045" in bad["message"] and PASSWORD not in repr(bad)
     refused = mysql_doctor.check({**db, "port": free_port()}, timeout=2)
     assert refused["ok"] is False and "2003" in refused["message"] and refused["retryable"] is True
+
+
+# -- zero dates (`zero_dates: error`, the default) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def legacy(db, create_legacy_dates, mysql_admin):
+    """`db` with `legacy_dates` (zero and partial dates) and `bad_calendar` (an invalid date)."""
+    create_legacy_dates(db["database"])
+    with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+        cur.execute("CREATE TABLE bad_calendar (id INT PRIMARY KEY, d DATE)")
+        cur.execute("INSERT INTO bad_calendar VALUES (1, '2024-02-29'), (2, '2024-02-31')")
+    return db
+
+
+def check_date_message(exc: Exception, connection: dict[str, Any]) -> str:
+    assert isinstance(exc, UserInputError) and not exc.retryable
+    text = str(exc)
+    assert text.startswith("Step `load_orders` read the ")
+    assert f"`{connection['host']}:{connection['port']}`, database `{connection['database']}`" in text
+    assert PASSWORD not in text and PASSWORD not in repr(exc.to_data())
+    return text
+
+
+@pytest.mark.parametrize(
+    ("path", "config", "where"),
+    [
+        ("connectorx", {"table": "legacy_dates", "columns": ["id", "d"]}, "in column `d` (DATE)"),
+        (
+            "connectorx",
+            {"query": "SELECT id, dtm, ts FROM legacy_dates"},
+            # connectorx does not say which column; these are the ones of the failed type.
+            "in one of the columns `dtm` (DATETIME), `ts` (TIMESTAMP)",
+        ),
+        # TIME is read as text (CAST) on this path too; the one DATETIME-like column is the one.
+        ("connectorx", {"table": "legacy_dates", "columns": ["id", "ts", "tm"]}, "in column `ts` (TIMESTAMP)"),
+        ("pymysql", {"table": "legacy_dates"}, "in column `d` (DATE)"),
+        ("pymysql", {"query": "SELECT id, dtm FROM legacy_dates ORDER BY id"}, "in column `dtm` (DATETIME)"),
+        ("pymysql", {"table": "legacy_dates", "columns": ["ts"]}, "in column `ts` (TIMESTAMP)"),
+    ],
+)
+def test_a_zero_date_is_a_user_error_naming_the_column_and_the_option(
+    legacy, recorder, tmp_path, monkeypatch, path, config, where
+):
+    if path == "pymysql":
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    with pytest.raises(UserInputError) as info:
+        run(legacy, recorder, tmp_path, **config)
+    text = check_date_message(info.value, legacy)
+    assert "the zero or partial date `0000-00-00" in text
+    assert where in text
+    assert 'set `zero_dates: "null"` on the step to read zero and partial dates as NULL' in text
+    assert recorder.event("extract.plan")["path"] == path
+
+
+@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+def test_a_partial_date_is_named_with_its_value(legacy, recorder, tmp_path, monkeypatch, path):
+    if path == "pymysql":
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    with pytest.raises(UserInputError) as info:
+        run(legacy, recorder, tmp_path, query="SELECT id, dtm FROM legacy_dates WHERE id = 2")
+    text = check_date_message(info.value, legacy)
+    assert "the zero or partial date `2024-00-05 10:00:00.123" in text and "column `dtm` (DATETIME)" in text
+
+
+@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+def test_an_invalid_date_is_not_offered_zero_dates(legacy, recorder, tmp_path, monkeypatch, path):
+    if path == "pymysql":
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    with pytest.raises(UserInputError) as info:
+        run(legacy, recorder, tmp_path, table="bad_calendar", zero_dates="null")
+    text = check_date_message(info.value, legacy)
+    assert "the invalid date `2024-02-31`" in text and "column `d` (DATE)" in text
+    assert "`zero_dates` covers only zero and partial dates" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("maybe", "got `maybe`"), (None, 'got null (no value; write `"null"` in quotes')]
+)
+def test_zero_dates_accepts_error_or_null_only(legacy, recorder, tmp_path, value, shown):
+    with pytest.raises(UserInputError) as info:
+        run(legacy, recorder, tmp_path, table="legacy_dates", zero_dates=value)
+    assert "Invalid `zero_dates` for step `load_orders`: expected one of error, null" in str(info.value)
+    assert shown in str(info.value)
+    assert not recorder.events  # refused before connecting
+
+
+def test_the_spec_declares_zero_dates_with_its_default():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = mysql_client.load_spec()["configSchema"]
+    assert schema["properties"]["zero_dates"]["default"] == "error"
+    assert schema["properties"]["zero_dates"]["description"]
+    for ok in ("error", "null"):
+        jsonschema.validate({"table": "t", "zero_dates": ok}, schema)
+    for bad in ("NULL", None, True):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"table": "t", "zero_dates": bad}, schema)

@@ -330,3 +330,115 @@ def test_fast_path_extraction_never_imports_pandas(db, mysql_admin):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"rows": 300, "pandas": False}
+
+
+# -- zero dates read as NULL (`zero_dates: "null"`) ------------------------------------------------
+
+LEGACY_TYPES = {
+    "id": pa.int32(),
+    "d": pa.date32(),
+    "dtm": pa.timestamp("us"),
+    "ts": pa.timestamp("us", tz="UTC"),
+    "tm": pa.duration("us"),
+}
+TM = -dt.timedelta(hours=12, seconds=0.5)
+LEGACY_AS_NULL = [
+    {"id": 1, "d": None, "dtm": None, "ts": None, "tm": TM},
+    {"id": 2, "d": None, "dtm": None, "ts": dt.datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=UTC), "tm": TM},
+    {"id": 3, "d": None, "dtm": None, "ts": None, "tm": None},
+    {
+        "id": 4,
+        "d": dt.date(2024, 2, 29),
+        "dtm": dt.datetime(2024, 2, 29, 23, 59, 59, 999000),
+        "ts": dt.datetime(1970, 1, 1, 0, 0, 1, 1, tzinfo=UTC),
+        "tm": TM,
+    },
+    {
+        "id": 5,
+        "d": dt.date(1000, 1, 1),
+        "dtm": None,
+        "ts": dt.datetime(2024, 2, 29, 12, 0, 0, 500000, tzinfo=UTC),
+        "tm": TM,
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def legacy(db: dict[str, Any], create_legacy_dates: Any) -> dict[str, Any]:
+    """The test database with `legacy_dates`: zero, partial, NULL and ordinary DATE/DATETIME(3)/TIMESTAMP(6) values."""
+    create_legacy_dates(db["database"])
+    return db
+
+
+@pytest.mark.parametrize(
+    ("forced", "config", "path"),
+    [
+        # The server sends NULL for them: table mode, and a query without ORDER BY (wrapped).
+        (None, {"table": "legacy_dates"}, "connectorx"),
+        (None, {"table": "legacy_dates", "columns": ["tm", "ts", "id"], "where": "id > 0"}, "connectorx"),
+        (None, {"query": "SELECT * FROM legacy_dates WHERE id > 0"}, "connectorx"),
+        # Text rows, parsed here: a query that cannot be wrapped, or pymysql by force.
+        (None, {"query": "SELECT * FROM legacy_dates ORDER BY id DESC"}, "pymysql"),
+        ("pymysql", {"table": "legacy_dates"}, "pymysql"),
+        ("pymysql", {"query": "SELECT id, d, dtm, ts, tm FROM legacy_dates WHERE id > 0"}, "pymysql"),
+    ],
+)
+def test_zero_dates_null_reads_zero_and_partial_dates_as_null_and_the_rest_exactly(
+    tmp_path, legacy, recorder, monkeypatch, forced, config, path
+):
+    if forced == "pymysql":
+        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
+    table = extract(tmp_path, legacy, recorder, zero_dates="null", batch_size=2, **config)
+    names = config.get("columns") or list(LEGACY_TYPES)
+    assert {f.name: f.type for f in table.schema} == {n: LEGACY_TYPES[n] for n in names}
+    expected = [{n: r[n] for n in names} for r in LEGACY_AS_NULL]
+    if "ORDER BY id DESC" in config.get("query", ""):
+        assert table.to_pylist() == expected[::-1]
+    else:
+        assert table.sort_by("id").to_pylist() == expected
+
+    plan = recorder.event("extract.plan")
+    assert plan["path"] == path
+    dates = [n for n in names if n in ("d", "dtm", "ts")]
+    listing = ", ".join(
+        f"`{n}` {t}" for n, t in (("d", "DATE"), ("dtm", "DATETIME"), ("ts", "TIMESTAMP")) if n in dates
+    )
+    if path == "connectorx":
+        assert f"zero dates read as NULL by the server: {listing}" in plan["reason"]
+        assert "columns read as text and parsed exactly: `tm` TIME" in plan["reason"]
+    elif forced is None:
+        assert f"zero dates read as NULL while parsing text: {listing}" in plan["reason"]
+        assert "not wrapped" in plan["reason"]
+    warning = recorder.event("extract.warning")
+    assert warning["columns"] == dates and 'zero_dates: "null"' in warning["message"]
+    complete = recorder.event("extract.complete")
+    if path == "pymysql":
+        # Text rows tell zero dates from NULLs, so this path counts them.
+        assert complete["zero_dates_as_null"] == {"d": 2, "dtm": 3, "ts": 1}
+    else:
+        assert "zero_dates_as_null" not in complete
+
+
+def test_zero_dates_null_falls_back_to_text_when_the_rewrite_changes_a_column(tmp_path, legacy, recorder, monkeypatch):
+    # A server that describes the rewritten date differently (here: forced to text) must not get the fast path.
+    real = mysql_extractor._rewrite
+
+    def as_text(plan, prefix):
+        if plan.kind in ("date", "timestamp", "timestamp_utc"):
+            col = prefix + mysql_extractor._quote_column(plan.name)
+            return f"CAST({col} AS CHAR) AS {mysql_extractor._quote_column(plan.name)}"
+        return real(plan, prefix)
+
+    monkeypatch.setattr(mysql_extractor, "_rewrite", as_text)
+    table = extract(tmp_path, legacy, recorder, table="legacy_dates", zero_dates="null")
+    plan = recorder.event("extract.plan")
+    assert plan["path"] == "pymysql"
+    assert "(the rewritten statement describes `d` differently)" in plan["reason"]
+    assert table.sort_by("id").to_pylist() == LEGACY_AS_NULL
+
+
+def test_zero_dates_null_changes_nothing_without_date_columns(tmp_path, legacy, recorder):
+    table = extract(tmp_path, legacy, recorder, table="numbers", zero_dates="null", limit=3)
+    assert table.num_rows == 3
+    assert recorder.event("extract.plan")["reason"] == "every column is exact through connectorx"
+    assert not [d for n, d in recorder.events if n == "extract.warning"]

@@ -80,3 +80,62 @@ def test_decimal_precision_from_length():
 def test_a_bad_time_value_is_reported():
     with pytest.raises(ValueError, match="TIME value"):
         mt._time_text_to_us("12 hours")
+
+
+ZERO_AND_PARTIAL = {
+    mt.DATE: ["0000-00-00", "2024-02-00", "2024-00-05"],
+    mt.DATETIME: ["0000-00-00 00:00:00.000", "2024-02-00 10:00:00.123", "2024-00-05 10:00:00.000"],
+    mt.TIMESTAMP: ["0000-00-00 00:00:00"],  # a TIMESTAMP cannot hold a partial date, only the zero one
+}
+
+
+@pytest.mark.parametrize("type_code", [mt.DATE, mt.DATETIME, mt.TIMESTAMP])
+def test_zero_and_partial_dates_raise_bad_date_value_naming_column_and_value(type_code):
+    plan = mt.plan_column("ordered_on", type_code, 0, 23, 3, 63)
+    for bad in ZERO_AND_PARTIAL[type_code]:
+        with pytest.raises(mt.BadDateValue) as info:
+            plan.from_text([None, bad, None])
+        assert info.value.column == "ordered_on" and info.value.value == bad and info.value.zero
+
+
+def test_zero_and_partial_dates_become_null_when_asked_and_everything_else_stays_exact():
+    def parse(type_code, values):
+        plan = mt.plan_column("c", type_code, 0, 26, 6, 63, zero_dates_as_null=True)
+        return plan.from_text(values).to_pylist()
+
+    assert parse(mt.DATE, ["0000-00-00", "2024-02-00", None, "2024-02-29", "2024-00-05"]) == [
+        None,
+        None,
+        None,
+        dt.date(2024, 2, 29),
+        None,
+    ]
+    assert parse(mt.DATETIME, ["2024-00-05 10:00:00.123", "2024-02-29 23:59:59.999999", None]) == [
+        None,
+        dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+        None,
+    ]
+    assert parse(mt.TIMESTAMP, ["0000-00-00 00:00:00.000000", "1970-01-01 00:00:00.001"]) == [
+        None,
+        dt.datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=dt.UTC),
+    ]
+
+
+def test_year_zero_with_a_real_month_and_day_is_a_date_not_a_zero_date():
+    assert not mt.is_zero_date("0000-01-01") and not mt.is_zero_date("0000-01-01 00:00:00.001")
+    assert mt.is_zero_date("0000-00-00") and mt.is_zero_date("2024-02-00 10:00:00")
+    plan = mt.plan_column("c", mt.DATE, 0, 10, 0, 63, zero_dates_as_null=True)
+    assert plan.from_text(["0000-01-01"]).cast(pa.string()).to_pylist() == ["0000-01-01"]
+
+
+def test_an_invalid_date_is_reported_but_not_a_zero_date():
+    # Stored under sql_mode ALLOW_INVALID_DATES; `zero_dates: "null"` does not cover it.
+    plan = mt.plan_column("c", mt.DATE, 0, 10, 0, 63, zero_dates_as_null=True)
+    with pytest.raises(mt.BadDateValue) as info:
+        plan.from_text(["2024-02-29", "2024-02-31"])
+    assert info.value.value == "2024-02-31" and not info.value.zero
+
+
+def test_zero_dates_as_null_is_kept_on_date_plans_only():
+    assert mt.plan_column("c", mt.DATETIME, 0, 19, 0, 63, zero_dates_as_null=True).zero_dates_as_null
+    assert not mt.plan_column("c", mt.LONG, 0, 11, 0, 63, zero_dates_as_null=True).zero_dates_as_null

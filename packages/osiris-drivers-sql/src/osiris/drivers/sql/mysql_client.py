@@ -33,6 +33,13 @@ TRANSIENT_CODES = {
     2055,  # lost connection at reading
 }
 _CX_ERROR = re.compile(r"ERROR (\d+) \(([0-9A-Z]{5})\): (.*?)(?:\s*\}|\"|$)", re.S)
+# connectorx (mysql_common) panics on a DATE/DATETIME/TIMESTAMP value chrono cannot hold, e.g.
+# Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: Couldn't convert the value
+# `Date("'0000-00-00'")` to a desired type
+_CX_BAD_DATE = re.compile(
+    r"Could not retrieve `[^`]*chrono::naive::\w+::(NaiveDate|NaiveDateTime)\b[^`]*`: "
+    r"Couldn't convert the value `Date\(\"'([^']*)'\"\)`"
+)
 _CX_LOST = re.compile(
     r"connection reset|broken pipe|unexpected ?eof|lost connection|connection refused|server has gone away"
     r"|os error 10[0-9]|os error 32|timed out|io ?error",
@@ -175,6 +182,47 @@ def translate_cx(exc: BaseException, *, connection: dict[str, Any], step: str | 
             action=action,
         )
     return make_error(None, text.strip()[:500], connection=connection, step=step, action=action)
+
+
+def cx_bad_date(exc: BaseException) -> tuple[str, str] | None:
+    """(`date` or `datetime`, the value) when connectorx failed to convert a date value, else None."""
+    m = _CX_BAD_DATE.search(str(exc))
+    if not m:
+        return None
+    return ("date" if m.group(1) == "NaiveDate" else "datetime"), m.group(2)
+
+
+def bad_date_error(
+    value: str, columns: list[tuple[str, str]], *, connection: dict[str, Any], step: str | None
+) -> UserInputError:
+    """The error for a date value with no Arrow value, in one of `columns` ((name, MySQL type) pairs).
+
+    A zero or partial date says how to read such values as NULL; any other (an invalid
+    date stored under ALLOW_INVALID_DATES) says that `zero_dates` does not cover it.
+    """
+    from osiris.drivers.sql.mysql_types import is_zero_date
+
+    named = ", ".join(f"`{name}` ({mysql_type})" for name, mysql_type in columns)
+    if len(columns) == 1:
+        place = f"column {named}"
+    elif columns:
+        place = f"one of the columns {named}"
+    else:
+        place = "a date column"
+    context = f"Step `{step}`" if step else "The extractor"
+    if is_zero_date(value):
+        what = f"the zero or partial date `{scrub(value, connection)}`"
+        todo = (
+            'set `zero_dates: "null"` on the step to read zero and partial dates as NULL, '
+            "or leave them out with `where` or in `query`"
+        )
+    else:
+        what = f"the invalid date `{scrub(value, connection)}`"
+        todo = "`zero_dates` covers only zero and partial dates: leave it out or convert it in `where` or `query`"
+    return UserInputError(
+        f"{context} read {what} in {place} from {where(connection)}; it has no Arrow date value: {todo}",
+        step=step,
+    )
 
 
 def describe(conn: Any, sql: str) -> tuple[list[Any], int] | None:

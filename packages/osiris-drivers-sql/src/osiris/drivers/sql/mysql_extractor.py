@@ -9,13 +9,19 @@ How it reads:
    zero rows still give the right schema, and invalid SQL fails before any data moves.
 2. The fast path streams the result with connectorx (`arrow_stream`, Rust, binary
    protocol), then casts each column to the planned type. It is used when every column
-   is exact through connectorx. With `table`, columns connectorx cannot carry exactly
-   (wide DECIMAL, TIME) are selected as text by the server and parsed exactly here.
-3. Otherwise (a `query` with such columns, `ssl`, a statement that cannot be prepared)
-   pymysql streams the rows unbuffered (`SSCursor`) as raw text, and Arrow's own
-   parsers build each column.
+   is exact through connectorx. With `table`, or a `query` without ORDER BY (wrapped as
+   a derived table), columns connectorx cannot carry exactly (wide DECIMAL, TIME) are
+   selected as text by the server and parsed exactly here; with `zero_dates: "null"`,
+   DATE/DATETIME/TIMESTAMP columns are selected so that the server sends NULL for zero
+   and partial dates (`0000-00-00`, `2024-02-00`), which have no Arrow value; and a
+   DECIMAL of up to 18 digits is selected as its unscaled integer, which connectorx
+   reads far more cheaply (each column's expression: `ColumnPlan.cx_select`).
+3. Otherwise (a `query` with ORDER BY and such columns, `ssl`, a statement that cannot
+   be prepared) pymysql streams the rows unbuffered (`SSCursor`) as raw text, and
+   Arrow's own parsers build each column (zero dates become NULL there, or an error).
 
-Either way only about one batch is held in memory at a time.
+Only a few batches are held in memory at a time, as long as the consumer keeps up
+(connectorx reads ahead into a queue without a bound; see the package README).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, UserInputError
 from osiris.drivers.sql import mysql_client as client
-from osiris.drivers.sql.mysql_types import ColumnPlan, arrow_schema, plan_column
+from osiris.drivers.sql.mysql_types import DATE_KINDS, BadDateValue, ColumnPlan, arrow_schema, plan_column
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,17 +42,17 @@ if TYPE_CHECKING:
 
 PATH_CONNECTORX = "connectorx"
 PATH_PYMYSQL = "pymysql"
+ZERO_DATES_MODES = ("error", "null")
 
 
 def _quote_column(name: str) -> str:
     return "`" + str(name).replace("`", "``") + "`"
 
 
-def build_sql(config: dict[str, Any], *, step_id: str, column_exprs: dict[str, str] | None = None) -> str:
+def build_sql(config: dict[str, Any], *, step_id: str, expressions: dict[str, str] | None = None) -> str:
     """The SQL to run for `config`: its `query`, or a SELECT over `table` with `columns`, `where`, `limit`.
 
-    `column_exprs` maps a column name to the expression to select it with, such as
-    `CAST(... AS CHAR)` (table mode only).
+    `expressions` maps a column name to the select expression that replaces it (table mode only).
     """
     if config.get("query"):
         if any(config.get(k) is not None for k in ("table", "columns", "where", "limit")):
@@ -62,14 +68,12 @@ def build_sql(config: dict[str, Any], *, step_id: str, column_exprs: dict[str, s
     columns = config.get("columns")
     if columns:
         names = [str(c) for c in columns]
-        if column_exprs:
-            select = ", ".join(
-                f"{column_exprs[n]} AS {_quote_column(n)}" if n in column_exprs else _quote_column(n) for n in names
-            )
+        if expressions:
+            select = ", ".join(expressions.get(n, _quote_column(n)) for n in names)
         else:
             select = ", ".join(_quote_column(n) for n in names)
-    elif column_exprs:
-        raise AssertionError("column expressions need an explicit column list")  # callers pass the described names
+    elif expressions:
+        raise AssertionError("rewritten columns need an explicit column list")  # callers pass the described names
     else:
         select = "*"
     sql = f"SELECT {select} FROM {client.quote_identifier(str(table), what='`table`', step=step_id)}"
@@ -91,8 +95,64 @@ def _bind(conn: Any, sql: str, params: Any) -> str:
         cur.close()
 
 
-def _plans(fields: list[Any]) -> list[ColumnPlan]:
-    return [plan_column(f.name, f.type_code, f.flags, f.length, f.scale, f.charsetnr) for f in fields]
+def _plans(fields: list[Any], *, zero_dates_as_null: bool = False) -> list[ColumnPlan]:
+    return [
+        plan_column(f.name, f.type_code, f.flags, f.length, f.scale, f.charsetnr, zero_dates_as_null=zero_dates_as_null)
+        for f in fields
+    ]
+
+
+def _date_columns(plans: list[ColumnPlan] | None) -> list[ColumnPlan]:
+    """The DATE, DATETIME and TIMESTAMP columns: the ones that can hold zero or partial dates."""
+    return [p for p in plans or [] if p.kind in DATE_KINDS]
+
+
+def _cx_bad_date_error(
+    exc: BaseException, plans: list[ColumnPlan], connection: dict[str, Any], step_id: str
+) -> OsirisError | None:
+    """The error for connectorx failing on a date value, naming the columns it can come from; else None."""
+    found = client.cx_bad_date(exc)
+    if found is None:
+        return None
+    target, value = found
+    dates = _date_columns(plans)
+    # chrono's NaiveDate is for DATE columns; NaiveDateTime for DATETIME and TIMESTAMP.
+    candidates = [p for p in dates if (p.kind == "date") == (target == "date")] or dates
+    return client.bad_date_error(
+        value, [(p.name, p.mysql_type) for p in candidates], connection=connection, step=step_id
+    )
+
+
+def _listing(plans: list[ColumnPlan]) -> str:
+    return ", ".join(f"`{p.name}` {p.mysql_type}" for p in plans)
+
+
+def _rewrite(plan: ColumnPlan, prefix: str) -> str:
+    """The select item reading `plan`'s column through its `cx_select` expression, under its own name."""
+    expr = plan.cx_select(prefix + _quote_column(plan.name))
+    if expr is None:
+        raise AssertionError(f"no rewrite for column `{plan.name}`")
+    return f"{expr} AS {_quote_column(plan.name)}"
+
+
+def _rewrite_mismatch(meta: Any, sql: str, fields: list[Any], dates: list[ColumnPlan]) -> str | None:
+    """None when the server describes `sql` like the original: same columns, dates with the same type and digits.
+
+    Otherwise why not, for the `extract.plan` reason.
+    """
+    try:
+        again = client.describe(meta, sql)
+    except Exception:
+        return "is refused by the server"
+    if again is None or len(again[0]) != len(fields):
+        return "has different columns"
+    date_names = {p.name for p in dates}
+    for before, after in zip(fields, again[0], strict=True):
+        if before.name in date_names and (
+            after.name != before.name or after.type_code != before.type_code or after.scale != before.scale
+        ):
+            return f"describes `{before.name}` differently"
+    return None
 
 
 def _cx_url(c: dict[str, Any]) -> str:
@@ -149,6 +209,13 @@ class MySQLExtractor:
         batch_size = int(config.get("batch_size") or 50000)
         if batch_size < 1:
             raise UserInputError(f"`batch_size` of step `{step_id}` must be at least 1; got {batch_size}", step=step_id)
+        zero_dates = config.get("zero_dates")
+        if zero_dates not in ZERO_DATES_MODES:
+            got = 'null (no value; write `"null"` in quotes for the mode)' if zero_dates is None else f"`{zero_dates}`"
+            raise UserInputError(
+                f"Invalid `zero_dates` for step `{step_id}`: expected one of error, null; got {got}", step=step_id
+            )
+        zero_null = zero_dates == "null"
 
         import pymysql
 
@@ -157,7 +224,9 @@ class MySQLExtractor:
             try:
                 sql = _bind(meta, build_sql(config, step_id=step_id), config.get("params"))
                 described = client.describe(meta, sql)
-                path, reason, run_sql, plans = self._choose_path(meta, config, step_id, sql, described, connection)
+                path, reason, run_sql, plans = self._choose_path(
+                    meta, config, step_id, sql, described, connection, zero_null=zero_null
+                )
             except pymysql.err.Error as exc:
                 raise client.translate(
                     exc, connection=connection, step=step_id, action="preparing the query on"
@@ -189,11 +258,23 @@ class MySQLExtractor:
                 message="FLOAT columns read over the text protocol carry the server's 6 significant digits",
                 columns=[p.name for p in plans if p.mysql_type == "FLOAT"],
             )
+        # Zero dates read as NULL per column, when the path can count them (the text path).
+        zero_counts: dict[str, int] | None = None
         if path == PATH_CONNECTORX:
             batches = self._stream_cx(run_sql, plans, schema, connection, batch_size, step_id)
         else:
-            batches, schema = self._stream_pymysql(run_sql, connection, batch_size, step_id)
-        return {"df": pa.RecordBatchReader.from_batches(schema, self._measure(batches, ctx, path, step_id))}
+            zero_counts = {} if zero_null else None
+            batches, schema, plans = self._stream_pymysql(
+                run_sql, connection, batch_size, step_id, zero_null=zero_null, zero_counts=zero_counts
+            )
+        if zero_null and _date_columns(plans):
+            ctx.log_event(
+                "extract.warning",
+                message='zero and partial dates are read as NULL (`zero_dates: "null"`)',
+                columns=[p.name for p in _date_columns(plans)],
+            )
+        measured = self._measure(batches, ctx, path, step_id, zero_counts=zero_counts)
+        return {"df": pa.RecordBatchReader.from_batches(schema, measured)}
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -205,12 +286,14 @@ class MySQLExtractor:
         sql: str,
         described: tuple[list[Any], int] | None,
         connection: dict[str, Any],
+        *,
+        zero_null: bool = False,
     ) -> tuple[str, str, str, list[ColumnPlan] | None]:
         """(path, reason, SQL to run, column plans) — plans None when only running the SQL tells them."""
         if described is None:
             return PATH_PYMYSQL, "the server gives no result columns before running this statement", sql, None
         fields, nparams = described
-        plans = _plans(fields)
+        plans = _plans(fields, zero_dates_as_null=zero_null)
         if not _connectorx_available():
             return PATH_PYMYSQL, "connectorx is not installed", sql, plans
         if connection.get("ssl"):
@@ -218,52 +301,52 @@ class MySQLExtractor:
         if nparams:
             return PATH_PYMYSQL, "the SQL contains `?` placeholders", sql, plans
         inexact = [p for p in plans if not p.cx_exact]
-        cannot = "columns connectorx cannot read exactly: " + ", ".join(f"`{p.name}` {p.mysql_type}" for p in inexact)
-        if not all(p.cast_as_char for p in inexact):
-            return PATH_PYMYSQL, cannot, sql, plans
-        exact = "every column is exact through connectorx"
-        if inexact:
-            exact = "columns read as text and parsed exactly: " + ", ".join(
-                f"`{p.name}` {p.mysql_type}" for p in inexact
-            )
-        rewritten = self._cx_rewrite(meta, config, step_id, sql, plans)
-        if rewritten is not None:
-            return PATH_CONNECTORX, exact, rewritten, plans
-        if not inexact:
-            return PATH_CONNECTORX, exact, sql, plans
-        return PATH_PYMYSQL, cannot, sql, plans
+        dates = _date_columns(plans) if zero_null else []
+        # Columns read through a server-side expression (`ColumnPlan.cx_select`): required for
+        # text-read columns and NULL-for-zero dates; only faster for DECIMALs read as scaled integers.
+        rewritten = {p.name for p in plans if p.cx_select("c") is not None}
+        required = {p.name for p in (*inexact, *dates)}
+        scaled = [p for p in plans if p.name in rewritten and p.name not in required]
+        plain = "every column is exact through connectorx"
+        if not rewritten:
+            return PATH_CONNECTORX, plain, sql, plans
 
-    def _cx_rewrite(
-        self, meta: Any, config: dict[str, Any], step_id: str, sql: str, plans: list[ColumnPlan]
-    ) -> str | None:
-        """The SQL reading each column with its `cx_select` expression; None when none has one or it can't be done.
+        def text_path(why: str | None) -> tuple[str, str, str, list[ColumnPlan]]:
+            reasons = ["columns connectorx cannot read exactly: " + _listing(inexact)] if inexact else []
+            if dates:
+                reasons.append("zero dates read as NULL while parsing text: " + _listing(dates))
+            return PATH_PYMYSQL, "; ".join(reasons) + (f" ({why})" if why else ""), sql, plans
 
-        A `table` is read with a column list; a `query` without ORDER BY becomes a derived
-        table (its row order is unspecified anyway, so that changes nothing). The rewritten
-        query must describe to as many columns as the original.
-        """
-        exprs = {p.name: e for p in plans if (e := p.cx_select(_quote_column(p.name))) is not None}
-        if not exprs:
-            return None
+        def without_rewrite(why: str) -> tuple[str, str, str, list[ColumnPlan]]:
+            if required:
+                return text_path(why)
+            return PATH_CONNECTORX, plain, sql, plans
+
+        if any(not p.cast_as_char for p in inexact):
+            return text_path(None)
         if config.get("table"):
+            expressions = {p.name: _rewrite(p, "") for p in plans if p.name in rewritten}
             cfg = {**config, "columns": [p.name for p in plans]}
-            return _bind(meta, build_sql(cfg, step_id=step_id, column_exprs=exprs), config.get("params"))
-        if not (config.get("query") and _wrappable(sql)):
-            return None
-        select = ", ".join(
-            f"{p.cx_select('q.' + _quote_column(p.name))} AS {_quote_column(p.name)}"
-            if p.name in exprs
-            else f"q.{_quote_column(p.name)}"
-            for p in plans
-        )
-        wrapped = f"SELECT {select} FROM ({sql}) AS q"
-        try:
-            again = client.describe(meta, wrapped)
-        except Exception:
-            again = None
-        if again is None or len(again[0]) != len(plans):
-            return None
-        return wrapped
+            run_sql = _bind(meta, build_sql(cfg, step_id=step_id, expressions=expressions), config.get("params"))
+        elif _wrappable(sql):
+            # Without ORDER BY the row order is unspecified anyway, so a derived table changes nothing.
+            select = ", ".join(
+                _rewrite(p, "q.") if p.name in rewritten else f"q.{_quote_column(p.name)}" for p in plans
+            )
+            run_sql = f"SELECT {select} FROM ({sql}) AS q"
+        else:
+            return without_rewrite(
+                "the query has ORDER BY or is not a plain SELECT, so it is not wrapped to rewrite them"
+            )
+        mismatch = _rewrite_mismatch(meta, run_sql, fields, dates)
+        if mismatch:
+            return without_rewrite(f"the rewritten statement {mismatch}")
+        reasons = ["columns read as text and parsed exactly: " + _listing(inexact)] if inexact else []
+        if dates:
+            reasons.append("zero dates read as NULL by the server: " + _listing(dates))
+        if scaled:
+            reasons.append("DECIMALs read as scaled integers: " + _listing(scaled))
+        return PATH_CONNECTORX, "; ".join(reasons if inexact or dates else [plain, *reasons]), run_sql, plans
 
     # -- streaming -----------------------------------------------------------------------------
 
@@ -308,13 +391,28 @@ class MySQLExtractor:
             except (KeyboardInterrupt, SystemExit, GeneratorExit):
                 raise
             except BaseException as exc:  # connectorx raises RuntimeError, and pyo3 PanicException (a BaseException)
+                bad_date = _cx_bad_date_error(exc, plans, connection, step_id)
+                if bad_date is not None:
+                    raise bad_date from None
                 raise client.translate_cx(exc, connection=connection, step=step_id, action="reading from") from None
 
         return gen()
 
     def _stream_pymysql(
-        self, sql: str, connection: dict[str, Any], batch_size: int, step_id: str
-    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema]:
+        self,
+        sql: str,
+        connection: dict[str, Any],
+        batch_size: int,
+        step_id: str,
+        *,
+        zero_null: bool = False,
+        zero_counts: dict[str, int] | None = None,
+    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema, list[ColumnPlan]]:
+        """Stream text rows; also the schema and plans of the result as the server ran it.
+
+        With `zero_null`, zero and partial dates become NULL, and `zero_counts` (when given)
+        gets how many per date column.
+        """
         import pyarrow as pa
         import pymysql
         import pymysql.cursors
@@ -327,8 +425,12 @@ class MySQLExtractor:
             conn.close()
             raise client.translate(exc, connection=connection, step=step_id, action="running the query on") from None
         fields = cur._result.fields if cur._result is not None and cur._result.fields else []
-        plans = _plans(fields)
+        plans = _plans(fields, zero_dates_as_null=zero_null)
         schema = arrow_schema(plans)
+        counts = zero_counts if zero_counts is not None else {}
+        counted = [i for i, p in enumerate(plans) if p.zero_dates_as_null] if zero_counts is not None else []
+        for i in counted:
+            counts[plans[i].name] = 0
 
         def gen() -> Iterator[pa.RecordBatch]:
             finished = False
@@ -340,9 +442,16 @@ class MySQLExtractor:
                         return
                     columns = list(zip(*rows, strict=True))
                     arrays = [plan.from_text(list(col)) for plan, col in zip(plans, columns, strict=True)]
+                    for i in counted:
+                        # The NULLs the column gained are its zero dates.
+                        counts[plans[i].name] += arrays[i].null_count - columns[i].count(None)
                     yield pa.RecordBatch.from_arrays(arrays, schema=schema)
             except pymysql.err.Error as exc:
                 raise client.translate(exc, connection=connection, step=step_id, action="reading from") from None
+            except BadDateValue as exc:
+                raise client.bad_date_error(
+                    exc.value, [(exc.column, exc.mysql_type)], connection=connection, step=step_id
+                ) from None
             finally:
                 if finished:
                     cur.close()
@@ -356,12 +465,22 @@ class MySQLExtractor:
                 except Exception:
                     conn._force_close()
 
-        return gen(), schema
+        return gen(), schema, plans
 
     def _measure(
-        self, batches: Iterator[pa.RecordBatch], ctx: StepContext, path: str, step_id: str
+        self,
+        batches: Iterator[pa.RecordBatch],
+        ctx: StepContext,
+        path: str,
+        step_id: str,
+        *,
+        zero_counts: dict[str, int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Pass batches through, reporting progress per batch and the totals at the end."""
+        """Pass batches through, reporting progress per batch and the totals at the end.
+
+        `zero_counts`, filled while the batches stream, goes into `extract.complete` as
+        `zero_dates_as_null`.
+        """
         started = time.perf_counter()
         rows = nbytes = count = 0
         for batch in batches:
@@ -375,4 +494,7 @@ class MySQLExtractor:
         ctx.log_metric("bytes_read", nbytes, unit="bytes")
         ctx.log_metric("batches_read", count)
         ctx.log_metric("duration_ms", duration_ms, phase="extract")
-        ctx.log_event("extract.complete", rows=rows, bytes=nbytes, batches=count, duration_ms=duration_ms, path=path)
+        extra = {"zero_dates_as_null": dict(zero_counts)} if zero_counts else {}
+        ctx.log_event(
+            "extract.complete", rows=rows, bytes=nbytes, batches=count, duration_ms=duration_ms, path=path, **extra
+        )

@@ -9,7 +9,7 @@ array of that type, and how to finish what connectorx delivers for it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +39,34 @@ CX_MAX_DECIMAL_SCALE = 10
 SCALED_DECIMAL_MAX_PRECISION = 18
 
 _TIME_TEXT = re.compile(r"^(-)?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
+_ARROW_BAD_TEXT = re.compile(r"Failed to parse string: '([^']*)'")
+
+# The kinds of DATE, DATETIME and TIMESTAMP columns: the ones that can hold zero or partial dates.
+DATE_KINDS = frozenset({"date", "timestamp", "timestamp_utc"})
+
+
+class BadDateValue(ValueError):
+    """A DATE/DATETIME/TIMESTAMP value with no calendar date: a zero or partial date, or an invalid one."""
+
+    def __init__(self, column: str, mysql_type: str, value: str) -> None:
+        super().__init__(f"Column `{column}` ({mysql_type}) holds `{value}`, which is not a calendar date")
+        self.column = column
+        self.mysql_type = mysql_type
+        self.value = value
+
+    @property
+    def zero(self) -> bool:
+        """Whether the value is a zero or partial date (month or day 0), which `zero_dates: "null"` reads as NULL."""
+        return is_zero_date(self.value)
+
+
+def is_zero_date(text: str) -> bool:
+    """Whether a server's DATE/DATETIME/TIMESTAMP text (`YYYY-MM-DD[ hh:mm:ss[.ffffff]]`) has month or day 0.
+
+    That covers `0000-00-00` and partial dates such as `2024-02-00`; year 0 with a real
+    month and day (`0000-01-01`) is a date and is kept.
+    """
+    return len(text) >= 10 and text[4] == "-" and (text[5:7] == "00" or text[8:10] == "00")
 
 
 @dataclass(frozen=True)
@@ -50,6 +78,8 @@ class ColumnPlan:
     the column, passed through `finish_cx`, is exact, and `cast_as_char` whether a
     generated `SELECT` should ask the server for the column as text instead.
     `cx_select` gives the expression such a `SELECT` reads the column with.
+    `zero_dates_as_null` (date kinds only): zero and partial dates in text values become
+    NULL; without it they raise `BadDateValue`.
     """
 
     name: str
@@ -58,6 +88,7 @@ class ColumnPlan:
     arrow_type: Any
     cx_exact: bool
     cast_as_char: bool = False
+    zero_dates_as_null: bool = False
 
     def from_text(self, values: list[Any]) -> pa.Array:
         """Build the Arrow array from text-protocol values (str, bytes or None per row)."""
@@ -77,23 +108,49 @@ class ColumnPlan:
             return _nonzero(arr) if pa.types.is_boolean(t) else arr
         if self.kind == "time":
             return pa.array([None if v is None else _time_text_to_us(_as_str(v)) for v in values], pa.int64()).cast(t)
+        if self.kind in DATE_KINDS:
+            return self._dates_from_text([None if v is None else _as_str(v) for v in values])
         text = pa.array([None if v is None else _as_str(v) for v in values], pa.string())
         if self.kind == "bool":
             return _nonzero(pc.cast(text, pa.int64()))
-        if self.kind == "timestamp_utc":
-            return pc.cast(pc.cast(text, pa.timestamp("us")), t)
-        # int, uint, decimal, float, date, timestamp, year: Arrow's own exact text parsers.
+        # int, uint, decimal, float, year: Arrow's own exact text parsers.
         return pc.cast(text, t)
 
     def cx_select(self, column: str) -> str | None:
         """The expression a generated SELECT reads `column` (quoted) with for connectorx; None: as it is."""
         if self.cast_as_char:
             return f"CAST({column} AS CHAR)"
+        if self.zero_dates_as_null:
+            # MONTH() and DAYOFMONTH() are 0 only for zero and partial dates; the value's type
+            # and fractional digits stay as they were.
+            return f"IF(MONTH({column}) > 0 AND DAYOFMONTH({column}) > 0, {column}, NULL)"
         if self.kind == "decimal" and self.arrow_type.precision <= SCALED_DECIMAL_MAX_PRECISION:
             # The unscaled value as an integer; `finish_cx` puts the scale back.
             scaled = f"{column} * 1{'0' * self.arrow_type.scale}" if self.arrow_type.scale else column
             return f"CAST({scaled} AS SIGNED)"
         return None
+
+    def _dates_from_text(self, texts: list[str | None]) -> pa.Array:
+        """DATE/DATETIME/TIMESTAMP text to Arrow; zero and partial dates become NULL or raise `BadDateValue`."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.zero_dates_as_null:
+            texts = [None if s is None or is_zero_date(s) else s for s in texts]
+        text = pa.array(texts, pa.string())
+        try:
+            if self.kind == "timestamp_utc":
+                return pc.cast(pc.cast(text, pa.timestamp("us")), self.arrow_type)
+            return pc.cast(text, self.arrow_type)
+        except pa.ArrowInvalid as exc:
+            # Only on failure: look for the value to name (the first zero date, else the one Arrow names).
+            bad = next((s for s in texts if s is not None and is_zero_date(s)), None)
+            if bad is None:
+                m = _ARROW_BAD_TEXT.search(str(exc))
+                if not m:
+                    raise
+                bad = m.group(1)
+            raise BadDateValue(self.name, self.mysql_type, bad) from None
 
     def finish_cx(self, arr: pa.Array) -> pa.Array:
         """Turn connectorx's array for this column into the planned type, exactly.
@@ -168,8 +225,27 @@ def decimal_precision(length: int, scale: int, unsigned: bool) -> int:
     return max(p, scale, 1)
 
 
-def plan_column(name: str, type_code: int, flags: int, length: int, scale: int, charsetnr: int) -> ColumnPlan:
-    """Decide the Arrow type of a result column from its protocol metadata."""
+def plan_column(
+    name: str,
+    type_code: int,
+    flags: int,
+    length: int,
+    scale: int,
+    charsetnr: int,
+    *,
+    zero_dates_as_null: bool = False,
+) -> ColumnPlan:
+    """Decide the Arrow type of a result column from its protocol metadata.
+
+    `zero_dates_as_null` is kept on DATE, DATETIME and TIMESTAMP plans only.
+    """
+    plan = _plan_column(name, type_code, flags, length, scale, charsetnr)
+    if zero_dates_as_null and plan.kind in DATE_KINDS:
+        return replace(plan, zero_dates_as_null=True)
+    return plan
+
+
+def _plan_column(name: str, type_code: int, flags: int, length: int, scale: int, charsetnr: int) -> ColumnPlan:
     import pyarrow as pa
 
     unsigned = bool(flags & UNSIGNED_FLAG)

@@ -114,6 +114,19 @@ def sql(db: str | None, statement: str) -> None:
     subprocess.run([*cmd, "-e", statement], check=True)
 
 
+def settle(timeout: float = 120.0) -> None:
+    """Wait until InnoDB has flushed the pages a fill dirtied, so the timed runs do not share the
+    server with that background work."""
+    deadline = time.monotonic() + timeout
+    cmd = ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", "-N", "-e",
+           "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'"]  # fmt: skip
+    while time.monotonic() < deadline:
+        dirty = int(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-1])
+        if dirty == 0:
+            break
+        time.sleep(1)
+
+
 def timed(cmd: list[str], stdout: int | None = None) -> tuple[float, int, str]:
     """Run `cmd` under `/usr/bin/time -v`: (wall seconds, peak RSS in KiB, the command's stdout)."""
     t0 = time.perf_counter()
@@ -181,7 +194,14 @@ def main() -> None:
                 t0 = time.perf_counter()
                 sql(db, fill.format(n=n))
                 print(f"{shape}: filled {n} rows in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+                settle()
                 with tempfile.TemporaryDirectory(prefix="osiris-bench-") as tmp:
+                    with open(os.devnull, "w") as devnull:  # warm-up, untimed
+                        subprocess.run(
+                            ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", "--quick", "--batch", db,
+                             "-e", "SELECT * FROM orders"],
+                            stdout=devnull, check=True,
+                        )  # fmt: skip
                     for _ in range(args.repeat):  # alternate, so drift on a noisy machine hits both alike
                         for path in args.paths.split(","):
                             out = str(Path(tmp) / f"orders-{path}.parquet")

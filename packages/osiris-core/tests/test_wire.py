@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from osiris.core import wire
-from osiris.core.errors import TransientError, UserInputError
+from osiris.core.errors import TerminalError, TransientError, UserInputError
 
 
 def _roundtrip(msg):
@@ -103,3 +103,15 @@ def test_committed_json_schema_is_current():
     assert committed == wire.wire_schema_text(), "wire.schema.json is stale: run scripts/gen_wire_schema"
     schema = json.loads(committed)
     assert set(schema["$defs"]) >= {"Prepare", "ExecStep", "Cleanup", "Ping", "Ready", "StepDone", "Failed"}
+
+
+def test_hints_and_user_input_errors_survive_the_wire():
+    # A sandbox reports a prepare failure as data; the host must show the same hint and exit
+    # with the same code (2 for bad input) as a run on the host would.
+    sent = UserInputError("connection `@mysql.main` is not in osiris_connections.yaml", hint="add it", step="x")
+    back = _roundtrip(wire.Failed(error=wire.ErrorInfo.from_exception(sent))).error.to_exception()
+    assert isinstance(back, UserInputError) and back.exit_code == 2
+    assert (back.message, back.hint, back.step) == (sent.message, "add it", "x")
+    assert str(back) == str(sent)
+    terminal = _roundtrip(wire.Failed(error=wire.ErrorInfo.from_exception(ValueError("boom")))).error.to_exception()
+    assert type(terminal) is TerminalError and terminal.exit_code == 1

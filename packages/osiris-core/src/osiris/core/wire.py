@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from osiris.core.errors import OsirisError, TerminalError, TransientError
+from osiris.core.errors import OsirisError, TerminalError, TransientError, UserInputError
 
 PROTOCOL_VERSION = 1
 
@@ -35,18 +35,34 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     step: str | None = None
     retryable: bool = False
+    hint: str | None = None
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, step: str | None = None) -> ErrorInfo:
         """Describe `exc`; an unexpected exception keeps its class name and is not retryable."""
         if isinstance(exc, OsirisError):
-            return cls(type=type(exc).__name__, message=exc.message, step=exc.step or step, retryable=exc.retryable)
+            return cls(
+                type=type(exc).__name__,
+                message=exc.message,
+                step=exc.step or step,
+                retryable=exc.retryable,
+                hint=exc.hint,
+            )
         return cls(type=type(exc).__name__, message=str(exc), step=step, retryable=False)
 
     def to_exception(self) -> OsirisError:
-        """An Osiris error carrying this description (transient when retryable)."""
-        cls = TransientError if self.retryable else TerminalError
-        err = cls(self.message, step=self.step)
+        """An Osiris error carrying this description: transient when retryable, a `UserInputError`
+        (exit code 2) when it was one of those, else terminal."""
+        from osiris.core import errors
+
+        known = getattr(errors, self.type, None)
+        if self.retryable:
+            cls: type[OsirisError] = TransientError
+        elif isinstance(known, type) and issubclass(known, UserInputError):
+            cls = UserInputError
+        else:
+            cls = TerminalError
+        err = cls(self.message, step=self.step, hint=self.hint)
         err.remote_type = self.type  # type: ignore[attr-defined]
         return err
 

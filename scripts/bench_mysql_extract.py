@@ -10,8 +10,10 @@ alternately and `--repeat` times, under `/usr/bin/time -v`:
 - `mariadb --quick --batch -e "SELECT * ..." > /dev/null` on the same table,
 
 then prints the median wall time, rows/s and the highest peak RSS of each, the extractor's
-speed as a multiple of the client's, and drops the database. Both are whole processes:
-the extractor's figure includes starting Python, importing pyarrow and connecting.
+speed as a multiple of the client's, and drops the database. The wall figures are whole
+processes, so the extractor's include starting Python, importing pyarrow and connecting;
+the step figures time the extractor from the driver call to the hashed Parquet file, as a
+step inside `osiris run` spends it.
 
 Shapes: `narrow` (short strings, two DOUBLE/FLOAT columns: the client's best case) and
 `wide` (the table of `scripts/bench`: long TEXT, JSON, three DECIMAL columns).
@@ -205,32 +207,38 @@ def main() -> None:
                             rows = int(stdout.split()[0])
                             assert rows == n, f"extracted {rows} rows, expected {n}"
                             name = f"mysql.extractor ({path}) → Parquet"
-                            results.setdefault((shape, n, name), []).append((wall, rss, os.path.getsize(out)))
+                            step = float(stdout.split()[1])  # the driver call to the hashed file, in-process
+                            results.setdefault((shape, n, name), []).append((wall, rss, os.path.getsize(out), step))
                         with open(os.devnull, "w") as devnull:
                             wall, rss, _ = timed(
                                 ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", "--quick", "--batch", db,
                                  "-e", "SELECT * FROM orders"],
                                 stdout=devnull.fileno(),
                             )  # fmt: skip
-                        results.setdefault((shape, n, client), []).append((wall, rss, None))
+                        results.setdefault((shape, n, client), []).append((wall, rss, None, wall))
     finally:
         sql(None, f"DROP DATABASE IF EXISTS `{db}`")
 
     print(
         f"\n{'shape':<7} {'rows':>9}  {'reader':<40} {'wall s':>7} {'rows/s':>10} {'vs client':>9} "
-        f"{'peak RSS MiB':>12} {'parquet MiB':>11}"
+        f"{'step rows/s':>11} {'vs client':>9} {'peak RSS MiB':>12} {'parquet MiB':>11}"
     )
     for (shape, n, name), runs in results.items():
-        wall = statistics.median(w for w, _, _ in runs)
-        client_wall = statistics.median(w for w, _, _ in results[(shape, n, client)])
-        rss = max(r for _, r, _ in runs)
+        wall = statistics.median(r[0] for r in runs)
+        step = statistics.median(r[3] for r in runs)
+        client_wall = statistics.median(r[0] for r in results[(shape, n, client)])
+        rss = max(r[1] for r in runs)
         size = runs[-1][2]
         pq = f"{size / 2**20:.1f}" if size else "-"
         print(
             f"{shape:<7} {n:>9}  {name:<40} {wall:>7.2f} {n / wall:>10,.0f} {client_wall / wall:>8.2f}x "
-            f"{rss / 1024:>12.1f} {pq:>11}"
+            f"{n / step:>11,.0f} {client_wall / step:>8.2f}x {rss / 1024:>12.1f} {pq:>11}"
         )
-    print(f"\nwall: median of {args.repeat} runs; peak RSS: the highest of them", file=sys.stderr)
+    print(
+        f"\nwall: the whole process, median of {args.repeat} runs; step: from the driver call to the hashed "
+        "Parquet file, in-process (for the client, its whole process); peak RSS: the highest of the runs",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

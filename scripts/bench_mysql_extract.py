@@ -71,41 +71,14 @@ FROM seq_1_to_{n}
 """
 
 
-# The table of `scripts/bench` (S1): wider rows, TEXT, JSON and NULLs in several columns.
-WIDE_DDL = """
-CREATE TABLE orders (
-  id BIGINT NOT NULL PRIMARY KEY,
-  customer_id INT NOT NULL,
-  qty SMALLINT NOT NULL,
-  amount DECIMAL(12,2) NOT NULL,
-  price DECIMAL(10,4) NULL,
-  score DECIMAL(16,6) NULL,
-  counter BIGINT NOT NULL,
-  code VARCHAR(16) NOT NULL,
-  name VARCHAR(64) NOT NULL,
-  email VARCHAR(100) NULL,
-  note TEXT NULL,
-  created_at DATETIME(6) NOT NULL,
-  day DATE NOT NULL,
-  active BOOLEAN NOT NULL,
-  attrs JSON NULL
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
-"""
+# `wide` is the table of `scripts/bench` (S1): longer rows, TEXT, JSON and NULLs in several columns.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
+from tables import ROWS_DDL, ROWS_FILL  # noqa: E402
 
-WIDE_FILL = """
-INSERT INTO orders
-SELECT seq, seq % 10000, seq % 50, (seq % 100000) / 100,
-       IF(seq % 7 = 0, NULL, (seq % 1000000) / 10000), IF(seq % 11 = 0, NULL, seq / 3.0),
-       seq * 1000003, CONCAT('C', LPAD(seq % 100000, 8, '0')), CONCAT('customer ', seq % 10000, ' ', MD5(seq)),
-       IF(seq % 5 = 0, NULL, CONCAT('user', seq, '@example.com')),
-       IF(seq % 13 = 0, NULL, REPEAT(MD5(seq * 7), 7)),
-       TIMESTAMP('2024-01-01') + INTERVAL seq SECOND + INTERVAL (seq % 1000) MICROSECOND,
-       DATE('2024-01-01') + INTERVAL (seq % 700) DAY, seq % 3 = 0,
-       IF(seq % 4 = 0, NULL, JSON_OBJECT('k', seq % 97, 'tag', CONCAT('t', seq % 13)))
-FROM seq_1_to_{n}
-"""
-
-SHAPES = {"narrow": (NARROW_DDL, NARROW_FILL), "wide": (WIDE_DDL, WIDE_FILL)}
+SHAPES = {
+    "narrow": (NARROW_DDL, NARROW_FILL),
+    "wide": (ROWS_DDL.format(table="orders"), ROWS_FILL.replace("{table}", "orders")),
+}
 
 
 def sql(db: str | None, statement: str) -> None:

@@ -56,6 +56,19 @@ def test_unknown_step_key_suggests_the_right_one(osiris, write):
     )
 
 
+def test_a_bare_yaml_null_where_the_string_null_is_meant_says_to_quote_it(osiris, write):
+    err = _fails(
+        osiris,
+        write,
+        _steps(
+            "  - {id: src, component: mysql.extractor, config: {connection: '@mysql.main', table: t, zero_dates: null}}\n"
+        ),
+        "config key `zero_dates`: expected one of error, null; got a bare `null`, which YAML reads as no value: "
+        'write "null"',
+    )
+    assert "expected a string" not in err
+
+
 def test_wrong_type_names_the_path(osiris, write):
     _fails(
         osiris, write, _steps("  - {id: 12, component: filesystem.csv_extractor}\n"), "Expected `str`", "$.steps[0].id"

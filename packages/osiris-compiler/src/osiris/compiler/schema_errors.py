@@ -33,6 +33,11 @@ def _show(value: Any) -> str:
     return f"`{text if len(text) <= 60 else text[:57] + '...'}`"
 
 
+def _bare_null_for_the_string_null(instance: Any, enum: Any) -> bool:
+    """Whether the user wrote YAML `null` where the schema offers the string "null"."""
+    return instance is None and isinstance(enum, list) and "null" in enum
+
+
 def _types(t: Any) -> str:
     names = t if isinstance(t, list) else [t]
     return " or ".join(JSON_TYPES.get(n, n) for n in names)
@@ -68,9 +73,14 @@ def _explain_raw(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[t
         for key in missing:
             yield path, f"missing required config key `{key}`{condition}"
     elif kind == "type":
+        if _bare_null_for_the_string_null(err.instance, err.schema.get("enum")):
+            return  # the enum's message says it all
         yield path, f"expected {_types(err.validator_value)}, got {_show(err.instance)}"
     elif kind == "enum":
         options = ", ".join(str(v) for v in err.validator_value)
+        if _bare_null_for_the_string_null(err.instance, err.validator_value):
+            yield path, f'expected one of {options}; got a bare `null`, which YAML reads as no value: write "null"'
+            return
         yield path, f"expected one of {options}; got {_show(err.instance)}"
     elif kind == "const":
         yield path, f"expected {_show(err.validator_value)}; got {_show(err.instance)}"

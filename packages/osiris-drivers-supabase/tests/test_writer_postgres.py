@@ -312,3 +312,24 @@ def test_replace_of_a_referenced_table_merges_instead_of_swapping(pg: Any, run_w
     assert result["strategy"] == "merge" and result["rows_deleted"] == 1
     assert sorted(rows(pg, "SELECT * FROM parent")) == model("replace", ["id"], EXISTING, MERGE_INPUT)
     assert sorted(rows(pg, "SELECT pid FROM child")) == [(2,), (3,)]
+
+
+def test_staging_tables_left_by_a_killed_run_are_swept_and_live_ones_kept(pg: Any, run_writer: Any) -> None:
+    # `dead` is what a SIGKILLed load leaves: a staging table and no session holding its lock.
+    # `live` is held by another session (here the test's own), as a running load holds its own.
+    dead, live = "_osiris_stage_orders_dead0001", "_osiris_stage_orders_live0001"
+    lock = "hashtext('osiris-stage'), hashtext(%s)"
+    with pg.cursor() as cur:
+        cur.execute(f'CREATE UNLOGGED TABLE public."{dead}" (id int)')
+        cur.execute(f"SELECT pg_advisory_lock({lock})", (f"public.{live}",))
+        cur.execute(f'CREATE UNLOGGED TABLE public."{live}" (id int)')
+    try:
+        _, rec = run_writer(arrow(APPEND_INPUT), table="sweep_target", write_mode="append", create_if_missing=True)
+        left = rows(pg, "SELECT tablename FROM pg_tables WHERE starts_with(tablename, '_osiris_stage_') ORDER BY 1")
+        assert left == [(live,)]
+        assert rec.event("staging_swept") == {"schema": "public", "tables": [dead]}
+        assert sorted(rows(pg, "SELECT id FROM sweep_target")) == [(5,), (6,)]
+    finally:
+        with pg.cursor() as cur:
+            cur.execute(f"SELECT pg_advisory_unlock({lock})", (f"public.{live}",))
+            cur.execute(f'DROP TABLE IF EXISTS public."{live}"')

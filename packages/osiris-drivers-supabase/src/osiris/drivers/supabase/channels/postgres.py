@@ -35,6 +35,12 @@ if TYPE_CHECKING:
     from osiris.drivers.supabase.settings import SupabaseConnection
 
 STAGE_APPLICATION_NAME = "osiris-supabase-stage"
+STAGE_PREFIX = "_osiris_stage_"
+# A load holds a session-level advisory lock on its staging table's name, in this namespace,
+# from before it creates the table until it drops it; a backend that dies releases it. So a
+# staging table whose lock can be taken belongs to no live load: a run that was killed left it.
+_STAGE_LOCK = "pg_try_advisory_lock(hashtext('osiris-stage'), hashtext(%s))"
+_STAGE_UNLOCK = "pg_advisory_unlock(hashtext('osiris-stage'), hashtext(%s))"
 EventFn = Callable[..., None]
 
 
@@ -113,6 +119,7 @@ class PostgresLoader:
                 pg.commit()
                 info = ddl.describe(run_sql(cur), opts.schema, opts.table)
                 pg.commit()
+            self._sweep_stale_stages(pg)
             if self._direct_append_ok(info, arrow_schema, ddl_statements):
                 return self._direct_append(target, arrow_schema, batches, num_rows)
             if self._direct_swap_candidate(info, ddl_statements, ddl_in_transaction):
@@ -167,12 +174,53 @@ class PostgresLoader:
     # -- staging -------------------------------------------------------------------------
 
     def _create_stage(self, pg: Any, arrow_schema: pa.Schema) -> str:
-        name = f"_osiris_stage_{self.opts.table[:24]}_{_secrets.token_hex(4)}"
         cols = ", ".join(f"{quote_ident(f.name)} {staging_type(f)}" for f in arrow_schema)
         with pg.cursor() as cur:
+            while True:  # a new name in the (unlikely) case its lock is taken
+                name = f"{STAGE_PREFIX}{self.opts.table[:24]}_{_secrets.token_hex(4)}"
+                cur.execute(f"SELECT {_STAGE_LOCK}", (f"{self.opts.schema}.{name}",))
+                if cur.fetchone()[0]:
+                    break
             cur.execute(f"CREATE UNLOGGED TABLE {qualified(self.opts.schema, name)} ({cols})")
         pg.commit()
         return name
+
+    def _sweep_stale_stages(self, pg: Any) -> None:
+        """Drop the staging tables in the target schema that no live load holds (left by killed runs)."""
+        import psycopg2
+
+        schema = self.opts.schema
+        swept: list[str] = []
+        try:
+            with pg.cursor() as cur:
+                cur.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s AND starts_with(tablename, %s)",
+                    (schema, STAGE_PREFIX),
+                )
+                names = sorted(r[0] for r in cur.fetchall())
+                pg.commit()
+                for name in names:
+                    key = f"{schema}.{name}"
+                    cur.execute(f"SELECT {_STAGE_LOCK}", (key,))
+                    if not cur.fetchone()[0]:
+                        pg.commit()
+                        continue  # a live load is using it
+                    try:
+                        cur.execute(f"DROP TABLE IF EXISTS {qualified(schema, name)}")
+                        pg.commit()
+                        swept.append(name)
+                    except psycopg2.Error as exc:  # not ours to drop (another owner), say: leave it
+                        pg.rollback()
+                        self.log_event("staging_sweep_skipped", table=key, error=str(exc).strip())
+                    finally:
+                        cur.execute(f"SELECT {_STAGE_UNLOCK}", (key,))
+                        pg.commit()
+        except psycopg2.Error as exc:  # the sweep is housekeeping: it never fails the load
+            with contextlib.suppress(psycopg2.Error):
+                pg.rollback()
+            self.log_event("staging_sweep_skipped", table=schema, error=str(exc).strip())
+        if swept:
+            self.log_event("staging_swept", schema=schema, tables=swept)
 
     def _drop_stage(self, pg: Any, stage: str) -> None:
         import psycopg2
@@ -182,6 +230,8 @@ class PostgresLoader:
             pg.rollback()
             with pg.cursor() as cur:
                 cur.execute(sql)
+                pg.commit()
+                cur.execute(f"SELECT {_STAGE_UNLOCK}", (f"{self.opts.schema}.{stage}",))
             pg.commit()
             return
         except psycopg2.Error:

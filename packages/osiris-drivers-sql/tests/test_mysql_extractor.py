@@ -296,6 +296,21 @@ def test_decimals_up_to_18_digits_read_as_scaled_integers_stay_exact(
     assert table.sort_by("id").to_pylist() == expected
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT n, NULL AS nothing FROM numbers WHERE n <= 3",  # only the column connectorx can't read
+        "SELECT n, CAST(n / 4 AS DECIMAL(10,2)) AS q, NULL AS nothing FROM numbers WHERE n <= 3",  # and a rewrite
+    ],
+)
+def test_a_column_no_expression_makes_exact_sends_the_read_to_pymysql(tmp_path, db, recorder, query):
+    table = extract(tmp_path, db, recorder, query=query)
+    plan = recorder.event("extract.plan")
+    assert plan["path"] == "pymysql" and "`nothing` NULL" in plan["reason"]
+    assert table.schema.field("nothing").type == pa.null()
+    assert table.sort_by("n").column("n").to_pylist() == [1, 2, 3]
+
+
 def test_fast_path_extraction_never_imports_pandas(db, mysql_admin):
     # pandas costs about 50 MiB and a second of start-up; some pyarrow calls import it as a side
     # effect (e.g. comparing with a bare Python scalar), so check a fresh process end to end on

@@ -308,8 +308,6 @@ class MySQLExtractor:
         required = {p.name for p in (*inexact, *dates)}
         scaled = [p for p in plans if p.name in rewritten and p.name not in required]
         plain = "every column is exact through connectorx"
-        if not rewritten:
-            return PATH_CONNECTORX, plain, sql, plans
 
         def text_path(why: str | None) -> tuple[str, str, str, list[ColumnPlan]]:
             reasons = ["columns connectorx cannot read exactly: " + _listing(inexact)] if inexact else []
@@ -317,13 +315,16 @@ class MySQLExtractor:
                 reasons.append("zero dates read as NULL while parsing text: " + _listing(dates))
             return PATH_PYMYSQL, "; ".join(reasons) + (f" ({why})" if why else ""), sql, plans
 
+        if any(not p.cast_as_char for p in inexact):
+            return text_path(None)  # no expression makes these exact through connectorx
+        if not rewritten:
+            return PATH_CONNECTORX, plain, sql, plans
+
         def without_rewrite(why: str) -> tuple[str, str, str, list[ColumnPlan]]:
             if required:
                 return text_path(why)
             return PATH_CONNECTORX, plain, sql, plans
 
-        if any(not p.cast_as_char for p in inexact):
-            return text_path(None)
         if config.get("table"):
             expressions = {p.name: _rewrite(p, "") for p in plans if p.name in rewritten}
             cfg = {**config, "columns": [p.name for p in plans]}

@@ -14,6 +14,8 @@ from osiris.remote.plugins import e2b_plugin, local_plugin
 
 pytest.importorskip("osiris.runtime.runner")
 pymysql = pytest.importorskip("pymysql")
+from parity import WHERE, load_run, run_everywhere  # noqa: E402  (tests/support, on the path via conftest)
+
 from osiris.runtime.cli import run_on_host  # noqa: E402
 from osiris.runtime.sandbox_api import SandboxOptions  # noqa: E402
 
@@ -68,10 +70,8 @@ def mysql_db():
     con.close()
 
 
-def _card(runs: Path) -> tuple[dict, list[tuple]]:
-    run_dir = next(runs.glob("*/*"))
-    card = json.loads((run_dir / "run_card.json").read_text())
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+def _card(run_dir: Path) -> tuple[dict, list[tuple]]:
+    card, events = load_run(run_dir)
     return card, [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
 
 
@@ -90,21 +90,8 @@ def test_mysql_duckdb_parity(mysql_db, workdir, tmp_path, envd):
         cwd=workdir,
     )
     manifest = next(build.rglob("manifest.yaml"))
-    kw = {"connections_file": conns, "verbose": False, "json_output": True}
-    assert (
-        run_on_host(
-            manifest,
-            runs_dir=workdir / "host",
-            connections_file=str(conns),
-            as_json=True,
-            verbose=False,
-            progress=False,
-        )
-        == 0
-    )
-    assert local_plugin(manifest, SandboxOptions(name="local"), runs_dir=workdir / "local", **kw) == 0
-    assert e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=workdir / "e2b", **kw) == 0
-    cards = [_card(workdir / d) for d in ("host", "local", "e2b")]
+    runs = run_everywhere(manifest, workdir, conns)
+    cards = [_card(runs[w]) for w in WHERE]
     steps = [
         [(s["id"], s["rows_in"], s["rows_out"], [o["data_sha256"] for o in s["outputs"]]) for s in card["steps"]]
         for card, _ in cards

@@ -14,10 +14,12 @@ import pytest
 
 from osiris.core import wire
 from osiris.remote.host import HostAdapter
-from osiris.remote.plugins import e2b_plugin, local_plugin
+from osiris.remote.plugins import local_plugin
 from osiris.remote.sandbox import LocalSandbox
 
 pytest.importorskip("osiris.runtime.runner")
+from parity import WHERE, load_run, run_everywhere  # tests/support, on the path via conftest
+
 from osiris.runtime.sandbox_api import SandboxOptions
 
 CANARY = "canary-Zq8-sandbox-4b1e0c"
@@ -53,26 +55,9 @@ def _sequence(events: list[dict]) -> list[tuple]:
 
 
 def test_quickstart_parity_host_local_and_e2b(quickstart_manifest, workdir, envd):
-    from osiris.runtime.cli import run_on_host
-
-    kw = {"connections_file": None, "verbose": False, "json_output": True}
-    assert (
-        run_on_host(
-            quickstart_manifest,
-            runs_dir=workdir / "host",
-            connections_file=None,
-            as_json=True,
-            verbose=False,
-            progress=False,
-        )
-        == 0
-    )
-    assert local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / "local", **kw) == 0
-    assert e2b_plugin(quickstart_manifest, SandboxOptions(name="e2b"), runs_dir=workdir / "e2b", **kw) == 0
-
-    host, host_events, _ = _card(workdir / "host")
-    local, local_events, local_dir = _card(workdir / "local")
-    e2b, e2b_events, e2b_dir = _card(workdir / "e2b")
+    runs = run_everywhere(quickstart_manifest, workdir, None)
+    (host, host_events), (local, local_events), (e2b, e2b_events) = (load_run(runs[w]) for w in WHERE)
+    local_dir, e2b_dir = runs["local"], runs["e2b"]
     assert _steps(host) == _steps(local) == _steps(e2b)
     assert all(s[1] == "succeeded" for s in _steps(host))
     assert _sequence(host_events) == _sequence(local_events) == _sequence(e2b_events)

@@ -5,7 +5,8 @@ Creates its own database with a 15-column table in two shapes, fills it with 200
 rows (INSERT ... SELECT from MariaDB's sequence engine), and for each shape and size runs,
 alternately and `--repeat` times, under `/usr/bin/time -v`:
 
-- the extractor (the given path, default auto) streaming into a Parquet file, exactly as
+- the extractor (each of `--paths`: auto, the path it takes by itself, which is the native row
+  parser where it is built; connectorx; pymysql) streaming into a Parquet file, exactly as
   the runner writes a step output (its memory pool, encoding and data hash), and
 - `mariadb --quick --batch -e "SELECT * ..." > /dev/null` on the same table,
 
@@ -19,7 +20,7 @@ Shapes: `narrow` (short strings, two DOUBLE/FLOAT columns: the client's best cas
 `wide` (the table of `scripts/bench`: long TEXT, JSON, three DECIMAL columns).
 
     .venv/bin/python scripts/bench_mysql_extract.py [--rows 200000,2000000] [--shapes narrow,wide]
-        [--repeat 3] [--batch-size 50000] [--paths auto,pymysql]
+        [--repeat 3] [--batch-size 50000] [--paths auto,connectorx,pymysql]
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def worker(args: argparse.Namespace) -> None:
     from osiris.runtime.io import DataHasher, use_lean_memory_pool, write_parquet_atomic
 
     use_lean_memory_pool()  # as `Runner.prepare` does
+    if args.path in ("connectorx", "pymysql"):
+        mysql_extractor._native_available = lambda: False
     if args.path == "pymysql":
         mysql_extractor._connectorx_available = lambda: False
     ctx = StepContext(step_id="extract", output_dir=os.path.dirname(args.out))
@@ -137,7 +140,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", default="200000,2000000", help="comma-separated table sizes")
     ap.add_argument("--batch-size", type=int, default=50000)
-    ap.add_argument("--paths", default="auto", help="comma-separated: auto (connectorx), pymysql")
+    ap.add_argument("--paths", default="auto", help="comma-separated: auto (native where built), connectorx, pymysql")
     ap.add_argument("--shapes", default="narrow,wide", help="comma-separated: " + ", ".join(SHAPES))
     ap.add_argument("--repeat", type=int, default=3, help="runs of each reader per shape and size")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from osiris.core.errors import TerminalError, TransientError, UserInputError
-from osiris.drivers.sql import mysql_client, mysql_doctor, mysql_extractor
+from osiris.drivers.sql import mysql_client, mysql_doctor
 from osiris.drivers.sql.mysql_extractor import MySQLExtractor
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.usefixtures("read_path")]
 
 PASSWORD = "s3cret-Pa55-" + secrets.token_hex(4)
 
@@ -98,10 +98,8 @@ def test_unknown_table(db, recorder, tmp_path):
     assert "doesn't exist" in check_message(info.value, db, 1146)
 
 
-@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+@pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
 def test_lost_connection_mid_stream_is_transient(db, recorder, tmp_path, mysql_admin, monkeypatch, path):
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     marker = f"osiris_kill_{secrets.token_hex(4)}"
     out = MySQLExtractor().run(
         step_id="load_orders",
@@ -188,6 +186,9 @@ def check_date_message(exc: Exception, connection: dict[str, Any]) -> str:
         ),
         # TIME is read as text (CAST) on this path too; the one DATETIME-like column is the one.
         ("connectorx", {"table": "legacy_dates", "columns": ["id", "ts", "tm"]}, "in column `ts` (TIMESTAMP)"),
+        ("native", {"table": "legacy_dates"}, "in column `d` (DATE)"),
+        ("native", {"query": "SELECT id, dtm, ts FROM legacy_dates"}, "in column `dtm` (DATETIME)"),
+        ("native", {"table": "legacy_dates", "columns": ["ts"]}, "in column `ts` (TIMESTAMP)"),
         ("pymysql", {"table": "legacy_dates"}, "in column `d` (DATE)"),
         ("pymysql", {"query": "SELECT id, dtm FROM legacy_dates ORDER BY id"}, "in column `dtm` (DATETIME)"),
         ("pymysql", {"table": "legacy_dates", "columns": ["ts"]}, "in column `ts` (TIMESTAMP)"),
@@ -196,8 +197,6 @@ def check_date_message(exc: Exception, connection: dict[str, Any]) -> str:
 def test_a_zero_date_is_a_user_error_naming_the_column_and_the_option(
     legacy, recorder, tmp_path, monkeypatch, path, config, where
 ):
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     with pytest.raises(UserInputError) as info:
         run(legacy, recorder, tmp_path, **config)
     text = check_date_message(info.value, legacy)
@@ -207,20 +206,16 @@ def test_a_zero_date_is_a_user_error_naming_the_column_and_the_option(
     assert recorder.event("extract.plan")["path"] == path
 
 
-@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+@pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
 def test_a_partial_date_is_named_with_its_value(legacy, recorder, tmp_path, monkeypatch, path):
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     with pytest.raises(UserInputError) as info:
         run(legacy, recorder, tmp_path, query="SELECT id, dtm FROM legacy_dates WHERE id = 2")
     text = check_date_message(info.value, legacy)
     assert "the zero or partial date `2024-00-05 10:00:00.123" in text and "column `dtm` (DATETIME)" in text
 
 
-@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+@pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
 def test_an_invalid_date_is_not_offered_zero_dates(legacy, recorder, tmp_path, monkeypatch, path):
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     with pytest.raises(UserInputError) as info:
         run(legacy, recorder, tmp_path, table="bad_calendar", zero_dates="null")
     text = check_date_message(info.value, legacy)

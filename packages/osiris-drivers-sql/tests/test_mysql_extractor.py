@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from osiris.drivers.sql import mysql_extractor
+from osiris.drivers.sql import mysql_extractor, mysql_native
 from osiris.drivers.sql.mysql_extractor import MySQLExtractor
 
-pytestmark = pytest.mark.mysql
+pytestmark = [pytest.mark.mysql, pytest.mark.usefixtures("read_path")]
 
 DDL = """
 CREATE TABLE every_type (
@@ -188,20 +189,16 @@ def test_query_with_only_fast_columns_uses_connectorx(tmp_path, db, recorder):
     ]
 
 
-@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+@pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
 def test_zero_rows_still_give_the_exact_schema(tmp_path, db, recorder, monkeypatch, path):
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     table = extract(tmp_path, db, recorder, table="every_type", where="id < 0")
     assert table.num_rows == 0
     assert {f.name: f.type for f in table.schema} == EXPECTED_TYPES
     assert recorder.metric("rows_read") == 0
 
 
-@pytest.mark.parametrize("path", ["connectorx", "pymysql"])
+@pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
 def test_batches_progress_and_metrics(tmp_path, db, recorder, monkeypatch, path):
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     table = extract(tmp_path, db, recorder, table="numbers", batch_size=1000)
     assert table.num_rows == 2500
     assert sorted(table.column("n").to_pylist()) == list(range(1, 2501))
@@ -260,7 +257,7 @@ DECIMAL_ROWS = [
 
 
 @pytest.mark.parametrize(
-    ("config", "path"),
+    ("config", "expected"),
     [
         ({"table": "decimals"}, "connectorx"),  # scaled integers from a generated column list
         ({"query": "SELECT * FROM decimals WHERE id > 0"}, "connectorx"),  # ... from a derived table
@@ -270,7 +267,7 @@ DECIMAL_ROWS = [
     ],
 )
 def test_decimals_up_to_18_digits_read_as_scaled_integers_stay_exact(
-    tmp_path, db, recorder, mysql_admin, monkeypatch, config, path
+    tmp_path, db, recorder, mysql_admin, monkeypatch, config, expected
 ):
     with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS decimals")
@@ -279,7 +276,7 @@ def test_decimals_up_to_18_digits_read_as_scaled_integers_stay_exact(
     if config.pop("force_pymysql", False):
         monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     table = extract(tmp_path, db, recorder, **config)
-    assert recorder.event("extract.plan")["path"] == path
+    assert recorder.event("extract.plan")["path"] == expected
     types = {
         "id": pa.int32(), "d1": pa.decimal128(1, 0), "d5": pa.decimal128(5, 2), "d18": pa.decimal128(18, 0),
         "f18": pa.decimal128(18, 18), "u18": pa.decimal128(18, 6), "d19": pa.decimal128(19, 4),
@@ -386,7 +383,7 @@ def legacy(db: dict[str, Any], create_legacy_dates: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("forced", "config", "path"),
+    ("forced", "config", "chosen"),
     [
         # The server sends NULL for them: table mode, and a query without ORDER BY (wrapped).
         (None, {"table": "legacy_dates"}, "connectorx"),
@@ -399,7 +396,7 @@ def legacy(db: dict[str, Any], create_legacy_dates: Any) -> dict[str, Any]:
     ],
 )
 def test_zero_dates_null_reads_zero_and_partial_dates_as_null_and_the_rest_exactly(
-    tmp_path, legacy, recorder, monkeypatch, forced, config, path
+    tmp_path, legacy, recorder, monkeypatch, forced, config, chosen
 ):
     if forced == "pymysql":
         monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
@@ -413,12 +410,12 @@ def test_zero_dates_null_reads_zero_and_partial_dates_as_null_and_the_rest_exact
         assert table.sort_by("id").to_pylist() == expected
 
     plan = recorder.event("extract.plan")
-    assert plan["path"] == path
+    assert plan["path"] == chosen
     dates = [n for n in names if n in ("d", "dtm", "ts")]
     listing = ", ".join(
         f"`{n}` {t}" for n, t in (("d", "DATE"), ("dtm", "DATETIME"), ("ts", "TIMESTAMP")) if n in dates
     )
-    if path == "connectorx":
+    if chosen == "connectorx":
         assert f"zero dates read as NULL by the server: {listing}" in plan["reason"]
         assert "columns read as text and parsed exactly: `tm` TIME" in plan["reason"]
     elif forced is None:
@@ -427,7 +424,7 @@ def test_zero_dates_null_reads_zero_and_partial_dates_as_null_and_the_rest_exact
     warning = recorder.event("extract.warning")
     assert warning["columns"] == dates and 'zero_dates: "null"' in warning["message"]
     complete = recorder.event("extract.complete")
-    if path == "pymysql":
+    if chosen == "pymysql":
         # Text rows tell zero dates from NULLs, so this path counts them.
         assert complete["zero_dates_as_null"] == {"d": 2, "dtm": 3, "ts": 1}
     else:
@@ -457,3 +454,163 @@ def test_zero_dates_null_changes_nothing_without_date_columns(tmp_path, legacy, 
     assert table.num_rows == 3
     assert recorder.event("extract.plan")["reason"] == "every column is exact through connectorx"
     assert not [d for n, d in recorder.events if n == "extract.warning"]
+
+
+# -- the native path (`mysql_native`, `_mysql_rows.c`) ------------------------------------------------
+# The tests above run on connectorx unless they name a path; these run on the native path, the
+# default wherever the row parser is built.
+
+native = pytest.mark.read_path("native")
+rows = mysql_native.module()
+
+
+def test_the_native_row_parser_is_built():
+    assert rows is not None, "the native row parser is not built: run scripts/bootstrap (it needs a C compiler)"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"table": "every_type", "batch_size": 2},
+        {"table": "every_type", "batch_size": 1000},
+        # ORDER BY, wide DECIMAL and TIME: nothing is rewritten on this path, so nothing needs wrapping.
+        {"query": "SELECT * FROM every_type ORDER BY id DESC", "batch_size": 1},
+    ],
+)
+@native
+def test_every_type_round_trips_exactly_including_float(tmp_path, db, recorder, config):
+    table = extract(tmp_path, db, recorder, **config)
+    check_every_type(table)  # FLOAT 16777216 stays 16777216: binary values, not 6-digit text
+    plan = recorder.event("extract.plan")
+    assert plan["path"] == "native" and "binary protocol" in plan["reason"]
+    assert "extract.warning" not in [name for name, _ in recorder.events]
+    if "ORDER BY" in config.get("query", ""):
+        assert table.column("id").to_pylist() == [r["id"] for r in reversed(EXPECTED_ROWS)]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 7, 64])
+@native
+def test_packets_split_anywhere_between_reads_decode_the_same(tmp_path, db, recorder, monkeypatch, chunk):
+    monkeypatch.setattr(mysql_native, "CHUNK", chunk)
+    check_every_type(extract(tmp_path, db, recorder, table="every_type", batch_size=2))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"table": "decimals"}, {"query": "SELECT * FROM decimals ORDER BY id"}, {"query": "SELECT d19, id FROM decimals"}],
+)
+@native
+def test_decimals_are_exact_at_every_precision_and_scale(tmp_path, db, recorder, mysql_admin, config):
+    with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS decimals")
+        cur.execute(DECIMALS_DDL)
+        cur.executemany("INSERT INTO decimals VALUES (%s, %s, %s, %s, %s, %s, %s)", DECIMAL_ROWS)
+    table = extract(tmp_path, db, recorder, **config)
+    assert recorder.event("extract.plan")["path"] == "native"
+    names = ("id", "d1", "d5", "d18", "f18", "u18", "d19")
+    expected = [
+        {
+            k: v if k == "id" or v is None else Decimal(v)
+            for k, v in zip(names, r, strict=True)
+            if k in table.column_names
+        }
+        for r in DECIMAL_ROWS
+    ]
+    assert table.sort_by("id").to_pylist() == expected
+    assert table.schema.field("d19").type == pa.decimal128(19, 4)
+
+
+@native
+def test_zero_dates_null_are_counted_per_column(tmp_path, legacy, recorder):
+    table = extract(tmp_path, legacy, recorder, table="legacy_dates", zero_dates="null", batch_size=2)
+    assert {f.name: f.type for f in table.schema} == LEGACY_TYPES
+    assert table.sort_by("id").to_pylist() == LEGACY_AS_NULL
+    assert recorder.event("extract.plan")["path"] == "native"
+    assert recorder.event("extract.complete")["zero_dates_as_null"] == {"d": 2, "dtm": 3, "ts": 1}
+
+
+@native
+def test_a_row_of_several_packets_is_joined(tmp_path, db, recorder, mysql_admin):
+    # A row of 16 MiB or more travels as several protocol packets. The server only sends one when
+    # max_allowed_packet allows it: raise it for this test (new sessions read it) and put it back.
+    size = 17 * 2**20
+    with mysql_admin() as admin, admin.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.max_allowed_packet")
+        (before,) = cur.fetchone()
+        cur.execute("SET GLOBAL max_allowed_packet = %s", (64 * 2**20,))
+        try:
+            query = f"SELECT seq, REPEAT(CHAR(64 + seq), {size}) AS big, 'after' AS tail FROM seq_1_to_3"
+            table = extract(tmp_path, db, recorder, query=query, batch_size=2)
+        finally:
+            cur.execute("SET GLOBAL max_allowed_packet = %s", (before,))
+    assert recorder.event("extract.plan")["path"] == "native"
+    assert table.column("seq").to_pylist() == [1, 2, 3]
+    assert table.column("tail").to_pylist() == ["after"] * 3
+    for seq, big in zip(table.column("seq").to_pylist(), table.column("big").to_pylist(), strict=True):
+        assert big == bytes([64 + seq]) * size  # CHAR() gives a binary string: BLOB-like bytes
+
+
+# -- the parser on crafted packets ---------------------------------------------------------------------
+
+
+def packet(payload: bytes, seq: int = 0) -> bytes:
+    return struct.pack("<I", len(payload))[:3] + bytes([seq]) + payload
+
+
+EOF_PACKET = packet(b"\xfe\x00\x00\x22\x00")
+
+
+def int_row(value: int | None) -> bytes:
+    """A binary row of one INT column."""
+    if value is None:
+        return packet(b"\x00\x04")  # NULL bitmap: column 0 is bit 2
+    return packet(b"\x00\x00" + struct.pack("<i", value))
+
+
+def test_parser_batches_rows_and_stops_at_eof():
+    parser = rows.RowParser([(rows.K_FIX4, 0, 0, False)], 2)
+    batches = parser.feed(b"".join([int_row(1), int_row(None), int_row(3), EOF_PACKET, b"ignored"]))
+    assert parser.done and parser.rows == 3
+    (n, [(validity, data, offsets)]) = batches[0]
+    assert n == 2 and offsets is None and validity == b"\x01"
+    assert struct.unpack("<2i", data) == (1, 0)
+    n, [(validity, data, _)] = parser.finish()
+    assert n == 1 and validity is None and struct.unpack("<i", data) == (3,)
+    assert parser.finish() is None
+
+
+def test_parser_hands_back_the_servers_error_packet():
+    err = b"\xff" + struct.pack("<H", 1927) + b"#70100Connection was killed"
+    parser = rows.RowParser([(rows.K_FIX4, 0, 0, False)], 10)
+    parser.feed(int_row(1) + packet(err))
+    assert parser.error_packet == err and not parser.done
+    with pytest.raises(RuntimeError, match="already failed"):
+        parser.feed(EOF_PACKET)
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b"\x00\x00\x01\x02", "truncated number"),
+        (b"\x00\x00\x01\x02\x03\x04\x05", "row packet longer than its columns"),
+        (b"\x07\x00", "not a binary row packet"),
+        (b"", "empty packet"),
+    ],
+)
+def test_parser_names_malformed_rows(payload, why):
+    parser = rows.RowParser([(rows.K_FIX4, 0, 0, False)], 10)
+    parser.feed(packet(payload))
+    assert parser.protocol_error == f"malformed row 1 from the server: {why}"
+
+
+def test_parser_refuses_a_decimal_wider_than_its_column():
+    parser = rows.RowParser([(rows.K_DEC128, 2, 5, False)], 10)
+    parser.feed(packet(b"\x00\x00\x071234.56"))
+    assert parser.protocol_error == "a value has more digits than DECIMAL(5,2) holds: 1234.56"
+
+
+def test_parser_rejects_bad_column_kinds():
+    with pytest.raises(ValueError, match="bad kind"):
+        rows.RowParser([(99, 0, 0, False)], 10)
+    with pytest.raises(ValueError, match="bad kind"):
+        rows.RowParser([(rows.K_DEC128, 0, 39, False)], 10)

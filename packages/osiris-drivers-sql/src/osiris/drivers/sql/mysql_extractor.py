@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, UserInputError
 from osiris.drivers.sql import mysql_client as client
+from osiris.drivers.sql import mysql_native
 from osiris.drivers.sql.mysql_types import DATE_KINDS, BadDateValue, ColumnPlan, arrow_schema, plan_column
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from osiris.runtime.contract import InputHandle, StepContext
 
+PATH_NATIVE = "native"
 PATH_CONNECTORX = "connectorx"
 PATH_PYMYSQL = "pymysql"
 ZERO_DATES_MODES = ("error", "null")
@@ -173,6 +175,10 @@ def _wrappable(sql: str) -> bool:
     return bool(_SELECT.match(sql)) and not _ORDER_BY.search(sql)
 
 
+def _native_available() -> bool:
+    return mysql_native.available()
+
+
 def _connectorx_available() -> bool:
     try:
         import connectorx  # noqa: F401
@@ -262,6 +268,11 @@ class MySQLExtractor:
         zero_counts: dict[str, int] | None = None
         if path == PATH_CONNECTORX:
             batches = self._stream_cx(run_sql, plans, schema, connection, batch_size, step_id)
+        elif path == PATH_NATIVE:
+            zero_counts = {} if zero_null else None
+            batches, schema, plans = self._stream_native(
+                run_sql, connection, batch_size, step_id, zero_null=zero_null, zero_counts=zero_counts
+            )
         else:
             zero_counts = {} if zero_null else None
             batches, schema, plans = self._stream_pymysql(
@@ -294,12 +305,14 @@ class MySQLExtractor:
             return PATH_PYMYSQL, "the server gives no result columns before running this statement", sql, None
         fields, nparams = described
         plans = _plans(fields, zero_dates_as_null=zero_null)
-        if not _connectorx_available():
-            return PATH_PYMYSQL, "connectorx is not installed", sql, plans
         if connection.get("ssl"):
             return PATH_PYMYSQL, "`ssl` connections are read with pymysql", sql, plans
         if nparams:
             return PATH_PYMYSQL, "the SQL contains `?` placeholders", sql, plans
+        if _native_available():
+            return PATH_NATIVE, "every column is exact in the binary protocol (native row parser)", sql, plans
+        if not _connectorx_available():
+            return PATH_PYMYSQL, "neither the native row parser nor connectorx is installed", sql, plans
         inexact = [p for p in plans if not p.cx_exact]
         dates = _date_columns(plans) if zero_null else []
         # Columns read through a server-side expression (`ColumnPlan.cx_select`): required for
@@ -398,6 +411,79 @@ class MySQLExtractor:
                 raise client.translate_cx(exc, connection=connection, step=step_id, action="reading from") from None
 
         return gen()
+
+    def _stream_native(
+        self,
+        sql: str,
+        connection: dict[str, Any],
+        batch_size: int,
+        step_id: str,
+        *,
+        zero_null: bool = False,
+        zero_counts: dict[str, int] | None = None,
+    ) -> tuple[Iterator[pa.RecordBatch], pa.Schema, list[ColumnPlan]]:
+        """Stream the prepared statement's binary rows through the native parser (`mysql_native`).
+
+        Like `_stream_pymysql`, also the schema and plans of the result as the server ran it;
+        `zero_counts` (when given) gets the zero dates read as NULL per date column at the end.
+        """
+        import pymysql
+
+        conn = client.connect(connection, step=step_id, raw=True)
+        try:
+            fields = mysql_native.prepare_and_execute(conn, sql)
+        except pymysql.err.Error as exc:
+            conn._force_close()
+            raise client.translate(exc, connection=connection, step=step_id, action="running the query on") from None
+        plans = _plans(fields, zero_dates_as_null=zero_null)
+        schema = arrow_schema(plans)
+        rows_module = mysql_native.module()
+        columns = [mysql_native.Column(f, p, rows_module) for f, p in zip(fields, plans, strict=True)]
+        read_timeout = connection.get("read_timeout")
+        rows, zero_dates = mysql_native.stream_rows(conn, columns, schema, batch_size, read_timeout)
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            finished = False
+            try:
+                yield from rows
+                finished = True
+                if zero_counts is not None:
+                    zero_counts.update(
+                        {p.name: n for p, n in zip(plans, zero_dates(), strict=True) if p.zero_dates_as_null}
+                    )
+            except mysql_native.Failure as exc:
+                raise self._native_failure(exc, plans, connection, step_id) from None
+            finally:
+                if finished:
+                    try:
+                        conn.close()
+                    except Exception:
+                        conn._force_close()
+                else:
+                    conn._force_close()  # abandon the rest of the result: close the socket
+
+        return gen(), schema, plans
+
+    @staticmethod
+    def _native_failure(
+        exc: mysql_native.Failure, plans: list[ColumnPlan], connection: dict[str, Any], step_id: str
+    ) -> OsirisError:
+        """The Osiris error for a native read that failed mid-stream."""
+        import pymysql
+
+        where = {"connection": connection, "step": step_id, "action": "reading from"}
+        if exc.kind == "server":
+            try:
+                pymysql.err.raise_mysql_exception(exc.detail)
+            except pymysql.err.Error as server_error:
+                return client.translate(server_error, **where)
+        if exc.kind == "bad_date":
+            index, value = exc.detail
+            plan = plans[index]
+            return client.bad_date_error(value, [(plan.name, plan.mysql_type)], connection=connection, step=step_id)
+        if exc.kind == "lost":
+            return client.make_error(2013, f"Lost connection to server during query ({exc.detail})", **where)
+        return client.make_error(None, str(exc.detail), **where)
 
     def _stream_pymysql(
         self,

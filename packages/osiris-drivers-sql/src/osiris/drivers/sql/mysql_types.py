@@ -105,14 +105,14 @@ class ColumnPlan:
         if self.kind == "bit":
             ints = [None if v is None else int.from_bytes(_as_bytes(v), "big") for v in values]
             arr = pa.array(ints, pa.uint64())
-            return _nonzero(arr) if pa.types.is_boolean(t) else arr
+            return nonzero(arr) if pa.types.is_boolean(t) else arr
         if self.kind == "time":
             return pa.array([None if v is None else _time_text_to_us(_as_str(v)) for v in values], pa.int64()).cast(t)
         if self.kind in DATE_KINDS:
             return self._dates_from_text([None if v is None else _as_str(v) for v in values])
         text = pa.array([None if v is None else _as_str(v) for v in values], pa.string())
         if self.kind == "bool":
-            return _nonzero(pc.cast(text, pa.int64()))
+            return nonzero(pc.cast(text, pa.int64()))
         # int, uint, decimal, float, year: Arrow's own exact text parsers.
         return pc.cast(text, t)
 
@@ -172,7 +172,7 @@ class ColumnPlan:
             whole = pc.cast(arr, pa.decimal128(19, 0))
             return pc.cast(whole, pa.decimal128(t.precision, 0), safe=True).view(t)
         if self.kind == "bool":
-            return _nonzero(arr)
+            return nonzero(arr)
         if self.kind == "bit":
             return self.from_text(arr.to_pylist())
         if pa.types.is_timestamp(arr.type) and self.kind == "timestamp_utc":
@@ -191,7 +191,7 @@ class ColumnPlan:
         return pc.cast(arr.cast(pa.string()), self.arrow_type)
 
 
-def _nonzero(arr: pa.Array) -> pa.Array:
+def nonzero(arr: pa.Array) -> pa.Array:
     """`arr != 0` as booleans (nulls stay null)."""
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -76,6 +76,8 @@ FROM seq_1_to_{n}
 sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
 from tables import ROWS_DDL, ROWS_FILL  # noqa: E402
 
+WORKER = Path(__file__).resolve().parent / "benchmarks" / "mysql_extract_worker.py"
+
 SHAPES = {
     "narrow": (NARROW_DDL, NARROW_FILL),
     "wide": (ROWS_DDL.format(table="orders"), ROWS_FILL.replace("{table}", "orders")),
@@ -109,32 +111,6 @@ def timed(cmd: list[str], stdout: int | None = None) -> tuple[float, int, str]:
     return wall, rss, p.stdout or ""
 
 
-def worker(args: argparse.Namespace) -> None:
-    """Extract `orders` with the driver and stream it into a Parquet file; print rows and seconds."""
-    from osiris.drivers.sql import mysql_extractor
-    from osiris.runtime.contract import StepContext
-    from osiris.runtime.io import DataHasher, use_lean_memory_pool, write_parquet_atomic
-
-    use_lean_memory_pool()  # as `Runner.prepare` does
-    if args.path in ("connectorx", "pymysql"):
-        mysql_extractor._native_available = lambda: False
-    if args.path == "pymysql":
-        mysql_extractor._connectorx_available = lambda: False
-    ctx = StepContext(step_id="extract", output_dir=os.path.dirname(args.out))
-    config = {
-        "table": "orders",
-        "batch_size": args.batch_size,
-        "resolved_connection": {"host": HOST, "port": PORT, "user": USER, "password": "", "database": args.db},
-    }
-    t0 = time.perf_counter()
-    reader = mysql_extractor.MySQLExtractor().run(step_id="extract", config=config, inputs={}, ctx=ctx)["df"]
-    # Exactly as the runner writes a step output: its encoding, and data_sha256 alongside.
-    hasher = DataHasher(reader.schema)
-    rows = write_parquet_atomic(args.out, reader.schema, reader, step_id="extract", hasher=hasher)
-    hasher.hexdigest()
-    print(f"{rows} {time.perf_counter() - t0:.3f}")
-
-
 def main() -> None:
     """Create the database, run every size and path, print the table, drop the database."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,14 +119,7 @@ def main() -> None:
     ap.add_argument("--paths", default="auto", help="comma-separated: auto (native where built), connectorx, pymysql")
     ap.add_argument("--shapes", default="narrow,wide", help="comma-separated: " + ", ".join(SHAPES))
     ap.add_argument("--repeat", type=int, default=3, help="runs of each reader per shape and size")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--db", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    ap.add_argument("--path", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker:
-        worker(args)
-        return
 
     db = f"osiris_bench_mysql_{secrets.token_hex(4)}"
     client = "mariadb --quick --batch > /dev/null"
@@ -177,8 +146,8 @@ def main() -> None:
                         for path in args.paths.split(","):
                             out = str(Path(tmp) / f"orders-{path}.parquet")
                             wall, rss, stdout = timed(
-                                [sys.executable, __file__, "--worker", "--db", db, "--out", out, "--path", path,
-                                 "--batch-size", str(args.batch_size)]
+                                [sys.executable, str(WORKER), HOST, str(PORT), USER, db, out, path,
+                                 str(args.batch_size)]
                             )  # fmt: skip
                             rows = int(stdout.split()[0])
                             assert rows == n, f"extracted {rows} rows, expected {n}"

@@ -1,5 +1,7 @@
 """Build hook: compile the binary-protocol row parser (`_mysql_rows.c`) into the wheel.
 
+The wheel is tagged `cp311-abi3-<platform>`: the module uses only CPython's stable ABI.
+
 The extension is optional. When no C compiler or Python headers are at hand, the hook
 says so and the wheel is pure Python; `mysql.extractor` then reads through connectorx.
 An editable install compiles it next to the source, where that install imports from.
@@ -47,9 +49,13 @@ class NativeRowsHook(BuildHookInterface):
         if os.environ.get("OSIRIS_BUILD_NATIVE", "1") == "0":
             return
         source = Path(self.root) / SOURCE
-        name = "_mysql_rows" + sysconfig.get_config_var("EXT_SUFFIX")
+        # Built against CPython's stable ABI (3.11): the wheel installs on any later CPython
+        # of the same platform, such as a sandbox's.
+        name = "_mysql_rows.abi3.so"
         if version == "editable":
             out = source.parent / name
+            for stale in source.parent.glob("_mysql_rows*.so"):
+                stale.unlink()  # an older build under another name would be imported first
         else:
             self._tmp = tempfile.mkdtemp(prefix="osiris-native-")
             out = Path(self._tmp) / name
@@ -58,7 +64,7 @@ class NativeRowsHook(BuildHookInterface):
             print(f"osiris-drivers-sql: building without the native row parser ({why})", file=sys.stderr)
             return
         build_data["pure_python"] = False
-        build_data["infer_tag"] = True
+        build_data["tag"] = "cp311-abi3-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
         if version != "editable":
             build_data["force_include"][str(out)] = f"{PACKAGE}/{name}"
 

@@ -99,6 +99,10 @@ def test_mysql_duckdb_parity(mysql_db, workdir, tmp_path, envd):
     assert steps[0] == steps[1] == steps[2]
     assert [s[2] for s in steps[0]] == [20, 500, 60]
     assert cards[0][1] == cards[1][1] == cards[2][1]
+    for where in WHERE:
+        # The sandboxes install the compiled wheel, so they read through the native row parser too.
+        _, events = load_run(runs[where])
+        assert {e["path"] for e in events if e["event"] == "extract.plan"} == {"native"}, where
 
 
 # ---------------------------------------------------------------------------------------------- flagship

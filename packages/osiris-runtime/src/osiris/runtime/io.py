@@ -200,7 +200,6 @@ class _BackgroundFeeder:
 def _canonical_column(arr: pa.Array) -> pa.Array:
     """`arr` with the bytes under null slots of fixed-width columns zeroed (they are undefined in Arrow)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     t = arr.type
     if arr.null_count == 0 or not (
@@ -211,6 +210,8 @@ def _canonical_column(arr: pa.Array) -> pa.Array:
         or pa.types.is_boolean(t)
     ):
         return arr
+    import pyarrow.compute as pc  # only here: importing it costs a process about 50 ms
+
     validity = pc.is_valid(arr)
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), type=t)

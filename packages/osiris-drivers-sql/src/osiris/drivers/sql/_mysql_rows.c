@@ -20,9 +20,12 @@
  *   TIME                -> int64 signed microseconds
  *   BIT                 big-endian bytes -> uint64
  *   BYTES               every length-encoded value (strings, BLOBs, JSON, wide DECIMAL) -> offsets + data
+ *   BOOL / BITBOOL      TINYINT(1) / BIT(1) -> Arrow's bit-packed booleans (non-zero is true)
  *   NULL                no value on the wire
  */
 #define PY_SSIZE_T_CLEAN
+/* The stable ABI of CPython 3.11: one build serves every later CPython (a sandbox's may differ). */
+#define Py_LIMITED_API 0x030B0000
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -32,7 +35,7 @@
 #error "_mysql_rows assumes a little-endian host, as the MySQL protocol and Arrow buffers are"
 #endif
 
-enum { K_NULL = 0, K_FIX1, K_FIX2, K_FIX4, K_FIX8, K_DEC128, K_DATE, K_DATETIME, K_TIME, K_BIT, K_BYTES };
+enum { K_NULL = 0, K_FIX1, K_FIX2, K_FIX4, K_FIX8, K_DEC128, K_DATE, K_DATETIME, K_TIME, K_BIT, K_BYTES, K_BOOL, K_BITBOOL };
 
 /* Flush a batch early once a column's variable-length data passes this (int32 offsets). */
 #define MAX_VAR_BYTES ((size_t)1 << 30)
@@ -87,7 +90,9 @@ typedef struct {
     PyObject *protocol_error;
 } Parser;
 
-static const uint8_t WIDTH[] = {0, 1, 2, 4, 8, 16, 4, 8, 8, 8, 0};
+static const uint8_t WIDTH[] = {0, 1, 2, 4, 8, 16, 4, 8, 8, 8, 0, 0, 0};
+
+static int is_bool(int kind) { return kind == K_BOOL || kind == K_BITBOOL; }
 
 /* ---- batches ------------------------------------------------------------------------- */
 
@@ -108,6 +113,10 @@ static int start_batch(Parser *self) {
                 return -1;
             memset(c->offsets.p, 0, 4);
             c->offsets.len = 4;
+        } else if (is_bool(c->kind)) {
+            if (buf_reserve(&c->data, (size_t)(n + 7) / 8))
+                return -1;
+            memset(c->data.p, 0, (size_t)(n + 7) / 8);
         } else if (c->width) {
             if (buf_reserve(&c->data, (size_t)n * c->width))
                 return -1;
@@ -138,6 +147,8 @@ static PyObject *take_batch(Parser *self) {
             data = Py_NewRef(Py_None);
         else if (c->kind == K_BYTES)
             data = bytes_or_none(&c->data, c->data.len);
+        else if (is_bool(c->kind))
+            data = bytes_or_none(&c->data, (size_t)(n + 7) / 8);
         else
             data = bytes_or_none(&c->data, (size_t)n * c->width);
         offsets = c->kind == K_BYTES ? bytes_or_none(&c->offsets, (size_t)(n + 1) * 4) : Py_NewRef(Py_None);
@@ -148,11 +159,11 @@ static PyObject *take_batch(Parser *self) {
             Py_DECREF(cols);
             return NULL;
         }
-        PyList_SET_ITEM(cols, i, PyTuple_Pack(3, validity, data, offsets));
+        PyObject *col = PyTuple_Pack(3, validity, data, offsets);
         Py_DECREF(validity);
         Py_DECREF(data);
         Py_DECREF(offsets);
-        if (!PyList_GET_ITEM(cols, i)) {
+        if (!col || PyList_SetItem(cols, i, col)) { /* SetItem takes the reference */
             Py_DECREF(cols);
             return NULL;
         }
@@ -393,6 +404,13 @@ static int decode_row(Parser *self, const uint8_t *p, size_t len) {
             pos += c->width;
             set_valid(c, row);
             break;
+        case K_BOOL:
+            if (pos + 1 > len)
+                return fail(self, "truncated number");
+            if (p[pos++])
+                c->data.p[row >> 3] |= (uint8_t)(1u << (row & 7));
+            set_valid(c, row);
+            break;
         case K_DATE:
         case K_DATETIME:
             if (decode_date(self, i, row, p, len, &pos))
@@ -419,6 +437,13 @@ static int decode_row(Parser *self, const uint8_t *p, size_t len) {
             } else if (c->kind == K_DEC128) {
                 if (decode_decimal(self, c, row, s, n))
                     return -1;
+            } else if (c->kind == K_BITBOOL) {
+                for (uint64_t k = 0; k < n; k++)
+                    if (s[k]) {
+                        c->data.p[row >> 3] |= (uint8_t)(1u << (row & 7));
+                        break;
+                    }
+                set_valid(c, row);
             } else if (c->kind == K_BIT) {
                 if (n > 8)
                     return fail(self, "BIT value longer than 8 bytes");
@@ -518,7 +543,10 @@ static void Parser_dealloc(Parser *self) {
     Py_XDECREF(self->error_packet);
     Py_XDECREF(self->bad_date);
     Py_XDECREF(self->protocol_error);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    PyTypeObject *type = Py_TYPE(self);
+    freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    tp_free(self);
+    Py_DECREF(type); /* instances of a heap type hold a reference to it */
 }
 
 static int Parser_init(Parser *self, PyObject *args, PyObject *kwds) {
@@ -531,34 +559,36 @@ static int Parser_init(Parser *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "batch_size must be at least 1");
         return -1;
     }
-    PyObject *seq = PySequence_Fast(kinds, "kinds must be a sequence of (kind, scale, precision, zero_null)");
-    if (!seq)
+    Py_ssize_t n = PySequence_Size(kinds);
+    if (n < 0)
         return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (self->cols) {
+        PyErr_SetString(PyExc_RuntimeError, "RowParser is already initialised");
+        return -1;
+    }
     self->cols = PyMem_Calloc(n ? (size_t)n : 1, sizeof(col_t));
     if (!self->cols) {
-        Py_DECREF(seq);
         PyErr_NoMemory();
         return -1;
     }
     self->ncols = (int)n;
     for (Py_ssize_t i = 0; i < n; i++) {
         col_t *c = &self->cols[i];
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iiip", &c->kind, &c->scale, &c->precision,
-                              &c->zero_null)) {
-            Py_DECREF(seq);
+        PyObject *item = PySequence_GetItem(kinds, i);
+        if (!item)
             return -1;
-        }
-        if (c->kind < K_NULL || c->kind > K_BYTES || (c->kind == K_DEC128 && (c->precision < 1 || c->precision > 38 ||
+        int ok = PyArg_ParseTuple(item, "iiip", &c->kind, &c->scale, &c->precision, &c->zero_null);
+        Py_DECREF(item);
+        if (!ok)
+            return -1;
+        if (c->kind < K_NULL || c->kind > K_BITBOOL || (c->kind == K_DEC128 && (c->precision < 1 || c->precision > 38 ||
                                                                               c->scale < 0 || c->scale > c->precision))) {
-            Py_DECREF(seq);
             PyErr_Format(PyExc_ValueError, "column %zd: bad kind %d (scale %d, precision %d)", i, c->kind, c->scale,
                          c->precision);
             return -1;
         }
         c->width = WIDTH[c->kind];
     }
-    Py_DECREF(seq);
     self->batch_size = batch_size;
     return start_batch(self);
 }
@@ -667,7 +697,7 @@ static PyObject *Parser_get_zero_dates(Parser *self, void *Py_UNUSED(closure)) {
             Py_DECREF(out);
             return NULL;
         }
-        PyList_SET_ITEM(out, i, v);
+        PyList_SetItem(out, i, v);
     }
     return out;
 }
@@ -688,17 +718,22 @@ static PyGetSetDef Parser_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject ParserType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "osiris.drivers.sql._mysql_rows.RowParser",
-    .tp_doc = PyDoc_STR("RowParser(kinds, batch_size): binary-protocol result rows to Arrow column buffers.\n\n"
-                        "kinds: one (kind, scale, precision, zero_null) per column, kind a K_* constant."),
-    .tp_basicsize = sizeof(Parser),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Parser_init,
-    .tp_dealloc = (destructor)Parser_dealloc,
-    .tp_methods = Parser_methods,
-    .tp_getset = Parser_getset,
+static PyType_Slot Parser_slots[] = {
+    {Py_tp_doc, "RowParser(kinds, batch_size): binary-protocol result rows to Arrow column buffers.\n\n"
+                "kinds: one (kind, scale, precision, zero_null) per column, kind a K_* constant."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, Parser_init},
+    {Py_tp_dealloc, Parser_dealloc},
+    {Py_tp_methods, Parser_methods},
+    {Py_tp_getset, Parser_getset},
+    {0, NULL},
+};
+
+static PyType_Spec Parser_spec = {
+    .name = "osiris.drivers.sql._mysql_rows.RowParser",
+    .basicsize = sizeof(Parser),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = Parser_slots,
 };
 
 static struct PyModuleDef module = {
@@ -707,21 +742,23 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__mysql_rows(void) {
-    if (PyType_Ready(&ParserType) < 0)
-        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    if (PyModule_AddObjectRef(m, "RowParser", (PyObject *)&ParserType) < 0) {
+    PyObject *type = PyType_FromSpec(&Parser_spec);
+    if (!type || PyModule_AddObjectRef(m, "RowParser", type) < 0) {
+        Py_XDECREF(type);
         Py_DECREF(m);
         return NULL;
     }
+    Py_DECREF(type);
     static const struct {
         const char *name;
         int value;
     } kinds[] = {{"K_NULL", K_NULL}, {"K_FIX1", K_FIX1},   {"K_FIX2", K_FIX2},         {"K_FIX4", K_FIX4},
                  {"K_FIX8", K_FIX8}, {"K_DEC128", K_DEC128}, {"K_DATE", K_DATE},       {"K_DATETIME", K_DATETIME},
-                 {"K_TIME", K_TIME}, {"K_BIT", K_BIT},     {"K_BYTES", K_BYTES}};
+                 {"K_TIME", K_TIME}, {"K_BIT", K_BIT},     {"K_BYTES", K_BYTES},       {"K_BOOL", K_BOOL},
+                 {"K_BITBOOL", K_BITBOOL}};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         if (PyModule_AddIntConstant(m, kinds[k].name, kinds[k].value) < 0) {
             Py_DECREF(m);

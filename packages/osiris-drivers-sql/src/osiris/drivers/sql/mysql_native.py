@@ -71,6 +71,8 @@ class Column:
         self.finish: Callable[[pa.Array], pa.Array] | None = None
         if plan.kind == "null" or code == t.NULL:
             self.kind, self.physical = rows.K_NULL, pa.null()
+        elif code == t.TINY and plan.kind == "bool":
+            self.kind, self.physical = rows.K_BOOL, pa.bool_()  # TINYINT(1): bits written by the parser
         elif code in _FIXED:
             name, physical = _FIXED[code]
             if unsigned and physical.startswith("int") and code != t.YEAR:
@@ -87,9 +89,8 @@ class Column:
         elif code in _TIMES:
             self.kind, self.physical = rows.K_TIME, pa.duration("us")
         elif code == t.BIT:
-            self.kind, self.physical = rows.K_BIT, pa.uint64()
-            if pa.types.is_boolean(plan.arrow_type):  # BIT(1)
-                self.finish = t.nonzero
+            bit1 = pa.types.is_boolean(plan.arrow_type)
+            self.kind, self.physical = (rows.K_BITBOOL, pa.bool_()) if bit1 else (rows.K_BIT, pa.uint64())
         else:
             # Strings, BLOBs, JSON, ENUM, SET, GEOMETRY and DECIMALs wider than 38 digits.
             text = pa.types.is_string(plan.arrow_type) or plan.kind == "decimal"
@@ -98,7 +99,7 @@ class Column:
                 self.finish = plan.from_text_array
         self.is_null = self.kind == rows.K_NULL
         if self.finish is None and self.physical != plan.arrow_type:
-            self.finish = plan.finish_cx  # bool from an integer or BIT(1), or a checked cast
+            self.finish = plan.finish_cx  # a checked cast; the common types need none (and no pyarrow.compute)
 
     def spec(self) -> tuple[int, int, int, bool]:
         return (self.kind, self.scale, self.precision, self.plan.zero_dates_as_null)

@@ -61,6 +61,24 @@ def test_a_built_wheel_holds_the_same_code_as_the_source(tmp_path):
     assert dists.tree_sha256(tmp_path / "x" / "osiris" / "core") == dists.distribution_sha256("osiris-core")
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_the_sql_drivers_wheel_carries_the_row_parser_only_when_built_for_the_sandbox_platform(
+    tmp_path, monkeypatch, native
+):
+    import sysconfig
+
+    monkeypatch.setattr(wheels, "_host_builds_for_sandbox", lambda: native)
+    wheel = wheels.build_wheel(ROOT / "packages" / "osiris-drivers-sql", tmp_path / "w")
+    with zipfile.ZipFile(wheel) as z:
+        parsers = [n for n in z.namelist() if n.startswith("osiris/drivers/sql/_mysql_rows") and n.endswith(".so")]
+    if native:
+        platform_tag = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+        assert wheel.name.endswith(f"-cp311-abi3-{platform_tag}.whl")
+        assert parsers == ["osiris/drivers/sql/_mysql_rows.abi3.so"]
+    else:
+        assert wheel.name.endswith("-py3-none-any.whl") and parsers == []
+
+
 def test_the_plan_names_exactly_the_manifests_drivers(tmp_path, monkeypatch):
     pytest.importorskip("osiris.compiler")
     monkeypatch.setenv("OSIRIS_WHEEL_CACHE", str(tmp_path / "cache"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -59,17 +60,36 @@ def cache_dir() -> Path:
 
 
 def source_hash(project: Path) -> str:
-    """A short hash of what goes into a wheel: the `src` tree and the project files."""
+    """A short hash of what goes into a wheel: the `src` tree, the project files and any build hook."""
     h = hashlib.sha256(tree_sha256(project / "src").encode())
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "hatch_build.py"):
         p = project / name
         if p.is_file():
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
+# E2B sandboxes are Linux x86-64. A compiled part built on another host (osiris-drivers-sql's row
+# parser) would not install there, so such a host builds the wheels without it.
+SANDBOX_PLATFORM = ("linux", "x86_64")
+
+
+def _host_builds_for_sandbox() -> bool:
+    return (sys.platform, platform.machine()) == SANDBOX_PLATFORM
+
+
 def build_wheel(project: Path, out_dir: Path) -> Path:
-    """Build the wheel of `project` into `out_dir` (hatchling in-process, else `pip wheel`)."""
+    """Build the wheel of `project` into `out_dir` (hatchling in-process, else `pip wheel`).
+
+    On a host of another platform than the sandboxes', compiled parts are left out
+    (`OSIRIS_BUILD_NATIVE=0`), so the wheel is pure Python.
+    """
+    if not _host_builds_for_sandbox() and os.environ.get("OSIRIS_BUILD_NATIVE") != "0":
+        os.environ["OSIRIS_BUILD_NATIVE"] = "0"
+        try:
+            return build_wheel(project, out_dir)
+        finally:
+            del os.environ["OSIRIS_BUILD_NATIVE"]
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         from hatchling.builders.wheel import WheelBuilder

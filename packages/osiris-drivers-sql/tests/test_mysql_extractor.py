@@ -256,6 +256,33 @@ DECIMAL_ROWS = [
 ]  # fmt: skip
 
 
+DECIMAL_TYPES = {
+    "id": pa.int32(), "d1": pa.decimal128(1, 0), "d5": pa.decimal128(5, 2), "d18": pa.decimal128(18, 0),
+    "f18": pa.decimal128(18, 18), "u18": pa.decimal128(18, 6), "d19": pa.decimal128(19, 4),
+}  # fmt: skip
+
+
+def create_decimals(mysql_admin: Any, connection: dict[str, Any]) -> None:
+    with mysql_admin(connection["database"]) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS decimals")
+        cur.execute(DECIMALS_DDL)
+        cur.executemany("INSERT INTO decimals VALUES (%s, %s, %s, %s, %s, %s, %s)", DECIMAL_ROWS)
+
+
+def check_decimals(table: pa.Table) -> None:
+    """The columns `table` has of `decimals`, with their exact types and values."""
+    assert {f.name: f.type for f in table.schema} == {k: DECIMAL_TYPES[k] for k in table.column_names}
+    expected = [
+        {
+            k: v if k == "id" or v is None else Decimal(v)
+            for k, v in zip(DECIMAL_TYPES, r, strict=True)
+            if k in table.column_names
+        }
+        for r in DECIMAL_ROWS
+    ]
+    assert table.sort_by("id").to_pylist() == expected
+
+
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
@@ -269,28 +296,12 @@ DECIMAL_ROWS = [
 def test_decimals_up_to_18_digits_read_as_scaled_integers_stay_exact(
     tmp_path, db, recorder, mysql_admin, monkeypatch, config, expected
 ):
-    with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS decimals")
-        cur.execute(DECIMALS_DDL)
-        cur.executemany("INSERT INTO decimals VALUES (%s, %s, %s, %s, %s, %s, %s)", DECIMAL_ROWS)
+    create_decimals(mysql_admin, db)
     if config.pop("force_pymysql", False):
         monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     table = extract(tmp_path, db, recorder, **config)
     assert recorder.event("extract.plan")["path"] == expected
-    types = {
-        "id": pa.int32(), "d1": pa.decimal128(1, 0), "d5": pa.decimal128(5, 2), "d18": pa.decimal128(18, 0),
-        "f18": pa.decimal128(18, 18), "u18": pa.decimal128(18, 6), "d19": pa.decimal128(19, 4),
-    }  # fmt: skip
-    assert {f.name: f.type for f in table.schema} == {k: types[k] for k in table.column_names}
-    expected = [
-        {
-            k: v if k == "id" or v is None else Decimal(v)
-            for k, v in zip(types, r, strict=True)
-            if k in table.column_names
-        }
-        for r in DECIMAL_ROWS
-    ]
-    assert table.sort_by("id").to_pylist() == expected
+    check_decimals(table)
 
 
 @pytest.mark.parametrize(
@@ -501,23 +512,10 @@ def test_packets_split_anywhere_between_reads_decode_the_same(tmp_path, db, reco
 )
 @native
 def test_decimals_are_exact_at_every_precision_and_scale(tmp_path, db, recorder, mysql_admin, config):
-    with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS decimals")
-        cur.execute(DECIMALS_DDL)
-        cur.executemany("INSERT INTO decimals VALUES (%s, %s, %s, %s, %s, %s, %s)", DECIMAL_ROWS)
+    create_decimals(mysql_admin, db)
     table = extract(tmp_path, db, recorder, **config)
     assert recorder.event("extract.plan")["path"] == "native"
-    names = ("id", "d1", "d5", "d18", "f18", "u18", "d19")
-    expected = [
-        {
-            k: v if k == "id" or v is None else Decimal(v)
-            for k, v in zip(names, r, strict=True)
-            if k in table.column_names
-        }
-        for r in DECIMAL_ROWS
-    ]
-    assert table.sort_by("id").to_pylist() == expected
-    assert table.schema.field("d19").type == pa.decimal128(19, 4)
+    check_decimals(table)
 
 
 @native

@@ -48,7 +48,7 @@ typedef struct {
 
 static int buf_reserve(buf_t *b, size_t extra) {
     size_t need = b->len + extra;
-    if (need <= b->cap)
+    if (need <= b->cap && b->p) /* allocated even for 0 bytes: memcpy never gets a NULL pointer */
         return 0;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < need)
@@ -313,10 +313,12 @@ static int decode_time(Parser *self, col_t *c, Py_ssize_t row, const uint8_t *p,
     int64_t t = 0;
     if (n >= 8) {
         uint32_t days = v[1] | (v[2] << 8) | (v[3] << 16) | ((uint32_t)v[4] << 24);
+        uint32_t us = n == 12 ? v[8] | (v[9] << 8) | (v[10] << 16) | ((uint32_t)v[11] << 24) : 0;
+        /* TIME spans -838:59:59.999999 to 838:59:59.999999: at most 34 days. */
+        if (days > 34 || v[5] > 23 || v[6] > 59 || v[7] > 59 || us > 999999)
+            return fail(self, "TIME value out of range");
         t = (((int64_t)days * 24 + v[5]) * 60 + v[6]) * 60 + v[7];
-        t *= 1000000;
-        if (n == 12)
-            t += v[8] | (v[9] << 8) | (v[10] << 16) | ((uint32_t)v[11] << 24);
+        t = t * 1000000 + us;
         if (v[0])
             t = -t;
     }
@@ -543,7 +545,7 @@ static void Parser_dealloc(Parser *self) {
     Py_XDECREF(self->error_packet);
     Py_XDECREF(self->bad_date);
     Py_XDECREF(self->protocol_error);
-    PyTypeObject *type = Py_TYPE(self);
+    PyTypeObject *type = Py_TYPE((PyObject *)self);
     freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
     tp_free(self);
     Py_DECREF(type); /* instances of a heap type hold a reference to it */

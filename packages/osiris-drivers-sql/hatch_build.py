@@ -28,7 +28,7 @@ SOURCE = f"src/{PACKAGE}/_mysql_rows.c"
 
 def compile_extension(source: Path, out: Path) -> str | None:
     """Compile `source` into the shared library `out`; None on success, else why not."""
-    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
     include = sysconfig.get_paths()["include"]
     if not Path(include, "Python.h").is_file():
         return f"no Python.h in {include}"

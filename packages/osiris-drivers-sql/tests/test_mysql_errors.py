@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -96,6 +97,23 @@ def test_unknown_table(db, recorder, tmp_path):
     with pytest.raises(TerminalError) as info:
         run(db, recorder, tmp_path, table="nope")
     assert "doesn't exist" in check_message(info.value, db, 1146)
+
+
+@pytest.mark.parametrize("path", ["native", "pymysql"])
+def test_a_server_silent_for_longer_than_read_timeout_is_transient(db, recorder, tmp_path, path):
+    # connectorx takes no read timeout; the native and pymysql paths put it on their socket.
+    started = time.monotonic()
+    with pytest.raises(TransientError) as info:
+        run(
+            {**db, "read_timeout": 1},
+            recorder,
+            tmp_path,
+            query="SELECT seq, SLEEP(IF(seq = 2, 5, 0)) AS pause FROM seq_1_to_3",
+        )
+    assert time.monotonic() - started < 4.5
+    text = check_message(info.value, db, 2013)
+    assert "timed out" in text
+    assert recorder.event("extract.plan")["path"] == path
 
 
 @pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])

@@ -236,6 +236,20 @@ def describe(conn: Any, sql: str) -> tuple[list[Any], int] | None:
     `CALL`); raises the server's error for invalid SQL.
     """
     from pymysql.constants import COMMAND
+
+    stmt_id, fields, nparams = prepare(conn, sql)
+    conn._execute_command(COMMAND.COM_STMT_CLOSE, struct.pack("<I", stmt_id))  # no reply to this one
+    if not fields:
+        return None
+    return fields, nparams
+
+
+def prepare(conn: Any, sql: str) -> tuple[int, list[Any], int]:
+    """Have the server prepare `sql` (COM_STMT_PREPARE): the statement id, its column metadata, its `?` count.
+
+    Raises the server's error for invalid SQL.
+    """
+    from pymysql.constants import COMMAND
     from pymysql.protocol import FieldDescriptorPacket
 
     conn._execute_command(COMMAND.COM_STMT_PREPARE, sql)
@@ -249,10 +263,7 @@ def describe(conn: Any, sql: str) -> tuple[list[Any], int] | None:
     fields = [conn._read_packet(FieldDescriptorPacket) for _ in range(ncols)]
     if ncols:
         conn._read_packet()  # EOF after the column definitions
-    conn._execute_command(COMMAND.COM_STMT_CLOSE, struct.pack("<I", stmt_id))  # no reply to this one
-    if ncols == 0:
-        return None
-    return fields, nparams
+    return stmt_id, fields, nparams
 
 
 def quote_identifier(name: str, *, what: str, step: str | None) -> str:

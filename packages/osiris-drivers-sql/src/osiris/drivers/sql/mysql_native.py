@@ -39,7 +39,7 @@ _FIXED = {
     t.FLOAT: ("K_FIX4", "float32"),
     t.DOUBLE: ("K_FIX8", "float64"),
 }
-_DATES = {t.DATE: "K_DATE", t.NEWDATE: "K_DATE"}
+_DATES = {t.DATE, t.NEWDATE}
 _DATETIMES = {t.DATETIME, t.DATETIME2, t.TIMESTAMP, t.TIMESTAMP2}
 _TIMES = {t.TIME, t.TIME2}
 
@@ -126,17 +126,13 @@ def prepare_and_execute(conn: Any, sql: str) -> list[Any]:
     from pymysql.constants import COMMAND
     from pymysql.protocol import FieldDescriptorPacket
 
-    conn._execute_command(COMMAND.COM_STMT_PREPARE, sql)
-    data = conn._read_packet().get_all_data()  # an error packet raises here
-    stmt_id, ncols, nparams = struct.unpack_from("<IHH", data, 1)
-    for _ in range(nparams + (1 if nparams else 0)):
-        conn._read_packet()
-    for _ in range(ncols + (1 if ncols else 0)):
-        conn._read_packet()
+    from osiris.drivers.sql.mysql_client import prepare
+
+    stmt_id, prepared, _ = prepare(conn, sql)
     # stmt id, flags 0 (CURSOR_TYPE_NO_CURSOR: rows follow at once), iteration count 1
     conn._execute_command(COMMAND.COM_STMT_EXECUTE, struct.pack("<IBI", stmt_id, 0, 1))
     conn._read_packet()  # the column count
-    fields = [conn._read_packet(FieldDescriptorPacket) for _ in range(ncols)]
+    fields = [conn._read_packet(FieldDescriptorPacket) for _ in prepared]
     conn._read_packet()  # EOF after the column definitions
     return fields
 

@@ -117,24 +117,23 @@ def recorder() -> Recorder:
 READ_PATHS = ("native", "connectorx", "pymysql")
 
 
-def use_path(monkeypatch: Any, path: str) -> None:
-    """Make `mysql.extractor` read through `path`: native (the default when built), connectorx or pymysql."""
+@pytest.fixture
+def read_path(request: Any, monkeypatch: Any) -> str:
+    """The read path a test runs on: its `path` parameter, else its `read_path` marker, else connectorx (the
+    path most extractor tests were written for; the native path, the default everywhere else, has its own).
+
+    Native is the extractor's first choice where it is built; turning it off leaves connectorx, and
+    turning connectorx off too leaves pymysql.
+    """
     from osiris.drivers.sql import mysql_extractor
 
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    marker = request.node.get_closest_marker("read_path")
+    path = params.get("path") or (marker.args[0] if marker else "connectorx")
     if path not in READ_PATHS:
         raise ValueError(path)
     if path != "native":
         monkeypatch.setattr(mysql_extractor, "_native_available", lambda: False)
     if path == "pymysql":
         monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
-
-
-@pytest.fixture
-def read_path(request: Any, monkeypatch: Any) -> str:
-    """The read path a test runs on: its `path` parameter, else its `read_path` marker, else connectorx (the
-    path most extractor tests were written for; the native path, the default everywhere else, has its own)."""
-    params = getattr(getattr(request.node, "callspec", None), "params", {})
-    marker = request.node.get_closest_marker("read_path")
-    path = params.get("path") or (marker.args[0] if marker else "connectorx")
-    use_path(monkeypatch, path)
     return path

@@ -19,9 +19,10 @@ def template_layer():
     Built (once, then cached) by the `local` sandbox's own dependency-layer feature.
     """
     from osiris.remote.dists import installed
-    from osiris.remote.layers import ensure_layer, third_party_requirements
+    from osiris.remote.layers import ensure_layer, provided_extras, third_party_requirements
 
-    return ensure_layer(third_party_requirements(sorted(installed())))
+    dists = sorted(installed())
+    return ensure_layer(third_party_requirements(dists, extras={d: provided_extras(d) for d in dists}))
 
 
 @pytest.fixture

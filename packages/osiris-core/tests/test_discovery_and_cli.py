@@ -99,3 +99,43 @@ def test_missing_subcommand_package_is_named(capsys, monkeypatch):
     monkeypatch.setattr(cli, "_entry_points", lambda: {})
     assert main(["compile", "x.yaml"]) == 2
     assert "provided by the `osiris-compiler` package" in capsys.readouterr().err
+
+
+def test_family_providers_match_the_shipped_specs():
+    from osiris.core.discovery import FAMILY_PROVIDERS
+
+    for comp in ComponentRegistry.discover().all():
+        if comp.distribution.startswith("osiris-"):
+            assert FAMILY_PROVIDERS[comp.spec.family] == comp.distribution, comp.name
+
+
+@pytest.mark.parametrize(
+    ("name", "dist"),
+    [
+        ("mysql.extractor", "osiris-drivers-sql"),
+        ("duckdb.writer", "osiris-drivers-sql"),
+        ("supabase.writer", "osiris-drivers-supabase"),
+    ],
+)
+def test_unknown_component_of_a_missing_distribution_says_what_to_install(monkeypatch, name, dist):
+    from osiris.core import discovery
+
+    real = metadata.distribution
+
+    def without(d):
+        if d == dist:
+            raise metadata.PackageNotFoundError(d)
+        return real(d)
+
+    monkeypatch.setattr(discovery.metadata, "distribution", without)
+    registry = ComponentRegistry()  # nothing installed
+    with pytest.raises(ComponentError) as info:
+        registry.get(name)
+    assert f"provided by `{dist}`, which is not installed: `pip install {dist}`" in str(info.value)
+
+
+def test_unknown_component_of_an_installed_distribution_suggests_the_spelling():
+    with pytest.raises(ComponentError) as info:
+        ComponentRegistry.discover().get("mysql.extracter")
+    message = str(info.value)
+    assert "did you mean `mysql.extractor`" in message and "pip install" not in message

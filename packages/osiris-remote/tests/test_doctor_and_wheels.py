@@ -100,6 +100,11 @@ def test_the_plan_names_exactly_the_manifests_drivers(tmp_path, monkeypatch):
     again = wheels.plan_wheels(manifest)
     assert again.wheels == plan.wheels, "wheels are cached by source hash, not rebuilt"
     names = {r.split(">")[0].split("<")[0].split("=")[0].split(";")[0].strip() for r in plan.requirements}
-    assert {"msgspec", "pyarrow", "duckdb", "pymysql"} <= names, "the layer holds the wheels' dependencies"
+    assert plan.extras == {"osiris-drivers-sql": ["duckdb"]}, "the quickstart uses duckdb.processor only"
+    assert (
+        plan.install_spec(plan.drivers[0]) == f"osiris-drivers-sql[duckdb]=={dists.installed()['osiris-drivers-sql']}"
+    )
+    assert {"msgspec", "pyarrow", "duckdb"} <= names, "the layer holds the wheels' dependencies"
     assert not names & {"e2b", "psycopg2-binary", "supabase"}, "no host-only or unnamed-driver dependencies"
+    assert not names & {"pymysql", "connectorx"}, "no dependencies of extras the manifest does not name"
     assert not any(n.startswith("osiris") for n in names)

@@ -24,9 +24,32 @@ def test_third_party_requirements_leave_out_osiris_extras_and_host_only(tmp_path
         )
     reqs = layers.third_party_requirements([wheel, "osiris-core"])
     assert reqs == sorted(reqs)
-    assert "duckdb>=1.0" in reqs and "pyarrow>=15" in reqs and "msgspec>=0.18" in reqs
+    assert "duckdb>=1.0" in reqs and "pyarrow>=15" in reqs and "msgspec>=0.19" in reqs
     assert 'tomli>=2; python_version < "3.11"' in reqs, "markers are kept for pip to evaluate"
     assert not [r for r in reqs if r.startswith(("osiris", "e2b", "pytest"))]
+
+
+def test_third_party_requirements_include_exactly_the_named_extras(tmp_path):
+    import zipfile
+
+    wheel = tmp_path / "osiris_demo-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(
+            "osiris_demo-0.1.0.dist-info/METADATA",
+            "Metadata-Version: 2.4\nName: osiris-demo\nVersion: 0.1.0\n"
+            "Provides-Extra: mysql\nProvides-Extra: duck-db\n"
+            "Requires-Dist: osiris-runtime<1,>=0.1; extra == 'mysql'\n"
+            'Requires-Dist: pymysql<2,>=1.1; extra == "mysql"\n'
+            "Requires-Dist: duckdb>=1.0; extra == 'duck-db'\n"
+            "Requires-Dist: tomli>=2; python_version < '3.11' and extra == 'mysql'\n",
+        )
+    assert layers.provided_extras(wheel) == ["duck-db", "mysql"]
+    assert layers.third_party_requirements([wheel]) == []
+    assert layers.third_party_requirements([wheel], extras={"osiris-demo": ["mysql"]}) == [
+        "pymysql<2,>=1.1",
+        "tomli>=2; python_version < '3.11'",
+    ]
+    assert layers.third_party_requirements([wheel], extras={"osiris_demo": ["duck_db"]}) == ["duckdb>=1.0"]
 
 
 def test_layer_key_is_the_exact_requirement_set_and_python():

@@ -45,3 +45,29 @@ def test_preflight_lists_missing_imports_with_packages():
     assert [(m.module, m.package) for m in missing] == [("no_such_mod_abc", "no_such_mod_abc")]
     with pytest.raises(UserInputError, match=r"`no_such_mod_abc` for `a\.reader`"):
         raise_for_missing(missing)
+
+
+def test_preflight_names_the_distribution_extra_and_version_to_install(monkeypatch):
+    from osiris.core.discovery import Component
+
+    spec = msgspec.convert(
+        {
+            "name": "demo.reader",
+            "version": "1",
+            "modes": ["read"],
+            "configSchema": {},
+            "x-runtime": {
+                "driver": "m:C",
+                "requirements": {"imports": ["no_such_mod_abc"], "packages": ["abc-lib"], "extras": ["abc"]},
+            },
+        },
+        ComponentSpec,
+    )
+    comp = Component(spec=spec, raw={}, distribution="osiris-drivers-demo", version="0.4.2", source="x")
+    missing = check_requirements([comp])
+    assert [m.install for m in missing] == ["osiris-drivers-demo[abc]==0.4.2"]
+    with pytest.raises(UserInputError) as info:
+        raise_for_missing(missing)
+    assert info.value.exit_code == 2
+    assert info.value.hint == "pip install 'osiris-drivers-demo[abc]==0.4.2'"
+    assert "`no_such_mod_abc` for `demo.reader`: install `osiris-drivers-demo[abc]==0.4.2`" in info.value.message

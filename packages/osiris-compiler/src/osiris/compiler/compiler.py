@@ -312,12 +312,18 @@ def _check_connection(
 
 
 def _driver_requirements(components: Any) -> list[DriverRequirement]:
-    by_dist: dict[tuple[str, str], list[str]] = {}
+    """One entry per providing distribution: its version, the components used, the extras they need."""
+    names: dict[tuple[str, str], list[str]] = {}
+    extras: dict[tuple[str, str], set[str]] = {}
     for comp in components:
-        by_dist.setdefault((comp.distribution, comp.version), []).append(comp.name)
+        key = (comp.distribution, comp.version)
+        names.setdefault(key, []).append(comp.name)
+        extras.setdefault(key, set()).update(comp.spec.x_runtime.requirements.extras)
     return [
-        DriverRequirement(package=dist, version=version, components=sorted(names))
-        for (dist, version), names in sorted(by_dist.items())
+        DriverRequirement(
+            package=dist, version=version, components=sorted(found), extras=sorted(extras[(dist, version)])
+        )
+        for (dist, version), found in sorted(names.items())
     ]
 
 

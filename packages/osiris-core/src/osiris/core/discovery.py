@@ -19,6 +19,27 @@ from osiris.core.spec import ComponentSpec
 
 COMPONENTS_GROUP = "osiris.components"
 
+# Which of our distributions provides each component family, so that an unknown component can say
+# what to install. A test checks it against the specs the distributions ship.
+FAMILY_PROVIDERS = {
+    "filesystem": "osiris-runtime",
+    "mysql": "osiris-drivers-sql",
+    "duckdb": "osiris-drivers-sql",
+    "supabase": "osiris-drivers-supabase",
+}
+
+
+def provider_hint(name: str) -> str:
+    """What to install for an unknown component of one of our families whose distribution is missing."""
+    dist = FAMILY_PROVIDERS.get(name.split(".", 1)[0])
+    if dist is None:
+        return ""
+    try:
+        metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return f"; `{name.split('.', 1)[0]}` components are provided by `{dist}`, which is not installed: `pip install {dist}`"
+    return ""
+
 
 @dataclass(frozen=True)
 class Component:
@@ -112,9 +133,10 @@ class ComponentRegistry:
         try:
             return self.components[name]
         except KeyError:
+            installed = ", ".join(sorted(self.components)) or "none"
             raise ComponentError(
-                f"Unknown component `{name}`{did_you_mean(name, self.components)}; "
-                f"installed components: {', '.join(sorted(self.components)) or 'none'}"
+                f"Unknown component `{name}`{did_you_mean(name, self.components)}{provider_hint(name)}; "
+                f"installed components: {installed}"
             ) from None
 
     def all(self) -> list[Component]:

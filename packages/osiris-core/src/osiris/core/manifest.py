@@ -17,11 +17,19 @@ MANIFEST_VERSION = "0.1.0"
 
 
 class DriverRequirement(msgspec.Struct, kw_only=True, frozen=True):
-    """A driver distribution a manifest needs, at the version it was compiled against."""
+    """A driver distribution a manifest needs, at the version it was compiled against, with the
+    extras its components need at run time (what a sandbox installs: ``package[extras]==version``)."""
 
     package: str
     version: str
     components: list[str]
+    extras: list[str] = []
+
+    @property
+    def install_spec(self) -> str:
+        """The pip requirement that installs exactly this: ``osiris-drivers-sql[duckdb,mysql]==0.2.0``."""
+        extras = f"[{','.join(self.extras)}]" if self.extras else ""
+        return f"{self.package}{extras}=={self.version}"
 
 
 class ManifestStep(msgspec.Struct, kw_only=True, frozen=True):

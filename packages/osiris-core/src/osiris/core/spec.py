@@ -15,10 +15,13 @@ from osiris.core.oml import Mode
 
 
 class RuntimeRequirements(msgspec.Struct, kw_only=True):
-    """What a driver needs at run time: importable modules and the packages providing them."""
+    """What a driver needs at run time: importable modules, the packages providing them, and
+    the extras of the component's own distribution that install those packages
+    (``extras: [mysql]`` → ``pip install osiris-drivers-sql[mysql]``)."""
 
     imports: list[str] = []
     packages: list[str] = []
+    extras: list[str] = []
 
 
 class RuntimeInfo(msgspec.Struct, kw_only=True):

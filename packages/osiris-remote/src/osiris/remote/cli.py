@@ -7,8 +7,11 @@ import sys
 
 import click
 
+from osiris.remote.__about__ import __version__
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="osiris-remote", message="%(prog)s %(version)s")
 def cli() -> None:
     """Osiris remote execution: the sandbox worker and environment checks."""
 

@@ -539,13 +539,17 @@ def _install_commands(plan: Any, install_deps: bool, uv: Path | None = None) -> 
     With a dependency layer that carries `uv`, the wheels are installed by `uv pip` (same
     flags, a fraction of pip's start-up time); otherwise by the venv's pip.
     """
+
+    def specs(pins: list[str]) -> str:
+        return " ".join(shlex.quote(plan.install_spec(p)) for p in pins)
+
     wheel_pins = [p for p in plan.all_pins if p not in plan.from_index]
     if install_deps:  # third-party dependencies from the index, osiris ones from the uploaded wheels
-        return [f"{PIP} --find-links wheels {' '.join(plan.all_pins)}"]
+        return [f"{PIP} --find-links wheels {specs(plan.all_pins)}"]
     tool = f"{shlex.quote(str(uv))} pip install --python venv/bin/python" if uv is not None else PIP
-    cmds = [f"{tool} --no-index --no-deps --find-links wheels {' '.join(wheel_pins)}"] if wheel_pins else []
+    cmds = [f"{tool} --no-index --no-deps --find-links wheels {specs(wheel_pins)}"] if wheel_pins else []
     if plan.from_index:
-        cmds.append(f"{tool} --no-deps {' '.join(plan.from_index)}")
+        cmds.append(f"{tool} --no-deps {specs(plan.from_index)}")
     return cmds
 
 

@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,10 @@ import sysconfig
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path
@@ -69,34 +71,71 @@ def _requirement_name(requirement: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-def _is_runtime_requirement(requirement: str) -> bool:
-    """False for requirements behind an extra (`; extra == "dev"`), which a plain install skips."""
-    _, _, marker = requirement.partition(";")
-    return "extra" not in marker.replace(" ", "")
+_EXTRA_MARKER = re.compile(r"""^(?:(?P<rest>.*?)\s+and\s+)?\(?\s*extra\s*==\s*["'](?P<extra>[^"']+)["']\s*\)?$""")
+
+
+def _normalize_extra(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _with_extras(requirement: str, extras: Collection[str]) -> str | None:
+    """`requirement` as an install with these `extras` needs it (extra marker resolved), or None.
+
+    ``pymysql>=1.1; extra == "mysql"`` is ``pymysql>=1.1`` when `mysql` is asked for, else None;
+    a requirement without an `extra` marker always applies, its other markers kept for pip.
+    """
+    spec, _, marker = requirement.partition(";")
+    if "extra" not in marker.replace(" ", ""):
+        return requirement
+    match = _EXTRA_MARKER.match(marker.strip())
+    if match is None or _normalize_extra(match["extra"]) not in {_normalize_extra(e) for e in extras}:
+        return None
+    rest = (match["rest"] or "").strip()
+    return f"{spec.strip()}; {rest}" if rest else spec.strip()
+
+
+def _wheel_metadata(wheel: Path) -> Message:
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
+        return HeaderParser().parsestr(zf.read(name).decode("utf-8"))
 
 
 def wheel_requirements(wheel: Path) -> list[str]:
     """The `Requires-Dist` entries of a wheel's metadata."""
-    with zipfile.ZipFile(wheel) as zf:
-        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
-        headers = HeaderParser().parsestr(zf.read(name).decode("utf-8"))
-    return list(headers.get_all("Requires-Dist") or [])
+    return list(_wheel_metadata(wheel).get_all("Requires-Dist") or [])
 
 
-def third_party_requirements(sources: Iterable[Path | str]) -> list[str]:
+def provided_extras(source: Path | str) -> list[str]:
+    """The extras a wheel (a path) or an installed distribution (a name) declares."""
+    meta = _wheel_metadata(source) if isinstance(source, Path) else metadata.metadata(source)
+    return sorted(meta.get_all("Provides-Extra") or [])
+
+
+def third_party_requirements(
+    sources: Iterable[Path | str], extras: Mapping[str, Collection[str]] | None = None
+) -> list[str]:
     """The third-party requirements of osiris distributions: wheels (paths) or installed ones (names).
 
-    Osiris distributions themselves are left out (they come as wheels), and so are
-    extras and `HOST_ONLY_REQUIREMENTS`. The result is sorted and deduplicated.
+    `extras` maps a distribution to the extras installed with it (the manifest's
+    ``drivers[].extras``): their requirements are included, the extra's marker resolved.
+    Osiris distributions themselves are left out (they come as wheels), and so are the
+    requirements of other extras and `HOST_ONLY_REQUIREMENTS`. Sorted and deduplicated.
     """
+    wanted = {_requirement_name(k): v for k, v in (extras or {}).items()}
     found: set[str] = set()
     for source in sources:
-        reqs = wheel_requirements(source) if isinstance(source, Path) else metadata.requires(source) or []
+        if isinstance(source, Path):
+            meta = _wheel_metadata(source)
+            dist, reqs = str(meta["Name"]), list(meta.get_all("Requires-Dist") or [])
+        else:
+            dist, reqs = source, metadata.requires(source) or []
         for req in reqs:
             name = _requirement_name(req)
-            if name.startswith("osiris-") or name in HOST_ONLY_REQUIREMENTS or not _is_runtime_requirement(req):
+            if name.startswith("osiris-") or name in HOST_ONLY_REQUIREMENTS:
                 continue
-            found.add(" ".join(req.split()))
+            applied = _with_extras(req, wanted.get(_requirement_name(dist), ()))
+            if applied is not None:
+                found.add(" ".join(applied.split()))
     return sorted(found)
 
 
@@ -260,6 +299,7 @@ __all__ = [
     "ensure_layer",
     "layer_key",
     "layers_root",
+    "provided_extras",
     "pth_line",
     "third_party_requirements",
 ]

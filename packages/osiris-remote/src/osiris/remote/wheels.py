@@ -36,14 +36,21 @@ class WheelPlan:
 
     base: list[str] = field(default_factory=list)
     drivers: list[str] = field(default_factory=list)
+    extras: dict[str, list[str]] = field(default_factory=dict)
     wheels: dict[str, Path] = field(default_factory=dict)
     from_index: list[str] = field(default_factory=list)
     requirements: list[str] = field(default_factory=list)
 
     @property
     def all_pins(self) -> list[str]:
-        """Every pin, base first."""
+        """Every pin (``name==version``), base first."""
         return [*self.base, *self.drivers]
+
+    def install_spec(self, pin: str) -> str:
+        """`pin` with the extras the manifest names for it: ``osiris-drivers-sql[duckdb,mysql]==0.2.0``."""
+        name, _, version = pin.partition("==")
+        extras = self.extras.get(name)
+        return f"{name}[{','.join(extras)}]=={version}" if extras else pin
 
 
 def _norm(name: str) -> str:
@@ -154,6 +161,8 @@ def plan_wheels(manifest: Manifest) -> WheelPlan:
                 f"{'`' + dist + '==' + have[dist] + '`' if dist in have else 'none'}; compile again or install it"
             )
         wanted.append((dist, req.version, False))
+        if req.extras:
+            plan.extras[dist] = sorted(req.extras)
     for dist, version, base in wanted:
         pin = f"{dist}=={version}"
         (plan.base if base else plan.drivers).append(pin)
@@ -162,5 +171,7 @@ def plan_wheels(manifest: Manifest) -> WheelPlan:
             plan.from_index.append(pin)
         else:
             plan.wheels[dist] = wheel
-    plan.requirements = third_party_requirements(plan.wheels.get(dist, dist) for dist, _, _ in wanted)
+    plan.requirements = third_party_requirements(
+        (plan.wheels.get(dist, dist) for dist, _, _ in wanted), extras=plan.extras
+    )
     return plan

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,12 +56,22 @@ class MissingRequirement:
     module: str
     package: str
     distribution: str
+    version: str = ""
+    extras: tuple[str, ...] = ()
+
+    @property
+    def install(self) -> str:
+        """What to install: the component's distribution with its extras when it names them, else the package."""
+        if self.distribution and self.extras:
+            pin = f"=={self.version}" if self.version else ""
+            return f"{self.distribution}[{','.join(self.extras)}]{pin}"
+        return self.package
 
 
-def _spec_of(item: SpecLike) -> tuple[ComponentSpec, str]:
+def _spec_of(item: SpecLike) -> tuple[ComponentSpec, str, str]:
     if isinstance(item, Component):
-        return item.spec, item.distribution
-    return item, ""
+        return item.spec, item.distribution, item.version
+    return item, "", ""
 
 
 def _iter_specs(specs: Iterable[SpecLike] | Mapping[str, SpecLike]) -> list[SpecLike]:
@@ -119,7 +130,7 @@ class DriverRegistry:
         denied = set(deny or ())
         summary = RegistrationSummary()
         for item in sorted(_iter_specs(specs), key=lambda s: _spec_of(s)[0].name):
-            spec, _dist = _spec_of(item)
+            spec = _spec_of(item)[0]
             name = spec.name
             if allowed is not None and name not in allowed:
                 summary.skipped[name] = "not in allow list"
@@ -170,7 +181,7 @@ def check_requirements(specs: Iterable[SpecLike] | Mapping[str, SpecLike]) -> li
     """Every import named in the specs' `x-runtime.requirements.imports` that cannot be found."""
     missing: list[MissingRequirement] = []
     for item in _iter_specs(specs):
-        spec, dist = _spec_of(item)
+        spec, dist, version = _spec_of(item)
         req = spec.x_runtime.requirements
         for i, module in enumerate(req.imports):
             try:
@@ -182,7 +193,7 @@ def check_requirements(specs: Iterable[SpecLike] | Mapping[str, SpecLike]) -> li
                     package = req.packages[i]
                 else:
                     package = ", ".join(req.packages) or module
-                missing.append(MissingRequirement(spec.name, module, package, dist))
+                missing.append(MissingRequirement(spec.name, module, package, dist, version, tuple(req.extras)))
     return missing
 
 
@@ -191,12 +202,12 @@ def raise_for_missing(missing: list[MissingRequirement]) -> None:
     if not missing:
         return
     lines = [
-        f"  - `{m.module}` for `{m.component}`: install `{m.package}`"
-        + (f" (or reinstall `{m.distribution}`, which depends on it)" if m.distribution else "")
+        f"  - `{m.module}` for `{m.component}`: install `{m.install}`"
+        + (f" (or reinstall `{m.distribution}`, which depends on it)" if m.distribution and not m.extras else "")
         for m in missing
     ]
-    packages = sorted({m.package for m in missing})
+    installs = sorted({shlex.quote(m.install) for m in missing})
     raise UserInputError(
         "Missing runtime requirements; nothing was run:\n" + "\n".join(lines),
-        hint=f"pip install {' '.join(packages)}",
+        hint=f"pip install {' '.join(installs)}",
     )

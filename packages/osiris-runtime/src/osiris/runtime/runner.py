@@ -328,14 +328,19 @@ class Runner:
             steps=[s.id for s in self.manifest.steps],
             runtime_version=__version__,
         )
-        use_lean_memory_pool()
+        # The preflight runs before anything imports a driver library, so a missing one is the install
+        # hint (exit 2), never an ImportError from deep inside.
         missing = check_requirements(self.components)
         self.emit(
             "dependency_check",
             ok=not missing,
-            missing=[{"component": m.component, "import": m.module, "package": m.package} for m in missing],
+            missing=[
+                {"component": m.component, "import": m.module, "package": m.package, "install": m.install}
+                for m in missing
+            ],
         )
         raise_for_missing(missing)
+        use_lean_memory_pool()
         summary = self.registry.populate_from_component_specs(self.components, allow=list(self.components))
         self.registration = summary
         for name, target in summary.registered.items():

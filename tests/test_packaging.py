@@ -175,6 +175,7 @@ def test_install_stories_keep_their_promises(dists: Path):
         text=True,
         cwd=ROOT,
     )
+    assert proc.stdout.startswith("["), proc.stderr[-3000:]
     report = {r["story"]: r for r in json.loads(proc.stdout)}
     assert {s: r["problems"] for s, r in report.items()} == {s: [] for s in report}, proc.stderr[-2000:]
     assert proc.returncode == 0

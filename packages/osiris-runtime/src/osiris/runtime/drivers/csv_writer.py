@@ -38,7 +38,7 @@ class CsvWriter:
         options = pcsv.WriteOptions(
             include_header=bool(config.get("header", True)),
             delimiter=config.get("delimiter", ","),
-            eol=config.get("line_terminator", "\n"),
+            **_line_terminator(step_id, config.get("line_terminator", "\n")),
         )
         schema = pa.schema([source.schema.field(c) for c in columns])
         rows = 0
@@ -50,6 +50,23 @@ class CsvWriter:
                 ctx.progress(batch.num_rows)
         ctx.log_event("write.complete", channel_used="file", path=str(config["path"]), rows_written=rows)
         return {"rows_written": rows, "path": str(config["path"])}
+
+
+def _line_terminator(step_id: str, eol: str) -> dict[str, str]:
+    """The `eol` write option: "\\n" is every pyarrow's default; others need pyarrow 26, where `eol` arrived."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    if eol == "\n":
+        return {}
+    if "eol" not in (pcsv.WriteOptions.__doc__ or ""):
+        raise UserInputError(
+            f"Step `{step_id}`: `line_terminator: {eol!r}` needs pyarrow 26 or newer; "
+            f"this environment has pyarrow {pa.__version__}",
+            step=step_id,
+            hint="pip install 'pyarrow>=26'",
+        )
+    return {"eol": eol}
 
 
 def _single_input(step_id: str, inputs: dict[str, InputHandle]) -> InputHandle:

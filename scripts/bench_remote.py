@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +53,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from envd_standin import StandinEnvd
+    from osiris_cli import compile_build
 
     from osiris.remote.dists import installed
     from osiris.remote.layers import ensure_layer, third_party_requirements
@@ -64,21 +64,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="osiris-bench-"))
     _make_input(work, args.rows)
     os.chdir(work)
-    build = work / "build"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "osiris.core.cli",
-            "compile",
-            str(ROOT / "docs/examples/quickstart.yaml"),
-            "-o",
-            str(build),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    manifest = next(build.rglob("manifest.yaml"))
+    manifest = compile_build(ROOT / "docs/examples/quickstart.yaml", work / "build", cwd=work)
     kw = {"connections_file": None, "verbose": False, "json_output": True}
     results = []
 
@@ -109,8 +95,8 @@ def main() -> int:
     timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))  # builds it if missing
     timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))
     template = ensure_layer(third_party_requirements(sorted(installed())))
-    os.environ["E2B_DEBUG"] = "true"
-    with StandinEnvd(work / "e2b-root", template_env={"PYTHONPATH": str(template.site)}):
+    with StandinEnvd(work / "e2b-root", template_env={"PYTHONPATH": str(template.site)}) as envd:
+        os.environ.update(envd.sdk_env())
         timed("e2b (template)", lambda r: e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=r, **kw))
 
     rows = results[0][4]["steps"][0]["rows_out"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,17 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from osiris_cli import run_osiris as osiris
 
 from osiris.runtime.runner import comparable_run_card
 
 ROOT = Path(__file__).resolve().parents[1]
-OSIRIS = [sys.executable, "-m", "osiris.core.cli"]
-
-
-def osiris(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("OSIRIS_DEBUG", None)
-    return subprocess.run([*OSIRIS, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=300)
 
 
 def run_dirs(cwd: Path, pipeline: str) -> list[Path]:

@@ -10,16 +10,15 @@ import json
 import os
 from pathlib import Path
 
+import misbehaving_worker
 import pytest
+from osiris_cli import compile_build
+from parity import WHERE, load_run, run_everywhere
 
 from osiris.core import wire
 from osiris.remote.host import HostAdapter
 from osiris.remote.plugins import local_plugin
 from osiris.remote.sandbox import LocalSandbox
-
-pytest.importorskip("osiris.runtime.runner")
-from parity import WHERE, load_run, run_everywhere  # tests/support, on the path via conftest
-
 from osiris.runtime.sandbox_api import SandboxOptions
 
 CANARY = "canary-Zq8-sandbox-4b1e0c"
@@ -108,8 +107,6 @@ def test_data_artifacts_come_back_only_when_asked_or_small(quickstart_manifest, 
     assert (run_dir / "run_card.json").is_file() and (run_dir / "artifacts/_system/pip_install.log").is_file()
 
 
-SUPPORT = Path(__file__).resolve().parent.parent / "support"
-
 SLOW_PIPELINE = """
 oml_version: "0.1.0"
 name: slow
@@ -165,18 +162,8 @@ def _assert_failed_and_torn_down(workdir: Path, made: list, expected: str, step:
 @pytest.fixture
 def slow_manifest(workdir, tmp_path):
     """A pipeline whose second step, `crunch`, runs for minutes (a DuckDB cross join of 1.6e11 rows)."""
-    import subprocess
-    import sys
-
     (workdir / "slow.yaml").write_text(SLOW_PIPELINE)
-    build = tmp_path / "slow-build"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", "slow.yaml", "-o", str(build)],
-        check=True,
-        capture_output=True,
-        cwd=workdir,
-    )
-    return next(build.rglob("manifest.yaml"))
+    return compile_build("slow.yaml", tmp_path / "slow-build", cwd=workdir)
 
 
 def test_worker_killed_mid_step_ends_the_run_clearly(slow_manifest, workdir):
@@ -224,7 +211,7 @@ def test_sandbox_timeout_ends_the_run_clearly(slow_manifest, workdir):
     ],
 )
 def test_protocol_faults_end_the_run_clearly(quickstart_manifest, workdir, mode, expected, step, tail):
-    command = f"venv/bin/python {SUPPORT / 'misbehaving_worker.py'} {mode}"
+    command = f"venv/bin/python {misbehaving_worker.__file__} {mode}"
     adapter, made = _adapter(quickstart_manifest, workdir, worker_command=command)
     assert adapter.run() != 0
     message = _assert_failed_and_torn_down(workdir, made, expected, step)
@@ -235,9 +222,6 @@ def test_protocol_faults_end_the_run_clearly(quickstart_manifest, workdir, mode,
 
 
 def test_canary_secret_never_reaches_a_file(workdir, tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
     pipeline = workdir / "canary.yaml"
     pipeline.write_text(
         """
@@ -260,14 +244,7 @@ steps:
         "      user: osiris_canary_nobody\n      password: ${OSIRIS_CANARY_PW}\n      database: mysql\n"
     )
     monkeypatch.setenv("OSIRIS_CANARY_PW", CANARY)
-    build = tmp_path / "b"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", str(pipeline), "-o", str(build)],
-        check=True,
-        capture_output=True,
-        cwd=workdir,
-    )
-    manifest = next(build.rglob("manifest.yaml"))
+    manifest = compile_build(pipeline, tmp_path / "b", cwd=workdir)
     made: list[LocalSandbox] = []
 
     def factory() -> LocalSandbox:

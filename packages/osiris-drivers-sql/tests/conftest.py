@@ -1,48 +1,11 @@
-"""Fixtures for the SQL driver tests: a throw-away MariaDB database per test module."""
+"""Fixtures for the SQL driver tests (the throwaway databases come from tests/support/testkit.py)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-
-
-def admin_connection(database: str | None = None) -> Any:
-    """A plain pymysql connection as root (for setting up and inspecting test data)."""
-    import pymysql
-
-    return pymysql.connect(**MYSQL, database=database, charset="utf8mb4", autocommit=True)
-
-
-@pytest.fixture(scope="session")
-def mysql_admin() -> Any:
-    """A factory of root connections: `mysql_admin(database=None)`."""
-    return admin_connection
-
-
-@pytest.fixture(scope="module")
-def mysql_db() -> Iterator[dict[str, Any]]:
-    """A fresh database (dropped afterwards); yields its resolved connection fields."""
-    import pymysql
-
-    name = f"osiris_test_mysql_{secrets.token_hex(4)}"
-    try:
-        admin = admin_connection()
-    except pymysql.err.OperationalError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"MariaDB on 127.0.0.1:3306 is not reachable: {exc}")
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield {**MYSQL, "database": name}
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
-
+from databases import mysql_connect
 
 LEGACY_DATES_DDL = """
 CREATE TABLE legacy_dates (
@@ -65,7 +28,7 @@ def create_legacy_dates() -> Any:
     """A factory: `create_legacy_dates(database)` makes `legacy_dates`, holding zero and partial dates."""
 
     def create(database: str) -> None:
-        with admin_connection(database) as conn, conn.cursor() as cur:
+        with mysql_connect(database) as conn, conn.cursor() as cur:
             # Without NO_ZERO_DATE / NO_ZERO_IN_DATE (and strict mode) the server stores them as given.
             cur.execute("SET SESSION sql_mode = ''")
             cur.execute("SET time_zone = '+00:00'")

@@ -1,54 +1,20 @@
-"""Fixtures: a fresh PostgreSQL database per test module, and a way to run the writer on Arrow data."""
+"""Fixtures: connections to the module's PostgreSQL database (`pg_db`, tests/support/testkit.py), and a way
+to run the writer on Arrow data."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-
-
-def _admin() -> Any:
-    import psycopg2
-
-    conn = psycopg2.connect(**PG)
-    conn.autocommit = True
-    return conn
-
-
-@pytest.fixture(scope="module")
-def pg_db() -> Iterator[str]:
-    """A new database (name includes the branch and a random suffix), dropped afterwards."""
-    try:
-        admin = _admin()
-    except Exception as exc:  # pragma: no cover - service missing
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"osiris_supabase_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+from databases import POSTGRES, postgres_connect
 
 
 @pytest.fixture()
 def pg(pg_db: str) -> Iterator[Any]:
     """An autocommit psycopg2 connection to the test database."""
-    import psycopg2
-
-    conn = psycopg2.connect(**{**PG, "dbname": pg_db})
-    conn.autocommit = True
+    conn = postgres_connect(pg_db)
     yield conn
     conn.close()
 
@@ -56,7 +22,7 @@ def pg(pg_db: str) -> Iterator[Any]:
 @pytest.fixture()
 def connection(pg_db: str) -> dict[str, Any]:
     """A resolved `supabase` connection (host fields) pointing at the test database."""
-    return {**PG, "dbname": pg_db, "sslmode": "disable"}
+    return {**POSTGRES, "dbname": pg_db, "sslmode": "disable"}
 
 
 class Recorder:

@@ -78,6 +78,20 @@ def test_running_a_manifest_directly(workdir: Path) -> None:
     assert (workdir / "elsewhere" / "quickstart").is_dir()
 
 
+@pytest.mark.parametrize("where", [[], ["--sandbox", "local"]], ids=["host", "sandbox"])
+def test_a_cfg_edited_after_compiling_is_refused_before_anything_runs(workdir: Path, where: list[str]) -> None:
+    compiled = osiris("compile", "docs/examples/quickstart.yaml", "--json", cwd=workdir)
+    assert compiled.returncode == 0, compiled.stderr
+    manifest = Path(json.loads(compiled.stdout)["manifest"])  # relative to workdir
+    cfg = manifest.parent / "cfg" / "revenue_csv.json"
+    (workdir / cfg).write_text((workdir / cfg).read_text().replace("revenue.csv", "elsewhere.csv"))
+    done = osiris("run", manifest, *where, cwd=workdir)
+    assert done.returncode == 2, done.stderr
+    assert f"{cfg}" in done.stderr and "edited after compiling" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "runs").exists() and not (workdir / "output").exists()
+
+
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

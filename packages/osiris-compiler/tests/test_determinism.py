@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 from osiris_cli import run_osiris
 
-from osiris.compiler.compiler import compile_to_build, last_compile
+from osiris.compiler.compiler import compile_to_build
+from osiris.core.build import last_compile
 from osiris.core.errors import DocumentError
 from osiris.core.manifest import load_manifest
 

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from osiris.compiler.compiler import compile_to_build
-from osiris.runtime.runner import RunListener, Runner, load_build, manifest_components, resolve_configs
+from osiris.core.build import load_build
+from osiris.runtime.runner import RunListener, Runner, manifest_components, resolve_configs
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,7 +32,8 @@ class Collect(RunListener):
 def test_step_by_step_run_with_listener(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "docs" / "examples", tmp_path / "docs" / "examples")
     out = compile_to_build(tmp_path / "docs/examples/quickstart.yaml", tmp_path / "build")
-    manifest, text, cfgs = load_build(out.manifest_path)
+    build = load_build(out.manifest_path)
+    manifest, text, cfgs = build.manifest, build.manifest_text, build.cfgs
     components = manifest_components(manifest)
     configs = resolve_configs(manifest, cfgs, components, None)
     sink = Collect()

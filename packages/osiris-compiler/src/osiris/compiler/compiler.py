@@ -8,9 +8,6 @@ no absolute paths and no secrets go into them. Times go to `compile.json`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +21,7 @@ from osiris.compiler.graph import find_cycle, topological_order
 from osiris.compiler.params import resolve_params, substitute
 from osiris.compiler.schema_errors import config_errors
 from osiris.compiler.secrets import find_inline_secrets
+from osiris.core import build
 from osiris.core.connections import find_connections_file, load_connections, parse_reference, select_alias
 from osiris.core.discovery import Component, ComponentRegistry
 from osiris.core.documents import LineIndex, did_you_mean, format_path, load_yaml_file
@@ -41,8 +39,6 @@ from osiris.core.manifest import (
 )
 from osiris.core.oml import Pipeline, Step, decode_pipeline
 from osiris.core.spec import apply_defaults
-
-LAST_COMPILE = ".last_compile.json"
 
 
 @dataclass
@@ -199,7 +195,7 @@ def compile_pipeline(
                     mode=modes[sid],  # type: ignore[arg-type]
                     driver=components[sid].spec.x_runtime.driver,
                     needs=needs[sid],
-                    cfg_path=f"cfg/{sid}.json",
+                    cfg_path=build.cfg_path(sid),
                     cfg_sha256=sha256_hex(cfgs[sid]),
                 )
                 for sid in order
@@ -332,44 +328,23 @@ def _cfg_bytes(config: dict[str, Any]) -> bytes:
 
 
 def write_build(compiled: CompiledPipeline, out_dir: str | Path, *, source: str, started: float) -> CompileOutput:
-    """Write the build folder atomically (a temporary folder renamed into place) and the pointers."""
-    out = Path(out_dir)
+    """Write the build folder (atomically, see `osiris.core.build`) and point `.last_compile.json` at it."""
     manifest = compiled.manifest
-    target = out / manifest.pipeline.name / manifest.short
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.short}.", dir=target.parent))
-    try:
-        (tmp / "cfg").mkdir()
-        (tmp / "manifest.yaml").write_text(compiled.manifest_text, encoding="utf-8")
-        for sid, body in compiled.cfgs.items():
-            (tmp / "cfg" / f"{sid}.json").write_bytes(body)
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        info = {
-            "pipeline": manifest.pipeline.name,
-            "manifest": str((target / "manifest.yaml").resolve()),
-            "fingerprint": manifest.fingerprints.manifest,
-            "source": str(Path(source).resolve()),
-            "compiled_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "duration_ms": duration_ms,
-            "compiler": {"package": "osiris-compiler", "version": __version__},
-            "params": compiled.params,
-            "warnings": compiled.warnings,
-        }
-        (tmp / "compile.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _write_atomic(out / LAST_COMPILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    return CompileOutput(compiled, target, target / "manifest.yaml", duration_ms)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    target = build.build_dir(out_dir, manifest)
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    info = {
+        "pipeline": manifest.pipeline.name,
+        "manifest": str((target / build.MANIFEST_FILE).resolve()),
+        "fingerprint": manifest.fingerprints.manifest,
+        "source": str(Path(source).resolve()),
+        "compiled_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "duration_ms": duration_ms,
+        "compiler": {"package": "osiris-compiler", "version": __version__},
+        "params": compiled.params,
+        "warnings": compiled.warnings,
+    }
+    build.write_build(out_dir, manifest, compiled.manifest_text, compiled.cfgs, info)
+    return CompileOutput(compiled, target, target / build.MANIFEST_FILE, duration_ms)
 
 
 def compile_to_build(
@@ -383,16 +358,3 @@ def compile_to_build(
     started = time.perf_counter()
     compiled = compile_pipeline(path, param_overrides=param_overrides, connections_file=connections_file)
     return write_build(compiled, out_dir, source=str(path), started=started)
-
-
-def last_compile(out_dir: str | Path = "build") -> Path:
-    """The manifest of the newest compile under `out_dir` (for `osiris run --last-compile`)."""
-    pointer = Path(out_dir) / LAST_COMPILE
-    try:
-        info = json.loads(pointer.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserInputError(f"No compile found: `{pointer}` does not exist; run `osiris compile` first") from None
-    manifest = Path(info["manifest"])
-    if not manifest.is_file():
-        raise UserInputError(f"The newest compile's manifest `{manifest}` no longer exists; compile again")
-    return manifest

@@ -10,7 +10,8 @@ older peer cannot read bumps `PROTOCOL_VERSION` (which is not the package
 version); both sides check it in the handshake (`Prepare` → `Ready`) and refuse a
 mismatch with an error that names both versions.
 
-Errors cross the wire as data (`ErrorInfo`: type, message, step, retryable).
+Errors cross the wire as data: `osiris.core.errors.ErrorInfo` (type, message, step,
+retryable, hint, exit code), the same shape as a run card's `error`.
 """
 
 from __future__ import annotations
@@ -19,52 +20,14 @@ from typing import Any
 
 import msgspec
 
-from osiris.core.errors import OsirisError, TerminalError, TransientError, UserInputError
+from osiris.core.errors import ErrorInfo as ErrorInfo  # a wire type (inside `Failed`), re-exported here
+from osiris.core.errors import TerminalError
 
 PROTOCOL_VERSION = 1
 
 
 class ProtocolError(TerminalError):
     """The peer spoke a different protocol version, or sent a line that is not a valid message."""
-
-
-class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """An error as data: what happened, in which step, and whether retrying may help."""
-
-    type: str
-    message: str
-    step: str | None = None
-    retryable: bool = False
-    hint: str | None = None
-
-    @classmethod
-    def from_exception(cls, exc: BaseException, *, step: str | None = None) -> ErrorInfo:
-        """Describe `exc`; an unexpected exception keeps its class name and is not retryable."""
-        if isinstance(exc, OsirisError):
-            return cls(
-                type=type(exc).__name__,
-                message=exc.message,
-                step=exc.step or step,
-                retryable=exc.retryable,
-                hint=exc.hint,
-            )
-        return cls(type=type(exc).__name__, message=str(exc), step=step, retryable=False)
-
-    def to_exception(self) -> OsirisError:
-        """An Osiris error carrying this description: transient when retryable, a `UserInputError`
-        (exit code 2) when it was one of those, else terminal."""
-        from osiris.core import errors
-
-        known = getattr(errors, self.type, None)
-        if self.retryable:
-            cls: type[OsirisError] = TransientError
-        elif isinstance(known, type) and issubclass(known, UserInputError):
-            cls = UserInputError
-        else:
-            cls = TerminalError
-        err = cls(self.message, step=self.step, hint=self.hint)
-        err.remote_type = self.type  # type: ignore[attr-defined]
-        return err
 
 
 # ---------------------------------------------------------------- host -> worker

@@ -35,7 +35,7 @@ from typing import Any
 import click
 
 from osiris.core import wire
-from osiris.core.errors import OsirisError, TerminalError, UserInputError
+from osiris.core.errors import ErrorInfo, OsirisError, TerminalError, UserInputError
 from osiris.remote.layers import pth_line
 from osiris.remote.sandbox import EOF, Sandbox, WorkerProcess
 
@@ -183,13 +183,15 @@ class HostAdapter:
 
     def run(self) -> int:
         """Run the manifest in the sandbox; print the outcome; return the exit code."""
+        from osiris.core.build import load_build
         from osiris.core.redaction import Redactor
         from osiris.runtime.registry import DriverRegistry
         from osiris.runtime.resolve import load_connections_for_run, step_secrets
-        from osiris.runtime.runner import load_build, manifest_components, new_run_id, resolve_configs
+        from osiris.runtime.runner import manifest_components, new_run_id, resolve_configs
 
         t_start = time.perf_counter()
-        manifest, text, cfgs = load_build(self.manifest_path)
+        build = load_build(self.manifest_path)
+        manifest, text, cfgs = build.manifest, build.manifest_text, build.cfgs
         components = manifest_components(manifest)
         conns = None
         if any(getattr(c, "spec", c).x_connection for c in components.values()):
@@ -222,7 +224,11 @@ class HostAdapter:
             self.timings["teardown"] = round(time.perf_counter() - t_down, 3)
             self.timings["total"] = round(time.perf_counter() - t_start, 3)
         if error is not None:
-            log.host_event("sandbox_failed", error=redactor.redact(error.to_data()), step_id=self.current_step)
+            log.host_event(
+                "sandbox_failed",
+                error=redactor.redact(ErrorInfo.from_exception(error).to_data()),
+                step_id=self.current_step,
+            )
         log.host_event("sandbox_closed", timings=self.timings)
         log.close()
         return self._report(run_dir, card, error, redactor)
@@ -370,7 +376,7 @@ class HostAdapter:
             "downloaded": downloaded,
         }
         if prepare_error is not None and not card.get("error"):
-            card["error"] = prepare_error.to_exception().to_data()
+            card["error"] = prepare_error.to_data()
         return card
 
     def _options_data(self) -> dict[str, Any]:
@@ -495,7 +501,7 @@ class HostAdapter:
             card = dict(card or {})
             card.setdefault("status", "failed")
             card["status"] = "failed"
-            card["error"] = {**error.to_data(), "message": str(error), "exit_code": error.exit_code}
+            card["error"] = ErrorInfo.from_exception(error).to_data()
         card.setdefault("sandbox", {})["timings"] = dict(self.timings)
         card = redactor.redact(card)
         (run_dir / "run_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -525,7 +531,7 @@ class HostAdapter:
                 + ", ".join(f"{k} {t[k]:.2f}s" for k in ("layer", "environment", "install", "registration") if k in t)
             )
             if error is not None or status != "succeeded":
-                message = (card.get("error") or {}).get("message") or "unknown error"
+                message = str(ErrorInfo.from_data(card["error"])) if card.get("error") else "unknown error"
                 click.echo(f"error: {redactor.redact_text(message)}", err=True)
         return code
 

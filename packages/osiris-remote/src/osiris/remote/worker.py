@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 from osiris.core import wire
 from osiris.core.errors import OsirisError, TerminalError
+from osiris.core.manifest import parse_manifest
 
 log = logging.getLogger("osiris.remote.worker")
 
@@ -110,19 +111,6 @@ def distributions() -> list[wire.Distribution]:
     ]
 
 
-def _manifest_from_text(text: str) -> Any:
-    from osiris.core.documents import load_yaml_text
-    from osiris.core.errors import DocumentError
-    from osiris.core.manifest import Manifest, seal
-    from osiris.core.oml import convert
-
-    data, index = load_yaml_text(text, file="manifest.yaml")
-    manifest = convert(data, Manifest, file="manifest.yaml", index=index)
-    if seal(manifest).fingerprints.manifest != manifest.fingerprints.manifest:
-        raise DocumentError("The manifest sent by the host does not match its fingerprint", file="manifest.yaml")
-    return manifest
-
-
 class Worker:
     """The state of one session: the runner once prepared, and the output stream."""
 
@@ -158,7 +146,7 @@ class Worker:
         try:
             pip_install(cmd.install, run_dir / cmd.install.pip_log)
             timings["install"] = round(time.perf_counter() - t0, 3)
-            manifest = _manifest_from_text(cmd.manifest_yaml)
+            manifest = parse_manifest(cmd.manifest_yaml, file="manifest.yaml (sent by the host)")
             configs = {}
             for step in manifest.steps:
                 cfg = dict(cmd.cfgs.get(step.id, {}))

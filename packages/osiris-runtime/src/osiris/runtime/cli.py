@@ -11,29 +11,13 @@ from typing import Any
 
 import click
 
-from osiris.core.errors import OsirisError, UserInputError
+from osiris.core.errors import ErrorInfo, OsirisError, UserInputError
 from osiris.runtime.runner import RunListener
-
-LAST_COMPILE = ".last_compile.json"
 
 
 def _verbose(ctx: click.Context, flag: bool) -> bool:
     root = ctx.find_root().obj or {}
     return bool(flag or root.get("verbose") or os.environ.get("OSIRIS_DEBUG"))
-
-
-def _last_compile_manifest(build_dir: str) -> Path:
-    pointer = Path(build_dir) / LAST_COMPILE
-    try:
-        info = json.loads(pointer.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserInputError(f"No compile found: `{pointer}` does not exist; run `osiris compile` first") from None
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"`{pointer}` is not valid JSON ({exc}); compile again") from None
-    manifest = Path(str(info.get("manifest", "")))
-    if not manifest.is_file():
-        raise UserInputError(f"The newest compile's manifest `{manifest}` no longer exists; compile again")
-    return manifest
 
 
 def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | None, build_dir: str) -> Path:
@@ -165,10 +149,11 @@ def run_command(
         raise click.UsageError(f"`--e2b` and `--sandbox {sandbox}` contradict each other")
     sandbox_name = "e2b" if e2b else sandbox
 
-    from osiris.runtime.runner import is_manifest_document
+    from osiris.core.build import is_manifest_document
+    from osiris.core.build import last_compile as last_compile_manifest
 
     if last_compile:
-        manifest_path = _last_compile_manifest(build_dir)
+        manifest_path = last_compile_manifest(build_dir)
     elif is_manifest_document(target):  # type: ignore[arg-type]
         manifest_path = Path(target)  # type: ignore[arg-type]
     else:
@@ -227,10 +212,12 @@ def run_on_host(
     progress: bool,
 ) -> int:
     """Run a compiled manifest on this machine, print the summary, return the exit code."""
+    from osiris.core.build import load_build
     from osiris.runtime.resolve import load_connections_for_run
-    from osiris.runtime.runner import Runner, load_build, manifest_components, new_run_id, resolve_configs
+    from osiris.runtime.runner import Runner, manifest_components, new_run_id, resolve_configs
 
-    manifest, text, cfgs = load_build(manifest_path)
+    build = load_build(manifest_path)
+    manifest, text, cfgs = build.manifest, build.manifest_text, build.cfgs
     components = manifest_components(manifest)
     run_id = new_run_id()
     run_dir = runs_dir / manifest.pipeline.name / run_id
@@ -283,7 +270,7 @@ def _report(result: Any, *, as_json: bool, verbose: bool) -> None:
                 click.echo(f"  output    {step.step_id}: {step.facts[fact_key]}")
     if result.status != "succeeded":
         failed = result.failed_step
-        message = (result.error or {}).get("message", "unknown error")
+        message = str(ErrorInfo.from_data(result.error)) if result.error else "unknown error"
         where = f"step `{failed.step_id}` failed: " if failed else ""
         if verbose and failed is not None and failed.traceback:
             click.echo(failed.traceback, err=True)

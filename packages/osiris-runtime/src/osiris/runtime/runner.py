@@ -2,12 +2,14 @@
 
 Public API (the same code runs on the host and in the sandbox worker)::
 
-    from osiris.runtime.runner import Runner, RunListener, load_build, resolve_configs
+    from osiris.core.build import load_build
+    from osiris.runtime.runner import Runner, RunListener, resolve_configs
 
-    manifest, manifest_text, cfgs = load_build("build/quickstart/<short>/manifest.yaml")
-    configs = resolve_configs(manifest, cfgs, components, connections, environ)  # host only
+    build = load_build("build/quickstart/<short>/manifest.yaml")   # every file checked
+    manifest = build.manifest
+    configs = resolve_configs(manifest, build.cfgs, components, connections, environ)  # host only
     runner = Runner(manifest, configs, run_dir, components=components, listeners=[my_listener],
-                    manifest_text=manifest_text)
+                    manifest_text=build.manifest_text)
     runner.prepare()                      # run dir, run_start, preflight, drivers_registered
     for step in manifest.steps:           # topological order, as compiled
         result = runner.run_step(step.id) # -> StepResult; never raises for a driver failure
@@ -52,9 +54,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from osiris.core.discovery import Component, ComponentRegistry
-from osiris.core.documents import load_yaml_file
-from osiris.core.errors import OsirisError, TerminalError, UserInputError
-from osiris.core.manifest import Manifest, ManifestStep, dump_manifest, load_manifest
+from osiris.core.errors import ErrorInfo, OsirisError, TerminalError, UserInputError
+from osiris.core.manifest import Manifest, ManifestStep, dump_manifest
 from osiris.core.redaction import Redactor
 from osiris.core.spec import ComponentSpec
 from osiris.runtime.__about__ import __version__
@@ -154,23 +155,6 @@ class RunResult:
     def failed_step(self) -> StepResult | None:
         """The step that failed, if any."""
         return next((s for s in self.steps if s.status == "failed"), None)
-
-
-def load_build(manifest_path: str | Path) -> tuple[Manifest, str, dict[str, dict[str, Any]]]:
-    """Read a compiled build: the manifest, its text and every step's cfg (`<build dir>/cfg/<step>.json`)."""
-    path = Path(manifest_path)
-    manifest = load_manifest(path)
-    text = path.read_text(encoding="utf-8")
-    cfgs: dict[str, dict[str, Any]] = {}
-    for step in manifest.steps:
-        cfg_file = path.parent / step.cfg_path
-        try:
-            cfgs[step.id] = json.loads(cfg_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserInputError(
-                f"The cfg of step `{step.id}` is missing: `{cfg_file}`; compile the pipeline again", step=step.id
-            ) from None
-    return manifest, text, cfgs
 
 
 def manifest_components(
@@ -478,22 +462,7 @@ class Runner:
         return result
 
     def _error_data(self, exc: BaseException, step_id: str | None) -> dict[str, Any]:
-        if isinstance(exc, OsirisError):
-            data = exc.to_data()
-            data["message"] = str(exc)
-            data["exit_code"] = exc.exit_code
-        else:
-            # Not an Osiris error: a driver or library failure; keep its type name, it helps.
-            data = {
-                "type": type(exc).__name__,
-                "message": f"{type(exc).__name__}: {exc}",
-                "step": step_id,
-                "retryable": False,
-                "exit_code": 1,
-            }
-        if step_id is not None:
-            data["step"] = step_id
-        return self.redactor.redact(data)
+        return self.redactor.redact(ErrorInfo.from_exception(exc, step=step_id).to_data())
 
     def finish(self, error: BaseException | None = None) -> RunResult:
         """Write `run_card.json`, emit `run_complete` and close the run's files; returns the `RunResult`."""
@@ -627,19 +596,12 @@ def comparable_run_card(card: dict[str, Any]) -> dict[str, Any]:
     return strip(card)
 
 
-def is_manifest_document(path: str | Path) -> bool:
-    """True when the YAML file at `path` is a compiled manifest rather than an OML pipeline."""
-    data, _ = load_yaml_file(path)
-    return isinstance(data, dict) and "manifest_version" in data and "oml_version" not in data
-
-
 __all__ = [
     "RunListener",
     "RunResult",
     "Runner",
     "StepResult",
     "comparable_run_card",
-    "load_build",
     "manifest_components",
     "new_run_id",
     "resolve_configs",

@@ -65,21 +65,21 @@ def main() -> int:
     _make_input(work, args.rows)
     os.chdir(work)
     manifest = compile_build(ROOT / "docs/examples/quickstart.yaml", work / "build", cwd=work)
-    kw = {"connections_file": None, "verbose": False, "json_output": True}
+    kw = {"connections_file": None}
     results = []
 
     def timed(name: str, fn) -> None:
         runs = work / "runs" / f"{len(results)}_{name.replace(' ', '_')}"
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             t0 = time.perf_counter()
-            code = fn(runs)
+            code = fn(runs).exit_code
             wall = time.perf_counter() - t0
         card = json.loads(next(runs.glob("*/*/run_card.json")).read_text())
         results.append((name, code, wall, card.get("sandbox", {}).get("timings", {}), card))
 
     timed(
         "host",
-        lambda r: run_on_host(manifest, runs_dir=r, connections_file=None, as_json=True, verbose=False, progress=False),
+        lambda r: run_on_host(manifest, runs_dir=r),
     )
     local = SandboxOptions(name="local")
     if not args.skip_full:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from osiris_cli import run_osiris as osiris
 
-from osiris.runtime.runner import comparable_run_card
+from osiris.runtime.runcard import comparable_run_card
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,10 @@ import pytest
 
 from osiris.core.manifest import Fingerprints, Manifest, ManifestStep, PipelineInfo, ToolInfo, seal
 from osiris.core.spec import ComponentSpec
-from osiris.runtime.cli import _report
-from osiris.runtime.resolve import load_connections_for_run
-from osiris.runtime.runner import Runner, resolve_configs
+from osiris.runtime.report import print_report
+from osiris.runtime.resolve import load_connections_for_run, resolve_configs
+from osiris.runtime.runner import Runner
+from osiris.runtime.session import RunSession
 
 CANARY = "canary-S3cr3t-7f1d9a"
 
@@ -113,12 +114,12 @@ def test_canary_secret_never_reaches_disk_or_output(
     handler = logging.FileHandler(log_file)
     root.addHandler(handler)
     try:
-        run = Runner(manifest, configs, tmp_path / "run", components=components).run()
+        run = Runner(RunSession(manifest, configs, tmp_path / "run", components=components)).run()
     finally:
         root.removeHandler(handler)
         handler.close()
-    _report(run, as_json=False, verbose=True)
-    _report(run, as_json=True, verbose=True)
+    print_report(run, as_json=False, verbose=True)
+    print_report(run, as_json=True, verbose=True)
 
     assert run.status == "failed" and run.exit_code == 1
     assert [s.status for s in run.steps] == ["succeeded", "failed"]

@@ -142,21 +142,10 @@ def test_flagship_mysql_duckdb_supabase_parity(flagship_mysql, postgres_dbs, wor
         )
         for mode, pg_name in postgres_dbs.items()
     }
-    assert (
-        run_on_host(
-            manifest,
-            runs_dir=workdir / "host",
-            connections_file=str(conns["host"]),
-            as_json=True,
-            verbose=False,
-            progress=False,
-        )
-        == 0
-    )
-    kw = {"verbose": False, "json_output": True}
-    opts = {"local": SandboxOptions(name="local"), "e2b": SandboxOptions(name="e2b")}
-    assert local_plugin(manifest, opts["local"], connections_file=conns["local"], runs_dir=workdir / "local", **kw) == 0
-    assert e2b_plugin(manifest, opts["e2b"], connections_file=conns["e2b"], runs_dir=workdir / "e2b", **kw) == 0
+    assert run_on_host(manifest, runs_dir=workdir / "host", connections_file=conns["host"]).exit_code == 0
+    for where, plugin in (("local", local_plugin), ("e2b", e2b_plugin)):
+        opts = SandboxOptions(name=where)
+        assert plugin(manifest, opts, connections_file=conns[where], runs_dir=workdir / where).exit_code == 0
 
     run_dirs = {mode: next((workdir / mode).glob("*/*")) for mode in ("host", "local", "e2b")}
     cards = {mode: json.loads((d / "run_card.json").read_text()) for mode, d in run_dirs.items()}

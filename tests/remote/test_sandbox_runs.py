@@ -94,12 +94,7 @@ def test_quickstart_parity_host_local_and_e2b(quickstart_manifest, workdir, envd
 
 def test_data_artifacts_come_back_only_when_asked_or_small(quickstart_manifest, workdir):
     opts = SandboxOptions(name="local", artifact_max_mb=0.0)
-    assert (
-        local_plugin(
-            quickstart_manifest, opts, connections_file=None, runs_dir=workdir / "r", verbose=False, json_output=True
-        )
-        == 0
-    )
+    assert local_plugin(quickstart_manifest, opts, connections_file=None, runs_dir=workdir / "r").exit_code == 0
     card, _, run_dir = _card(workdir / "r")
     assert not (run_dir / "artifacts/revenue/output.parquet").exists()
     assert "artifacts/revenue/output.parquet" in card["sandbox"]["downloaded"]["skipped"]
@@ -140,7 +135,6 @@ def _adapter(manifest: Path, workdir: Path, *, worker_command: str | None = None
         sandbox_factory=factory,
         connections_file=None,
         runs_dir=workdir / "runs",
-        json_output=True,
         **extra,
     )
     return adapter, made
@@ -173,7 +167,7 @@ def test_worker_killed_mid_step_ends_the_run_clearly(slow_manifest, workdir):
 
     adapter, made = _adapter(slow_manifest, workdir)
     result: list[int] = []
-    runner = threading.Thread(target=lambda: result.append(adapter.run()))
+    runner = threading.Thread(target=lambda: result.append(adapter.run().exit_code))
     runner.start()
     # Wait until the slow step has started in the sandbox (its `step_start` event streamed to the host).
     deadline = time.monotonic() + 120
@@ -197,7 +191,7 @@ def test_worker_killed_mid_step_ends_the_run_clearly(slow_manifest, workdir):
 
 def test_sandbox_timeout_ends_the_run_clearly(slow_manifest, workdir):
     adapter, made = _adapter(slow_manifest, workdir, timeout_s=20.0)
-    assert adapter.run() != 0
+    assert adapter.run().exit_code != 0
     _assert_failed_and_torn_down(workdir, made, "timed out (the sandbox timeout is 20 s)", "crunch")
 
 
@@ -213,7 +207,7 @@ def test_sandbox_timeout_ends_the_run_clearly(slow_manifest, workdir):
 def test_protocol_faults_end_the_run_clearly(quickstart_manifest, workdir, mode, expected, step, tail):
     command = f"venv/bin/python {misbehaving_worker.__file__} {mode}"
     adapter, made = _adapter(quickstart_manifest, workdir, worker_command=command)
-    assert adapter.run() != 0
+    assert adapter.run().exit_code != 0
     message = _assert_failed_and_torn_down(workdir, made, expected, step)
     assert tail in message, "the tail of the worker's stderr is shown"
     if mode.startswith("protocol"):
@@ -257,7 +251,6 @@ steps:
         sandbox_factory=factory,
         connections_file=workdir / "osiris_connections.yaml",
         runs_dir=workdir / "runs",
-        json_output=True,
     )
     adapter.run()
     sandbox_root = made[0].root
@@ -280,10 +273,13 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
     """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run."""
     cache = workdir / "cache"
     monkeypatch.setenv("OSIRIS_CACHE_DIR", str(cache))
-    kw = {"connections_file": None, "verbose": False, "json_output": True}
+    kw = {"connections_file": None}
     layer_events = []
     for runs in ("cold", "warm"):
-        assert local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw) == 0
+        assert (
+            local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw).exit_code
+            == 0
+        )
         card, events, run_dir = _card(workdir / runs)
         assert all(s["status"] == "succeeded" for s in card["steps"])
         created = next(e for e in events if e["event"] == "sandbox_created")

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from osiris.compiler.compiler import compile_to_build
 from osiris.core.build import load_build
-from osiris.runtime.runner import RunListener, Runner, manifest_components, resolve_configs
+from osiris.runtime.resolve import resolve_configs
+from osiris.runtime.runlog import RunListener
+from osiris.runtime.runner import Runner
+from osiris.runtime.session import RunSession, manifest_components
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,13 +41,15 @@ def test_step_by_step_run_with_listener(tmp_path: Path) -> None:
     configs = resolve_configs(manifest, cfgs, components, None)
     sink = Collect()
     runner = Runner(
-        manifest,
-        configs,
-        tmp_path / "run",
-        components=components,
-        listeners=[sink],
-        base_dir=tmp_path,
-        manifest_text=text,
+        RunSession(
+            manifest,
+            configs,
+            tmp_path / "run",
+            components=components,
+            listeners=[sink],
+            base_dir=tmp_path,
+            manifest_text=text,
+        )
     )
     summary = runner.prepare()
     assert summary.fingerprint and not summary.failed

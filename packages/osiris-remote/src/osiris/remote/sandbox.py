@@ -80,6 +80,9 @@ class Sandbox(ABC):
 
     name = "sandbox"
     python = "python3"
+    # Whether the sandbox's own Python already holds the third-party dependencies (an E2B template):
+    # the run's venv then sees its site-packages instead of installing them.
+    preinstalled_dependencies = False
 
     @abstractmethod
     def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str, str]:
@@ -299,6 +302,7 @@ class E2BSandbox(Sandbox):
 
     name = "e2b"
     workdir = "osiris"
+    preinstalled_dependencies = True
 
     def __init__(
         self,

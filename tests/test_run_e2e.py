@@ -92,6 +92,29 @@ def test_a_cfg_edited_after_compiling_is_refused_before_anything_runs(workdir: P
     assert not (workdir / "runs").exists() and not (workdir / "output").exists()
 
 
+@pytest.mark.parametrize("where", [[], ["--sandbox", "local"]], ids=["host", "sandbox"])
+def test_a_missing_variable_fails_the_run_at_its_start_and_leaves_a_run_card(workdir: Path, where: list[str]) -> None:
+    (workdir / "osiris_connections.yaml").write_text(
+        "connections:\n  mysql:\n    default: {host: 127.0.0.1, user: root, password: '${OSIRIS_TEST_NOT_SET_PW}'}\n"
+    )
+    (workdir / "p.yaml").write_text(
+        'oml_version: "0.1.0"\nname: unset_var\nsteps:\n'
+        '  - {id: extract, component: mysql.extractor, config: {connection: "@mysql.default", query: "SELECT 1"}}\n'
+    )
+    done = osiris("run", "p.yaml", *where, "--json", cwd=workdir, unset=["OSIRIS_TEST_NOT_SET_PW"])
+    assert done.returncode == 2, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "failed" and out["exit_code"] == 2
+    assert out["error"]["type"] == "MissingVariableError" and "OSIRIS_TEST_NOT_SET_PW" in out["error"]["message"]
+    assert out["error"]["hint"] == "export OSIRIS_TEST_NOT_SET_PW=... before running"
+    card = json.loads((workdir / out["run_card"]).read_text())
+    assert card["status"] == "failed" and [s["status"] for s in card["steps"]] == ["not_run"]
+    events = [
+        json.loads(line)["event"] for line in (workdir / out["run_dir"] / "events.jsonl").read_text().splitlines()
+    ]
+    assert events == ["run_start", "run_complete"]
+
+
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

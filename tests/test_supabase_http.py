@@ -44,19 +44,14 @@ def rows(pg: Any, sql: str) -> list[tuple[Any, ...]]:
 
 
 def run_writer(tmp_path: Path, data: Any, connection: dict[str, Any], **config: Any) -> tuple[Any, list[Any]]:
-    """Run the writer on an Arrow table; returns (result, events)."""
-    import pyarrow.parquet as pq
+    """Run a `supabase.writer` step on an Arrow table as the runner does; returns (facts, events)."""
+    from osiris.runtime.testing import run_component
 
-    from osiris.drivers.supabase.writer import SupabaseWriter
-    from osiris.runtime.contract import InputHandle, StepContext
-
-    path = tmp_path / f"in_{secrets.token_hex(3)}.parquet"
-    pq.write_table(data, path)
-    events: list[Any] = []
-    ctx = StepContext(step_id="load", output_dir=tmp_path / "load", on_event=lambda n, d: events.append((n, d)))
     cfg = {"retries": 0, "batch_size": 2, **config, "resolved_connection": connection}
-    result = SupabaseWriter().run(step_id="load", config=cfg, inputs={"df": InputHandle("up", path)}, ctx=ctx)
-    return result, events
+    done = run_component(
+        "supabase.writer", cfg, inputs={"up": data}, work_dir=tmp_path / secrets.token_hex(3), step_id="load"
+    )
+    return done.facts, done.ctx.events
 
 
 def data(items: list[tuple[Any, ...]]) -> Any:
@@ -162,7 +157,8 @@ def test_http_sql_ddl_events_and_psycopg2_load(pg: Any, standin: Any, tmp_path: 
 def test_http_channel_without_sql_channel_only_plans(pg: Any, standin: Any, tmp_path: Path) -> None:
     with pytest.raises(TerminalError, match=r"ddl_plan\.sql"):
         run_writer(tmp_path, data(INPUT), rest_conn(standin), table="h_planned", create_if_missing=True)
-    plan = (tmp_path / "load" / "ddl_plan.sql").read_text()
+    (plan_file,) = tmp_path.glob("*/artifacts/load/ddl_plan.sql")
+    plan = plan_file.read_text()
     assert 'CREATE TABLE IF NOT EXISTS "public"."h_planned"' in plan and "not executed" in plan
     assert rows(pg, "SELECT to_regclass('h_planned') IS NULL") == [(True,)]
 
@@ -181,7 +177,7 @@ def test_http_transient_failure_is_retried(pg: Any, standin: Any, tmp_path: Path
         tmp_path, data(INPUT), rest_conn(standin), table="h_retry", write_mode="upsert", primary_key="id", retries=5
     )
     standin.fail_writes.clear()
-    assert "write.retry" in [n for n, _ in events]
+    assert "step_retry" in [n for n, _ in events]
     assert len(rows(pg, "SELECT * FROM h_retry")) == 4
 
 

@@ -9,8 +9,8 @@ which it may claim when an attempt that failed changed nothing anyone sees: a re
 step's output is written to a temporary file renamed into place only when complete), a
 load that commits once at the end. The runner then runs such a step again after a
 `TransientError` (an `OsirisError` with `retryable`), up to `retries` more times: the step
-config's `retries` when its component takes that key (`supabase.writer`), else
-`DEFAULT_RETRIES`. It waits 0.5 s, 1 s, 2 s, ... (at most 10 s) before each retry and records
+config's `retries` when its component takes that key (`supabase.writer`; else its default in
+the spec's `configSchema`), else `DEFAULT_RETRIES`. It waits 0.5 s, 1 s, 2 s, ... (at most 10 s) before each retry and records
 it as the event `step_retry` (`attempt`, `of`, `delay_s`, `error`). Terminal errors, errors
 that are not Osiris errors (driver bugs) and the steps of components that do not declare
 the capability fail at once.
@@ -48,7 +48,8 @@ class RetryPolicy:
         """The policy of a step of `spec` with `config` (no retries unless the spec declares `safe_to_retry`)."""
         if spec is None or spec.capabilities.get(SAFE_TO_RETRY) is not True:
             return cls(retries=0)
-        retries = config.get(RETRIES_KEY, DEFAULT_RETRIES)
+        declared = (spec.config_schema.get("properties") or {}).get(RETRIES_KEY) or {}
+        retries = config.get(RETRIES_KEY, declared.get("default", DEFAULT_RETRIES))
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise UserInputError(
                 f"Invalid `{RETRIES_KEY}` for step `{step_id}`: expected a whole number of at least 0; got `{retries}`",

@@ -25,7 +25,6 @@ class WriteOptions:
     ddl_channel: str
     batch_size: int
     timeout: float
-    retries: int
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, step: str, default_schema: str = "public") -> WriteOptions:
@@ -57,7 +56,6 @@ class WriteOptions:
             ddl_channel=config.get("ddl_channel") or "auto",
             batch_size=int(config.get("batch_size") or 10000),
             timeout=float(config.get("timeout") or 60),
-            retries=int(config.get("retries", 3)),
         )
 
     @property

@@ -293,8 +293,8 @@ def test_backend_killed_mid_copy(pg: Any, pg_db: str, run_writer: Any, retries: 
 
 
 def test_connect_lists_every_address_tried(connection: dict[str, Any]) -> None:
-    from osiris.drivers.supabase.connection import connect
-    from osiris.drivers.supabase.settings import SupabaseConnection
+    from osiris.drivers.supabase.connection import SupabaseConnection
+    from osiris.drivers.supabase.postgres_connect import connect
 
     pg, target = connect(SupabaseConnection.from_dict({**connection, "host": "localhost"}), timeout=5)
     pg.close()

@@ -13,8 +13,8 @@ from osiris.drivers.supabase.sqltypes import add_column_sql, create_table_sql, q
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from osiris.drivers.supabase.connection import SupabaseConnection
     from osiris.drivers.supabase.options import WriteOptions
-    from osiris.drivers.supabase.settings import SupabaseConnection
 
 SqlRunner = Callable[[str], list[dict[str, Any]]]
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.drivers.supabase import ddl
+from osiris.drivers.supabase.connection import SupabaseConnection
 from osiris.drivers.supabase.options import WriteOptions
-from osiris.drivers.supabase.settings import SupabaseConnection
 from osiris.runtime.contract import InputHandle, StepContext, single_input
 
 if TYPE_CHECKING:
@@ -149,8 +149,8 @@ class SupabaseWriter:
         import psycopg2
 
         from osiris.drivers.supabase.channels.postgres import PostgresLoader, run_sql
-        from osiris.drivers.supabase.connection import connect
         from osiris.drivers.supabase.errors import from_postgres
+        from osiris.drivers.supabase.postgres_connect import connect
 
         pg, _ = connect(conn, timeout=opts.timeout, step=ctx.step_id)
         try:

@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
 from osiris.drivers.supabase import ddl
-from osiris.drivers.supabase.channels.adbc import AdbcSession
-from osiris.drivers.supabase.connection import connect
+from osiris.drivers.supabase.adbc_session import AdbcSession
 from osiris.drivers.supabase.errors import from_postgres
+from osiris.drivers.supabase.postgres_connect import connect
 from osiris.drivers.supabase.sqltypes import base_type, qualified, quote_ident
 from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from osiris.drivers.supabase.connection import SupabaseConnection
     from osiris.drivers.supabase.options import WriteOptions
-    from osiris.drivers.supabase.settings import SupabaseConnection
 
 STAGE_APPLICATION_NAME = "osiris-supabase-stage"
 STAGE_PREFIX = "_osiris_stage_"

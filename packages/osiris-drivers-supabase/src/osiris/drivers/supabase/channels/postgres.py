@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets as _secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,7 +50,6 @@ class LoadResult:
     rows_written: int
     rows_deleted: int = 0
     rows_input: int = 0
-    staged: bool = True
     strategy: str = "merge"
 
 
@@ -335,9 +333,7 @@ class PostgresLoader:
                 ac.rollback()
                 return None  # the staged path raises the clear "empty input" error
             ac.commit()
-            return LoadResult(
-                rows_written=rows, rows_deleted=before, rows_input=rows, staged=False, strategy="direct_swap"
-            )
+            return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, strategy="direct_swap")
         except OsirisError:
             with contextlib.suppress(Exception):
                 ac.rollback()
@@ -373,7 +369,7 @@ class PostgresLoader:
         self, target: Any, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], n: int
     ) -> LoadResult:
         rows = self._ingest(target, self.opts.table, arrow_schema, batches)
-        return LoadResult(rows_written=rows, rows_input=rows, staged=False, strategy="direct")
+        return LoadResult(rows_written=rows, rows_input=rows, strategy="direct")
 
     # -- the merge -----------------------------------------------------------------------
 
@@ -488,8 +484,3 @@ class PostgresLoader:
             f"OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({reg}) AND NOT tgisinternal) AS busy"
         )
         return not rows[0]["busy"]
-
-
-def elapsed_ms(start: float) -> int:
-    """Milliseconds since `start` (a `time.perf_counter()` value)."""
-    return int((time.perf_counter() - start) * 1000)

@@ -1,4 +1,4 @@
-"""One timed run of `scripts/bench_mysql_extract.py`: extract `orders` into a Parquet file, as a step.
+"""One timed run of `scripts/bench mysql-extract` (`mysql_extract.py`): extract `orders` into a Parquet file, as a step.
 
     python mysql_extract_worker.py HOST PORT USER DATABASE OUT PATH BATCH_SIZE
 

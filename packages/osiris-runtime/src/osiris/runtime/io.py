@@ -80,7 +80,7 @@ def use_lean_memory_pool() -> str:
     Streaming steps allocate and free one batch after another. pyarrow's usual default,
     mimalloc, keeps more of that freed memory mapped: extracting 2M rows into Parquet
     peaked 30-50 MiB higher with it than with jemalloc, at the same speed
-    (`scripts/bench_mysql_extract.py`). An explicit `ARROW_DEFAULT_MEMORY_POOL` is kept,
+    (`scripts/bench mysql-extract`). An explicit `ARROW_DEFAULT_MEMORY_POOL` is kept,
     and so is the default where pyarrow was built without jemalloc.
     """
     import pyarrow as pa

@@ -13,7 +13,7 @@ install, registration, steps, download, teardown). Modes:
 - e2b (template): the E2B plugin through the real SDK against the stand-in envd,
   whose "template" has the dependencies on its ``PYTHONPATH``.
 
-Usage: .venv/bin/python scripts/bench_remote.py [--rows N] [--skip-full]
+Usage: scripts/bench remote [--rows N] [--skip-full]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 

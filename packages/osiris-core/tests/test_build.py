@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import make_manifest, make_spec
 
 from osiris.core import build
 from osiris.core.errors import DocumentError, UserInputError
-from osiris.core.fingerprint import sha256_hex
-from osiris.core.manifest import Fingerprints, Manifest, ManifestStep, PipelineInfo, ToolInfo, dump_manifest, seal
+from osiris.core.manifest import dump_manifest
 
 CFGS = {
     "extract": b'{\n  "path": "in.csv"\n}\n',
@@ -19,26 +19,9 @@ CFGS = {
 
 
 def _write(out: Path, cfgs: dict[str, bytes] = CFGS) -> Path:
-    steps = [
-        ManifestStep(
-            id=sid,
-            component="filesystem.csv_extractor" if i == 0 else "filesystem.parquet_writer",
-            mode="read" if i == 0 else "write",
-            driver="x:Y",
-            needs=[] if i == 0 else ["extract"],
-            cfg_path=build.cfg_path(sid),
-            cfg_sha256=sha256_hex(body),
-        )
-        for i, (sid, body) in enumerate(cfgs.items())
-    ]
-    manifest = seal(
-        Manifest(
-            pipeline=PipelineInfo(name="demo"),
-            compiler=ToolInfo(package="test", version="0"),
-            steps=steps,
-            fingerprints=Fingerprints(oml="a", params="b", specs="c", drivers="d"),
-        )
-    )
+    read = make_spec("filesystem.csv_extractor", "x:Y", ["read"])
+    write = make_spec("filesystem.parquet_writer", "x:Y", ["write"])
+    manifest = make_manifest("demo", [("extract", read, []), ("load", write, ["extract"])], cfgs)
     target = build.build_dir(out, manifest)
     info = {"pipeline": "demo", "manifest": str((target / build.MANIFEST_FILE).resolve())}
     assert build.write_build(out, manifest, dump_manifest(manifest), cfgs, info) == target

@@ -6,11 +6,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
+from builders import driver_module, make_manifest, make_spec
 
 from osiris.core.errors import TerminalError, TransientError, UserInputError
-from osiris.core.manifest import Fingerprints, Manifest, ManifestStep, PipelineInfo, ToolInfo, seal
 from osiris.core.spec import ComponentSpec
 from osiris.runtime.retry import DEFAULT_RETRIES, RetryPolicy, call_with_retries
 from osiris.runtime.runner import Runner
@@ -38,42 +37,25 @@ DRIVER = textwrap.dedent(
 
 
 @pytest.fixture
-def flaky(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    name = f"flaky_driver_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(DRIVER)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
+def flaky(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    return driver_module(tmp_path, monkeypatch, "flaky_driver", DRIVER)
 
 
 def spec(driver: str, *, safe: bool, retries_default: int | None = None) -> ComponentSpec:
     props: dict[str, Any] = {"fail": {"type": "integer"}, "raise": {"type": "string"}}
     if retries_default is not None:
         props["retries"] = {"type": "integer", "default": retries_default}
-    return msgspec.convert(
-        {
-            "name": "test.flaky",
-            "version": "0.1.0",
-            "modes": ["read"],
-            "capabilities": {"safe_to_retry": True} if safe else {},
-            "configSchema": {"type": "object", "properties": props},
-            "x-runtime": {"driver": f"{driver}:Flaky"},
-        },
-        ComponentSpec,
+    return make_spec(
+        "test.flaky",
+        f"{driver}:Flaky",
+        ["read"],
+        capabilities={"safe_to_retry": True} if safe else {},
+        configSchema={"type": "object", "properties": props},
     )
 
 
 def run_flaky(tmp_path: Path, component: ComponentSpec, **config: Any) -> Any:
-    step = ManifestStep(
-        id="read", component="test.flaky", mode="read", driver=component.x_runtime.driver, cfg_path="x", cfg_sha256="x"
-    )
-    manifest = seal(
-        Manifest(
-            pipeline=PipelineInfo(name="flaky"),
-            compiler=ToolInfo(package="test", version="0"),
-            steps=[step],
-            fingerprints=Fingerprints(oml="a", params="b", specs="c", drivers="d"),
-        )
-    )
+    manifest = make_manifest("flaky", [("read", component, [])])
     session = RunSession(manifest, {"read": config}, tmp_path / "run", components={"test.flaky": component})
     return Runner(session).run()
 

@@ -16,6 +16,9 @@ Relative paths resolve against the scratch folder, which is also every
 command's home and default working directory; paths outside it are refused.
 It is test support, not shipped in any package. Run it by hand with
 ``python tests/support/envd_standin.py --root /tmp/sbx``.
+
+One module on purpose (longer than most): a test double of one daemon, whose process service
+and file routes share one sandbox state, and which runs by itself from the command line.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""`mysql.extractor` against the real MariaDB: every type round-trips into Parquet exactly."""
+"""`mysql.extractor` against the real MariaDB: every type round-trips into Parquet exactly.
+
+Long on purpose: one catalogue of values (`every_type`, `decimals`, `legacy_dates`) is checked on
+every read path, and the native row parser's own tests (crafted, re-cut and corrupted packets)
+run next to it, as `scripts/sanitize_row_parser` selects them.
+"""
 
 from __future__ import annotations
 

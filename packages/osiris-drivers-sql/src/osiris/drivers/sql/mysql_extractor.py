@@ -29,6 +29,11 @@ statements that cannot be prepared are read with pymysql whatever it says.
 
 Only a few batches are held in memory at a time, as long as the consumer keeps up
 (connectorx reads ahead into a queue without a bound; see the package README).
+
+Longer than most modules, on purpose: one driver whose read paths share the planning (the
+prepared statement's metadata, the column plans, the rewrites) and the translation of their
+failures; what each path needs below that lives apart (`mysql_native` and `_mysql_rows.c`,
+`mysql_client`, `mysql_types`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ table exactly, and a keyed `replace` of a table that nothing references (the "di
 DDL, TRUNCATE and the binary COPY straight into the target, in one ADBC transaction). If the
 input turns out to repeat a key, the direct swap is rolled back and the load goes through
 staging, where duplicates are reduced to the last row.
+
+Longer than most modules, on purpose: one load is one transaction over two connections
+(psycopg2 for DDL and the merge, ADBC for the binary COPY), and its strategies (stage and
+merge, direct append, direct swap, restage) share that state; the types, the DDL text and
+the COPY-ready batches live apart (`sqltypes`, `ddl`, `staging`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from databases import postgres_connect
 
 from osiris.core.errors import TerminalError, TransientError, UserInputError
 
@@ -246,10 +247,7 @@ def test_failed_replace_leaves_table_as_it_was(pg: Any, run_writer: Any, constra
 
 
 def _kill_copy(pg_db: str, stop: threading.Event, killed: list[int]) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=pg_db)
-    conn.autocommit = True
+    conn = postgres_connect(pg_db)
     try:
         with conn.cursor() as cur:
             while not stop.is_set() and not killed:

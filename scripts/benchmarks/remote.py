@@ -55,8 +55,7 @@ def main() -> int:
     from envd_standin import StandinEnvd
     from osiris_cli import compile_build
 
-    from osiris.remote.dists import installed
-    from osiris.remote.layers import ensure_layer, third_party_requirements
+    from osiris.remote.layers import ensure_layer, template_requirements
     from osiris.remote.plugins import e2b_plugin, local_plugin
     from osiris.runtime.cli import run_on_host
     from osiris.runtime.sandbox_api import SandboxOptions
@@ -94,7 +93,7 @@ def main() -> int:
             os.environ["OSIRIS_CACHE_DIR"] = saved
     timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))  # builds it if missing
     timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))
-    template = ensure_layer(third_party_requirements(sorted(installed())))
+    template = ensure_layer(template_requirements())
     with StandinEnvd(work / "e2b-root", template_env={"PYTHONPATH": str(template.site)}) as envd:
         os.environ.update(envd.sdk_env())
         timed("e2b (template)", lambda r: e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=r, **kw))
@@ -107,6 +106,9 @@ def main() -> int:
         steps = sum(s["duration_ms"] for s in card["steps"]) / 1000
         cells = "".join(f"{t[c]:>13.2f}" if c in t else f"{'-':>13}" for c in cols)
         print(f"{name:<20}{code:>5}{wall:>8.2f}{cells}{steps:>8.2f}")
+    for name, code, _, _, card in results:
+        if code != 0:
+            print(f"{name} failed: {(card.get('error') or {}).get('message')}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -16,11 +16,9 @@ def template_layer():
 
     Built (once, then cached) by the `local` sandbox's own dependency-layer feature.
     """
-    from osiris.remote.dists import installed
-    from osiris.remote.layers import ensure_layer, provided_extras, third_party_requirements
+    from osiris.remote.layers import ensure_layer, template_requirements
 
-    dists = sorted(installed())
-    return ensure_layer(third_party_requirements(dists, extras={d: provided_extras(d) for d in dists}))
+    return ensure_layer(template_requirements())
 
 
 @pytest.fixture

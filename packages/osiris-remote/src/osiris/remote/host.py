@@ -42,6 +42,7 @@ from osiris.core.manifest import Manifest
 from osiris.remote import bootstrap
 from osiris.remote.sandbox import EOF, Sandbox, WorkerProcess
 from osiris.runtime.registry import RegistrationSummary
+from osiris.runtime.resolve import run_secrets
 from osiris.runtime.runcard import RunResult, StepResult, build_run_card
 from osiris.runtime.runlog import RunListener, now
 from osiris.runtime.runner import Runner
@@ -240,7 +241,7 @@ class HostAdapter:
                 connections={
                     sid: cfg["resolved_connection"] for sid, cfg in configs.items() if "resolved_connection" in cfg
                 },
-                secrets=sorted(session.redactor.secrets),
+                secrets=sorted(run_secrets(manifest, configs, session.components)),
                 run_dir="run",
             )
         )

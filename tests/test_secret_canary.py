@@ -10,7 +10,7 @@ import pytest
 from builders import driver_module, make_manifest, make_spec
 
 from osiris.core.spec import ComponentSpec
-from osiris.runtime.report import print_report
+from osiris.runtime.console import print_report
 from osiris.runtime.resolve import load_connections_for_run, resolve_configs
 from osiris.runtime.runner import Runner
 from osiris.runtime.session import RunSession

@@ -104,7 +104,7 @@ def run_command(
     else:
         manifest_path = _compile_first(target, params, connections, build_dir)  # type: ignore[arg-type]
 
-    from osiris.runtime.report import ProgressDisplay, StepLines, print_report
+    from osiris.runtime.console import ProgressDisplay, StepLines, print_report
 
     if sandbox_name:
         from osiris.runtime.sandbox_api import (

@@ -1,4 +1,4 @@
-"""What `osiris run` prints: live progress while a run goes, and its result at the end.
+"""What `osiris run` prints on the console: live progress while a run goes, and its result at the end.
 
 Only the CLI prints; a run (on the host or in a sandbox) returns a `RunResult` and the
 same report is made of it wherever it ran: a table of the steps, where the run dir and

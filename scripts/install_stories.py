@@ -12,8 +12,9 @@ the configured index, and prints the site-packages size and the packages install
   extras. It must stay within 60 MB, hold no data library, and compile the flagship to the
   same manifest fingerprint as the full development install.
 - run-only: osiris-runtime and osiris-drivers-sql[duckdb], no compiler: runs the quickstart's
-  compiled manifest with the same `data_sha256` per step as the development install, and
-  `osiris compile` says which package to install.
+  compiled manifest with the same `data_sha256` per step as the development install; a manifest
+  that needs `[mysql]` exits 2 with the `pip install` that fixes it; `osiris compile` says which
+  package to install.
 - sandbox: what a sandbox installs for the flagship: the osiris wheels without dependencies and
   the third-party requirements of exactly the manifest's drivers and extras, as
   `osiris.remote.wheels` computes them; `osiris-remote doctor` must pass in it.
@@ -187,6 +188,9 @@ def story_run_only(dists: Path, work: Path) -> dict:
         hashes[label] = run_card_hashes(cwd / "runs")
     if hashes["run-only"] != hashes["full"]:
         problems.append(f"data_sha256 differ: {hashes['run-only']} != {hashes['full']}")
+    missing = _run_without_the_mysql_extra(venv, work)
+    if missing:
+        problems.append(missing)
     no_compiler = osiris(venv, "compile", QUICKSTART, cwd=ROOT, check=False)
     if no_compiler.returncode != 2 or "pip install osiris-compiler" not in no_compiler.stderr:
         problems.append(
@@ -201,6 +205,34 @@ def story_run_only(dists: Path, work: Path) -> dict:
         "problems": problems,
         "steps": len(hashes["full"]),
     }
+
+
+MYSQL_PIPELINE = """oml_version: "0.1.0"
+name: needs_mysql
+steps:
+  - id: read
+    component: mysql.extractor
+    mode: read
+    config: {connection: "@mysql.default", table: t}
+"""
+
+
+def _run_without_the_mysql_extra(venv: Path, work: Path) -> str | None:
+    """A manifest that needs `[mysql]`, run where it is missing: exit 2 and the pip command that fixes it."""
+    cwd = work / "cwd-missing-extra"
+    cwd.mkdir()
+    (cwd / "needs_mysql.yaml").write_text(MYSQL_PIPELINE, encoding="utf-8")
+    (cwd / "osiris_connections.yaml").write_text(
+        "connections:\n  mysql:\n    default: {host: 127.0.0.1, user: root, password: '', database: x, default: true}\n",
+        encoding="utf-8",
+    )
+    osiris(dev_osiris(), "compile", "needs_mysql.yaml", "--out", "build", cwd=cwd)
+    manifest = next((cwd / "build").rglob("manifest.yaml"))
+    proc = osiris(venv, "run", str(manifest), cwd=cwd, check=False)
+    want = "pip install 'osiris-drivers-sql[mysql]=="
+    if proc.returncode != 2 or want not in proc.stderr:
+        return f"a run missing `[mysql]`: exit {proc.returncode}, expected 2 and `{want}…`: {proc.stderr[-800:]!r}"
+    return None
 
 
 def story_sandbox(dists: Path, work: Path) -> dict:

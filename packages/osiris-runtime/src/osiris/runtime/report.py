@@ -119,12 +119,13 @@ def step_spans(steps: list[dict[str, Any]], events: list[dict[str, Any]], tl: _T
             spans[sid]["end"], spans[sid]["open"] = t, False
     for sid, span in spans.items():
         if span["end"] is None:
+            # No end event: the run card's duration when it has one (an interrupted step), else until the run's
+            # last record; the bar stays marked as not ended unless the step's status says it did.
             step = next((s for s in steps if s.get("id") == sid), {})
             dur = step.get("duration_ms")
-            if isinstance(dur, (int, float)) and dur > 0 and step.get("status") in ("succeeded", "failed"):
-                span["end"], span["open"] = span["start"] + dur / 1000, False
-            else:
-                span["end"] = max(tl.total, span["start"])
+            ended = isinstance(dur, (int, float)) and dur > 0 and step.get("status") not in ("running", "unfinished")
+            span["end"] = span["start"] + dur / 1000 if ended else max(tl.total, span["start"])
+            span["open"] = step.get("status") not in ("succeeded", "failed")
     return spans
 
 
@@ -158,7 +159,7 @@ def throughput_series(
             continue
         rows = step.get("rows_out") or step.get("rows_in") or 0
         points = [(span["start"], 0.0), *sorted(samples.get(sid, []))]
-        if not span["open"] and isinstance(rows, (int, float)):
+        if step.get("status") == "succeeded" and not span["open"] and isinstance(rows, (int, float)):
             points.append((span["end"], float(rows)))
         segments = []
         for (t1, r1), (t2, r2) in itertools.pairwise(points):
@@ -528,7 +529,7 @@ def _versions(run: RunRecord) -> list[tuple[str, Any]]:
 
 
 def _files_section(run: RunRecord) -> str:
-    files = run.files()
+    files = [f for f in run.files() if f.path != REPORT_FILE]  # not the report itself (being rewritten)
     rows = "".join(
         f"<tr><td><code>{esc(f.path)}</code></td><td class='r'>{esc(format_bytes(f.size))}</td>"
         f"<td>{'data' if f.data else 'diagnostic'}</td></tr>"
@@ -588,7 +589,7 @@ def build_report(run: RunRecord, *, generated_at: datetime | None = None) -> str
         ("steps", f"{sum(s.get('status') == 'succeeded' for s in steps)} of {len(steps)} succeeded"),
     ]
     facts = "".join(
-        f"<div><span>{esc(k)}</span><b>{badge(status) if k == 'status' else esc(v)}</b></div>"
+        f'<div><span class="k">{esc(k)}</span><b>{badge(status) if k == "status" else esc(v)}</b></div>'
         for k, v in head_rows
         if k == "status" or v not in (None, "")
     )
@@ -682,7 +683,7 @@ header.top.st-interrupted{border-color:var(--warn)}header.top.st-running{border-
 header.top.st-damaged{border-color:var(--dmg)}
 h1{margin:0 0 8px;font-size:22px}h1 small{font-weight:400;color:var(--muted);font-size:14px;margin-left:8px}
 h2{font-size:17px;margin:0 0 10px}h3{font-size:15px;margin:0 0 6px}
-.facts{display:flex;flex-wrap:wrap;gap:8px 28px}.facts span{display:block;color:var(--muted);font-size:12px}
+.facts{display:flex;flex-wrap:wrap;gap:8px 28px}.facts .k{display:block;color:var(--muted);font-size:12px}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid var(--line);padding:6px 24px;z-index:2;
 display:flex;flex-wrap:wrap;gap:14px}nav a{color:var(--run);text-decoration:none;font-size:13px}
 main{padding:8px 24px 24px}section{background:#fff;border:1px solid var(--line);border-radius:8px;

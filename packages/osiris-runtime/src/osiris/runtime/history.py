@@ -229,13 +229,14 @@ class RunRecord:
     @cached_property
     def manifest(self) -> dict[str, Any] | None:
         """`manifest.yaml` as plain data (not verified: a report shows what ran, even if edited)."""
-        import yaml
+        from osiris.core.documents import load_yaml_text
+        from osiris.core.errors import DocumentError
 
         try:
-            data = yaml.safe_load((self.path / MANIFEST).read_text(encoding="utf-8"))
+            data, _ = load_yaml_text((self.path / MANIFEST).read_text(encoding="utf-8"), file=MANIFEST)
         except FileNotFoundError:
             return None
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, DocumentError) as exc:
             self.problems.append(f"`{MANIFEST}` cannot be read: {exc}")
             return None
         return data if isinstance(data, dict) else None

@@ -336,10 +336,11 @@ def after_run_hook(runs_dir: Path, manifest_path: Path, policy: Policy) -> Any:
         if policy.empty:
             return
         import click
-        import yaml
+
+        from osiris.core.documents import load_yaml_file
 
         try:
-            manifest = yaml.safe_load(Path(manifest_path).read_text(encoding="utf-8"))
+            manifest, _ = load_yaml_file(manifest_path)
             name = manifest["pipeline"]["name"]
             result = retention_after_run(runs_dir, str(name), policy)
         except Exception as exc:

@@ -395,3 +395,20 @@ def _lines(path: Path) -> list[str]:
         return path.read_text().splitlines()
     except OSError:
         return []
+
+
+@pytest.mark.slow
+def test_a_sandbox_run_is_read_and_compared_like_a_host_run(workdir: Path) -> None:
+    host = run_tiny(workdir)
+    proc = osiris("run", "tiny.yaml", "--sandbox", "local", "--json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    sandbox = json.loads(proc.stdout)["run_id"]
+    shown = as_json(osiris("runs", "show", sandbox, "--json", cwd=workdir))
+    assert shown["run"]["status"] == "succeeded" and shown["versions"]["sandbox"] == "local"
+    diff = as_json(osiris("runs", "diff", host, sandbox, "--json", cwd=workdir))
+    assert diff["same_data"] is True  # parity by data: rows and data_sha256 per step
+    assert [v["name"] for v in diff["versions"] if not v["same"]] == ["sandbox"]
+    text = osiris("runs", "diff", host, sandbox, "--exit-code", cwd=workdir)
+    assert text.returncode == 0 and "sandbox: - -> local" in text.stdout
+    report = osiris("runs", "report", sandbox, cwd=workdir)
+    assert report.returncode == 0, report.stderr

@@ -202,3 +202,16 @@ def test_report_masks_secret_looking_values_and_shows_unknown_statuses_plainly(t
     assert '<span class="badge st-other">quarantined</span>' in html
     assert "does not know" in html
     assert html.count("<script>") == 1  # only the report's own filter code
+
+
+def test_prune_leaves_folders_that_are_not_run_directories_alone(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_run(runs, "a", "2026a1", started=NOW - timedelta(days=2))
+    make_run(runs, "a", "2026a2", started=NOW - timedelta(days=1))
+    stranger = runs / "a" / "photos"
+    stranger.mkdir()
+    (stranger / "cat.jpg").write_bytes(b"jpeg")
+    os.utime(stranger, (time.time() - 7200,) * 2)
+    plan = plan_prune(scan_runs(runs), Policy(keep=1, older_than=timedelta(0)), now=NOW)
+    assert [r.run_id for r in plan.delete] == ["2026a1"]
+    assert [(r.run_id, "not a run directory" in why) for r, why in plan.skipped] == [("photos", True)]

@@ -208,6 +208,11 @@ class RunRecord:
     # -- contents ------------------------------------------------------------------------------
 
     @property
+    def is_run_dir(self) -> bool:
+        """True when the folder holds at least one of a run's files (prune leaves any other folder alone)."""
+        return any((self.path / name).exists() for name in RUN_FILES)
+
+    @property
     def ref(self) -> str:
         """`PIPELINE/RUN_ID`: names the run unambiguously within its runs dir."""
         return f"{self.pipeline}/{self.run_id}"

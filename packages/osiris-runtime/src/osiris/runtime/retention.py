@@ -11,7 +11,8 @@ Rules, applied per pipeline to its runs ordered newest first (whatever their sta
   `artifacts/_system/`), and note what was removed in `artifacts/_system/retention.json`.
 
 A run that is still running (a process holds one of its files open), or that has no run card and changed
-in the last `history.LIVE_GRACE_S` seconds, is never touched: it is reported as skipped.
+in the last `history.LIVE_GRACE_S` seconds, is never touched: it is reported as skipped; so is a folder
+holding none of a run's files (a `--runs-dir` pointed at the wrong folder deletes nothing it did not write).
 
 The retention setting is read from the environment after every `osiris run` (and by `osiris runs prune`
 without rules): `OSIRIS_RUNS_KEEP_DATA=N`, `OSIRIS_RUNS_KEEP=N`, `OSIRIS_RUNS_MAX_AGE=D` (e.g. `30d`).
@@ -159,6 +160,9 @@ def plan_prune(records: list[RunRecord], policy: Policy, *, now: datetime | None
     out = PrunePlan(policy=policy)
     by_pipeline: dict[str, list[RunRecord]] = {}
     for r in records:
+        if not r.is_run_dir:  # not a run: it neither counts among the newest N nor is ever touched
+            out.skipped.append((r, "not a run directory (no run card, events, metrics or manifest): left alone"))
+            continue
         by_pipeline.setdefault(r.pipeline, []).append(r)
     cutoff = (now - policy.older_than).timestamp() if policy.older_than is not None else None
     for runs in by_pipeline.values():

@@ -124,6 +124,8 @@ def _versions(run: RunRecord) -> dict[str, Any]:
     for d in manifest.get("drivers") or []:
         if isinstance(d, dict) and d.get("package"):
             out[f"driver {d['package']}"] = d.get("version")
+    sandbox = card.get("sandbox")
+    out["sandbox"] = sandbox.get("name") if isinstance(sandbox, dict) else None
     return out
 
 

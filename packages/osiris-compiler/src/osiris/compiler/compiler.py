@@ -416,9 +416,9 @@ def write_build(compiled: CompiledPipeline, out_dir: str | Path, *, source: str,
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         info = {
             "pipeline": manifest.pipeline.name,
-            "manifest": str((target / "manifest.yaml").resolve()),
+            "manifest": _text_path(target / "manifest.yaml"),
             "fingerprint": manifest.fingerprints.manifest,
-            "source": str(Path(source).resolve()),
+            "source": _text_path(Path(source)),
             "compiled_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "duration_ms": duration_ms,
             "compiler": {"package": "osiris-compiler", "version": __version__},
@@ -434,6 +434,11 @@ def write_build(compiled: CompiledPipeline, out_dir: str | Path, *, source: str,
         raise
     _write_atomic(out / LAST_COMPILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return CompileOutput(compiled, target, target / "manifest.yaml", duration_ms)
+
+
+def _text_path(path: Path) -> str:
+    """An absolute path as UTF-8 text; bytes that are not UTF-8 become `\\xNN` escapes."""
+    return os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")
 
 
 def _write_atomic(path: Path, text: str) -> None:

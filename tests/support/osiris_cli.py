@@ -18,10 +18,10 @@ def run_osiris(
     unset: Iterable[str] = (),
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
-    """`osiris ARGS` in `cwd` with this environment plus `env`, minus `unset` and `OSIRIS_DEBUG`."""
-    full_env = {**os.environ, **(env or {})}
-    for name in ("OSIRIS_DEBUG", *unset):
-        full_env.pop(name, None)
+    """`osiris ARGS` in `cwd`: this process's environment without `OSIRIS_DEBUG` and `unset`, plus `env`."""
+    dropped = {"OSIRIS_DEBUG", *unset}
+    full_env = {k: v for k, v in os.environ.items() if k not in dropped}
+    full_env.update(env or {})
     return subprocess.run(
         [*OSIRIS, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout, check=False
     )

@@ -93,6 +93,9 @@ def run_command(
     if e2b and sandbox and sandbox != "e2b":
         raise click.UsageError(f"`--e2b` and `--sandbox {sandbox}` contradict each other")
     sandbox_name = "e2b" if e2b else sandbox
+    from osiris.runtime.retention import after_run_hook, policy_from_env
+
+    retention = policy_from_env()  # a bad retention setting is an error before anything runs
 
     from osiris.core.build import is_manifest_document
     from osiris.core.build import last_compile as last_compile_manifest
@@ -103,6 +106,7 @@ def run_command(
         manifest_path = Path(target)  # type: ignore[arg-type]
     else:
         manifest_path = _compile_first(target, params, connections, build_dir)  # type: ignore[arg-type]
+    ctx.call_on_close(after_run_hook(Path(runs_dir), manifest_path, retention))  # `osiris runs` retention
 
     from osiris.runtime.console import ProgressDisplay, StepLines, print_report
 

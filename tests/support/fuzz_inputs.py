@@ -4,6 +4,9 @@ Used by `tests/test_fuzz_compile.py` (bounded and seeded, in CI) and by `scripts
 (longer runs). A case is a pipeline file's bytes plus extra CLI arguments; the outcome of running
 it must be exit 0 or 2, no traceback, no `internal error`, no hang, and the canary secret (set in an
 environment variable and in the connections file) in no output and no file written.
+
+Long on purpose: a catalogue of hand-written malformed cases next to the mutations and checks
+that use them.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 
 Identical inputs give byte-identical `manifest.yaml` and `cfg/*.json`: no times,
 no absolute paths and no secrets go into them. Times go to `compile.json`.
+
+A little over 400 lines, on purpose: every check of one pipeline runs in one pass (one `_Checker`
+collecting every error of the file); the checks' helpers live apart (`params`, `values`,
+`schema_errors`, `secrets`, `graph`), and the build folder is `osiris.core.build`'s.
 """
 
 from __future__ import annotations

@@ -246,7 +246,7 @@ def _string_mapping(field: pa.Field, declared: str | None, refuse: Callable[[str
 def _extension_name(field: pa.Field) -> str | None:
     import pyarrow as pa
 
-    if isinstance(field.type, pa.ExtensionType):
+    if isinstance(field.type, pa.BaseExtensionType):
         return str(field.type.extension_name)
     return _meta(field, EXTENSION_KEY)
 
@@ -254,7 +254,7 @@ def _extension_name(field: pa.Field) -> str | None:
 def _storage(field: pa.Field) -> Any:
     import pyarrow as pa
 
-    return field.type.storage_type if isinstance(field.type, pa.ExtensionType) else field.type
+    return field.type.storage_type if isinstance(field.type, pa.BaseExtensionType) else field.type
 
 
 def _extension_mapping(field: pa.Field, ext: str, refuse: Callable[[str], TypeRefused]) -> Mapping:
@@ -355,7 +355,7 @@ def _storage_then(encode: Encoder | None) -> Encoder:
     import pyarrow as pa
 
     def run(arr: Any) -> Any:
-        if isinstance(arr.type, pa.ExtensionType):
+        if isinstance(arr.type, pa.BaseExtensionType):
             arr = arr.storage
         return encode(arr) if encode is not None else arr
 
@@ -459,7 +459,7 @@ def _bits_as_text(n: int, column: str) -> Encoder:
 def _uuids_as_text(arr: Any) -> Any:
     import pyarrow as pa
 
-    if isinstance(arr.type, pa.ExtensionType):
+    if isinstance(arr.type, pa.BaseExtensionType):
         arr = arr.storage
     return _python_values(arr, lambda b: str(uuid.UUID(bytes=bytes(b))))
 

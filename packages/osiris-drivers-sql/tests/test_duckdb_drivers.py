@@ -67,8 +67,11 @@ def test_writer_append_replace_and_upsert_on_composite_key(tmp_path: Path) -> No
     assert len(rows()) == 6
     write(first, write_mode="replace")
     assert rows() == [(1, "a", 1), (1, "b", 2), (2, "a", 3)]
-    result = write(update, write_mode="upsert", primary_key=["id", "m"])
-    assert result["rows_written"] == 2  # duplicate key (3, a) deduplicated, last row wins
+    with pytest.raises(TerminalError, match=r"\(id=3, m=a\) \(2 rows\).*nothing was written"):
+        write(update, write_mode="upsert", primary_key=["id", "m"])
+    assert rows() == [(1, "a", 1), (1, "b", 2), (2, "a", 3)]
+    result = write(update, write_mode="upsert", primary_key=["id", "m"], on_duplicate_keys="keep_last")
+    assert result["rows_written"] == 2 and result["duplicate_rows_dropped"] == 1
     assert rows() == [(1, "a", 1), (1, "b", 20), (2, "a", 3), (3, "a", 31)]
 
 

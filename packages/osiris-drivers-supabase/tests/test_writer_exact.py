@@ -3,7 +3,6 @@ columns, long names and concurrent first loads, against the real PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from decimal import Decimal
@@ -15,7 +14,7 @@ import pytest
 from osiris.core.errors import TerminalError, UserInputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "support"))
-from type_catalog import ARROW_CASES, ARROW_VALUE_REFUSALS
+from type_catalog import ARROW_CASES, ARROW_VALUE_REFUSALS, column_types, read_column
 
 pytestmark = pytest.mark.postgres
 
@@ -25,18 +24,6 @@ def rows(pg: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
     with pg.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()
-
-
-def column_types(pg: Any, table: str) -> dict[str, str]:
-    """`format_type` of every column of `table`."""
-    return dict(
-        rows(
-            pg,
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-            (f'"{table}"',),
-        )
-    )
 
 
 def table_exists(pg: Any, table: str) -> bool:
@@ -70,14 +57,7 @@ def _wide_table(cases: list[Any]) -> Any:
 
 
 def _read_back(pg: Any, table: str, case: Any, n: int) -> list[Any]:
-    col = f'"{case.name}"'
-    if case.pg == "jsonb":  # as text, so numbers come back with every digit
-        got = [r[0] for r in rows(pg, f'SELECT {col}::text FROM "{table}" ORDER BY "#"')]
-        return [None if v is None else json.loads(v, parse_float=Decimal) for v in got][: len(case.values)]
-    if case.pg == "real":  # as float8 (exact), since float4 text is only float4-precise
-        col += "::float8"
-    got = [r[0] for r in rows(pg, f'SELECT {col} FROM "{table}" ORDER BY "#"')]
-    return [bytes(v) if isinstance(v, memoryview) else v for v in got][: len(case.values)]
+    return read_column(pg, table, case.name, case.pg, "#")[: len(case.values)]
 
 
 def test_every_arrow_type_in_one_table_is_created_exactly_with_exact_values(pg: Any, run_writer: Any) -> None:

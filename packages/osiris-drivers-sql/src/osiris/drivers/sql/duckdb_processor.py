@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from osiris.core.errors import TerminalError
+from osiris.drivers.sql import duckdb_types
 from osiris.drivers.sql._duckdb import quote_ident, quote_literal
 from osiris.runtime.contract import InputHandle, StepContext
 
@@ -15,6 +16,9 @@ class DuckDBProcessor:
 
     The result is streamed out in record batches of `batch_size` rows; DuckDB
     spills to a temporary folder in the step's output dir beyond `memory_limit`.
+    Types and column names come out exactly or the step fails naming the column
+    (`duckdb_types`); columns passed through unchanged keep their input's NOT NULL and
+    field metadata.
     """
 
     def run(
@@ -24,28 +28,42 @@ class DuckDBProcessor:
         import duckdb
         import pyarrow as pa
 
+        query = config["query"]
         con = duckdb.connect(":memory:")
         try:
             con.execute(f"SET memory_limit = {quote_literal(config.get('memory_limit', '1GB'))}")
             con.execute(f"SET temp_directory = {quote_literal(ctx.output_dir / 'duckdb_tmp')}")
             con.execute("SET preserve_insertion_order = true")
+            con.execute("SET TimeZone = 'UTC'")
             if config.get("threads"):
                 con.execute(f"SET threads = {int(config['threads'])}")
-            views = {}
+            views: dict[str, str] = {}
+            schemas: dict[str, Any] = {}
+            unreadable: dict[str, dict[str, str]] = {}
             for name, handle in inputs.items():
                 view = "input_df" if name == "df" else name
+                shown = duckdb_types.input_view(handle.schema, view=view, step=step_id)
                 con.execute(
-                    f"CREATE VIEW {quote_ident(view)} AS SELECT * FROM read_parquet({quote_literal(handle.path)})"
+                    f"CREATE VIEW {quote_ident(view)} AS SELECT {shown.select} "
+                    f"FROM read_parquet({quote_literal(handle.path)})"
                 )
                 views[view] = handle.step_id
+                schemas[view.lower()] = handle.schema
+                if shown.unreadable:
+                    unreadable[view] = shown.unreadable
             ctx.log_event("duckdb.views", views=views)
+            tree = duckdb_types.parse(con, query)
+            self._refuse_unreadable(tree, unreadable, set(schemas), step_id)
             try:
-                relation = con.sql(config["query"])
+                relation = con.sql(query)
                 if relation is None:
                     raise TerminalError(
                         f"The query of step `{step_id}` returns no rows: its last statement must be a SELECT",
                         step=step_id,
                     )
+                plan = duckdb_types.output_plan(list(relation.columns), list(relation.types), step=step_id)
+                if plan.projection is not None:
+                    relation = relation.project(plan.projection)
                 # duckdb >= 1.4 names it `to_arrow_reader`; older releases `record_batch`.
                 fetch = getattr(relation, "to_arrow_reader", None) or relation.record_batch
                 reader = fetch(int(config.get("batch_size", 100000)))
@@ -55,13 +73,16 @@ class DuckDBProcessor:
                     step=step_id,
                     hint=f"inputs are visible as views: {', '.join(sorted(views)) or 'none'}",
                 ) from None
+            line = duckdb_types.lineage(tree, {v: s.names for v, s in schemas.items()})
+            schema = duckdb_types.result_schema(reader.schema, plan, line, schemas)
         except BaseException:
             con.close()
             raise
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                yield from reader
+                for batch in reader:
+                    yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
             except duckdb.Error as exc:
                 raise TerminalError(
                     f"DuckDB query of step `{step_id}` failed: {type(exc).__name__}: {exc}", step=step_id
@@ -69,4 +90,20 @@ class DuckDBProcessor:
             finally:
                 con.close()
 
-        return {"df": pa.RecordBatchReader.from_batches(reader.schema, batches())}
+        return {"df": pa.RecordBatchReader.from_batches(schema, batches())}
+
+    @staticmethod
+    def _refuse_unreadable(
+        tree: dict[str, Any] | None, unreadable: dict[str, dict[str, str]], views: set[str], step_id: str
+    ) -> None:
+        """Fail when the query may read an input column DuckDB has no exact type for."""
+        for view, columns in unreadable.items():
+            for column, why in columns.items():
+                if duckdb_types.reads(tree, column, views):
+                    raise TerminalError(
+                        f"Column `{column}` of input `{view}` (step `{step_id}`) is {why}; the query reads it "
+                        f"(by name, or through `*`), so its values would change. Leave it out "
+                        f"(`SELECT * EXCLUDE ({quote_ident(column)})`), or narrow it upstream, e.g. with a CAST "
+                        "in the extractor's query",
+                        step=step_id,
+                    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,36 @@ from osiris.core.errors import TerminalError
 from osiris.drivers.sql import duckdb_types
 from osiris.drivers.sql._duckdb import quote_ident, quote_literal
 from osiris.runtime.contract import InputHandle, StepContext
+
+
+def relation_types(relation: Any) -> dict[str, str]:
+    """The query's result columns and their DuckDB types (empty when there is no relation yet)."""
+    try:
+        return {str(n): str(t) for n, t in zip(relation.columns, relation.types, strict=True)}
+    except Exception:
+        return {}
+
+
+_SOURCE_COLUMN = re.compile(r"Could not cast value (\S+) to (DECIMAL\(38,0\)) when casting from source column (\S+)")
+
+
+def _failure(exc: Exception, step_id: str, types: dict[str, str], views: dict[str, str]) -> TerminalError:
+    """The step's error for a DuckDB failure; a value too wide for the exact form of its column names the column."""
+    m = _SOURCE_COLUMN.search(str(exc))
+    if m:
+        value, target, column = m.groups()
+        column = column.strip('"')
+        return TerminalError(
+            f"Column `{column}` of step `{step_id}` is {types.get(column, 'a 128-bit integer')}; its value {value} has "
+            f"more than 38 digits, so it has no exact {target} (the widest exact form leaving DuckDB): cast it to "
+            "VARCHAR, or to a DOUBLE if an approximation will do",
+            step=step_id,
+        )
+    return TerminalError(
+        f"DuckDB query of step `{step_id}` failed: {type(exc).__name__}: {exc}",
+        step=step_id,
+        hint=f"inputs are visible as views: {', '.join(sorted(views)) or 'none'}",
+    )
 
 
 class DuckDBProcessor:
@@ -62,16 +93,15 @@ class DuckDBProcessor:
                         step=step_id,
                     )
                 plan = duckdb_types.output_plan(list(relation.columns), list(relation.types), step=step_id)
+                original = relation_types(relation)
                 if plan.projection is not None:
                     relation = relation.project(plan.projection)
                 # duckdb >= 1.4 names it `to_arrow_reader`; older releases `record_batch`.
                 fetch = getattr(relation, "to_arrow_reader", None) or relation.record_batch
                 reader = fetch(int(config.get("batch_size", 100000)))
             except duckdb.Error as exc:
-                raise TerminalError(
-                    f"DuckDB query of step `{step_id}` failed: {type(exc).__name__}: {exc}",
-                    step=step_id,
-                    hint=f"inputs are visible as views: {', '.join(sorted(views)) or 'none'}",
+                raise _failure(
+                    exc, step_id, relation_types(relation) if original is None else original, views
                 ) from None
             line = duckdb_types.lineage(tree, {v: s.names for v, s in schemas.items()})
             schema = duckdb_types.result_schema(reader.schema, plan, line, schemas)
@@ -84,9 +114,7 @@ class DuckDBProcessor:
                 for batch in reader:
                     yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
             except duckdb.Error as exc:
-                raise TerminalError(
-                    f"DuckDB query of step `{step_id}` failed: {type(exc).__name__}: {exc}", step=step_id
-                ) from None
+                raise _failure(exc, step_id, original, views) from None
             finally:
                 con.close()
 

@@ -269,13 +269,43 @@ ARROW_CASES: list[ArrowCase] = [
     ),
 ]
 
-# Values a mappable type still refuses, one by one: (case name, type factory, values, message fragment).
-ARROW_VALUE_REFUSALS: list[tuple[str, Callable[[], Any], list[Any], str]] = [
-    ("timestamp_ns_fraction", _pa("timestamp", "ns"), [1_000, 1_001], "would lose data: 1001"),
-    ("time_ns_fraction", _pa("time64", "ns"), [1_001], "PostgreSQL keeps microseconds"),
-    ("duration_ns_fraction", _pa("duration", "ns"), [1_001], "PostgreSQL keeps microseconds"),
-    ("list_nan", _nested(lambda pa: pa.list_(pa.float64())), [[float("nan")]], "JSON has no number for `nan`"),
-    ("map_repeated_key", _nested(lambda pa: pa.map_(pa.string(), pa.int32())), [[("k", 1), ("k", 2)]], "repeats a key"),
+# Values a mappable type still refuses, one by one: (case name, type factory, values, message fragment, for the docs).
+ARROW_VALUE_REFUSALS: list[tuple[str, Callable[[], Any], list[Any], str, str]] = [
+    (
+        "timestamp_ns_fraction",
+        _pa("timestamp", "ns"),
+        [1_000, 1_001],
+        "would lose data: 1001",
+        "`timestamp[ns]`: a value with a fraction of a microsecond",
+    ),
+    (
+        "time_ns_fraction",
+        _pa("time64", "ns"),
+        [1_001],
+        "PostgreSQL keeps microseconds",
+        "`time64[ns]`: a value with a fraction of a microsecond",
+    ),
+    (
+        "duration_ns_fraction",
+        _pa("duration", "ns"),
+        [1_001],
+        "PostgreSQL keeps microseconds",
+        "`duration[ns]`: a value with a fraction of a microsecond",
+    ),
+    (
+        "list_nan",
+        _nested(lambda pa: pa.list_(pa.float64())),
+        [[float("nan")]],
+        "JSON has no number for `nan`",
+        "nested types (JSON): a float NaN or Infinity",
+    ),
+    (
+        "map_repeated_key",
+        _nested(lambda pa: pa.map_(pa.string(), pa.int32())),
+        [[("k", 1), ("k", 2)]],
+        "repeats a key",
+        "maps (JSON objects): a value repeating a key",
+    ),
 ]
 
 
@@ -611,6 +641,7 @@ class DuckDBCase:
     pg: str | None = None
     back: tuple[Any, ...] = ()
     refused: str | None = None
+    why: str | None = None  # for the docs: which values of a mapped type are refused
 
 
 DUCKDB_CASES: list[DuckDBCase] = [
@@ -627,6 +658,7 @@ DUCKDB_CASES: list[DuckDBCase] = [
         "HUGEINT",
         "CAST(170141183460469231731687303715884105727 AS HUGEINT) - v + 1",
         refused="has more than 38 digits",
+        why="a value of more than 38 digits",
     ),
     DuckDBCase("utinyint", "UTINYINT", "CAST(253 + v AS UTINYINT)", "smallint", (254, 255)),
     DuckDBCase("usmallint", "USMALLINT", "CAST(65533 + v AS USMALLINT)", "integer", (65534, 65535)),
@@ -646,6 +678,7 @@ DUCKDB_CASES: list[DuckDBCase] = [
         "UHUGEINT",
         "CAST(340282366920938463463374607431768211455 AS UHUGEINT)",
         refused="has more than 38 digits",
+        why="a value of more than 38 digits",
     ),
     DuckDBCase("float", "FLOAT", "CAST(0.1 * v AS FLOAT)", "real", (0.10000000149011612, 0.20000000298023224)),
     DuckDBCase("double", "DOUBLE", "CAST(0.1 AS DOUBLE) * v", "double precision", (0.1, 0.2)),
@@ -685,7 +718,11 @@ DUCKDB_CASES: list[DuckDBCase] = [
         (dt.time(12, 34, 56, 789012),) * 2,
     ),
     DuckDBCase(
-        "time_ns_fraction", "TIME_NS", "CAST('12:34:56.789012345' AS TIME_NS)", refused="PostgreSQL keeps microseconds"
+        "time_ns_fraction",
+        "TIME_NS",
+        "CAST('12:34:56.789012345' AS TIME_NS)",
+        refused="PostgreSQL keeps microseconds",
+        why="a value with a fraction of a microsecond",
     ),
     DuckDBCase(
         "timetz",
@@ -727,6 +764,7 @@ DUCKDB_CASES: list[DuckDBCase] = [
         "TIMESTAMP_NS",
         "CAST('2024-01-01 10:00:00.123456789' AS TIMESTAMP_NS)",
         refused="would lose data",
+        why="a value with a fraction of a microsecond",
     ),
     DuckDBCase(
         "timestamptz",
@@ -794,7 +832,9 @@ DUCKDB_CASES: list[DuckDBCase] = [
         refused="a UNION has no single type",
     ),
     DuckDBCase("variant", "VARIANT", "CAST(v AS VARIANT)", refused="a VARIANT has no single type"),
-    DuckDBCase("list_of_intervals", "INTERVAL[]", "[INTERVAL (v) DAY]", refused="`INTERVAL` inside it"),
+    DuckDBCase(
+        "list_of_intervals", "INTERVAL[]", "[INTERVAL (v) DAY]", refused="`INTERVAL` inside it has no exact form"
+    ),
 ]
 
 

@@ -281,8 +281,8 @@ def output_plan(names: list[str], types: list[Any], *, step: str) -> OutputPlan:
                 problem = _nested_problem(child) if hasattr(child, "id") else None
                 if problem:
                     raise TerminalError(
-                        f"Column `{name}` of step `{step}` is `{typ}`, with {problem}, which has no exact form "
-                        "there: cast the value inside (e.g. to VARCHAR or DECIMAL) or the whole column to JSON",
+                        f"Column `{name}` of step `{step}` is `{typ}`: {problem} has no exact form there; cast the "
+                        "value inside (e.g. to VARCHAR or DECIMAL) or the whole column to JSON",
                         step=step,
                     )
         elif str(typ) == "JSON":

@@ -84,7 +84,10 @@ class DuckDBProcessor:
                     unreadable[view] = shown.unreadable
             ctx.log_event("duckdb.views", views=views)
             tree = duckdb_types.parse(con, query)
-            self._refuse_unreadable(tree, unreadable, set(schemas), step_id)
+            known = {n.lower() for schema in schemas.values() for n in schema.names}
+            self._refuse_unreadable(tree, unreadable, set(schemas), known, step_id)
+            relation: Any = None
+            original: dict[str, str] = {}  # the result's DuckDB types before the converting projection
             try:
                 relation = con.sql(query)
                 if relation is None:
@@ -100,9 +103,7 @@ class DuckDBProcessor:
                 fetch = getattr(relation, "to_arrow_reader", None) or relation.record_batch
                 reader = fetch(int(config.get("batch_size", 100000)))
             except duckdb.Error as exc:
-                raise _failure(
-                    exc, step_id, relation_types(relation) if original is None else original, views
-                ) from None
+                raise _failure(exc, step_id, original or relation_types(relation), views) from None
             line = duckdb_types.lineage(tree, {v: s.names for v, s in schemas.items()})
             schema = duckdb_types.result_schema(reader.schema, plan, line, schemas)
         except BaseException:
@@ -122,12 +123,16 @@ class DuckDBProcessor:
 
     @staticmethod
     def _refuse_unreadable(
-        tree: dict[str, Any] | None, unreadable: dict[str, dict[str, str]], views: set[str], step_id: str
+        tree: dict[str, Any] | None,
+        unreadable: dict[str, dict[str, str]],
+        views: set[str],
+        columns: set[str],
+        step_id: str,
     ) -> None:
         """Fail when the query may read an input column DuckDB has no exact type for."""
-        for view, columns in unreadable.items():
-            for column, why in columns.items():
-                if duckdb_types.reads(tree, column, views):
+        for view, troubles in unreadable.items():
+            for column, why in troubles.items():
+                if duckdb_types.reads(tree, column, views, columns):
                     raise TerminalError(
                         f"Column `{column}` of input `{view}` (step `{step_id}`) is {why}; the query reads it "
                         f"(by name, or through `*`), so its values would change. Leave it out "

@@ -120,11 +120,16 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(v)
 
 
-def reads(tree: dict[str, Any] | None, column: str, views: set[str]) -> bool:
-    """Whether the query may read `column` (conservative: a star, a positional or whole-row reference counts)."""
+def reads(tree: dict[str, Any] | None, column: str, views: set[str], columns: set[str] | None = None) -> bool:
+    """Whether the query may read `column` (conservative: a star, a positional or whole-row reference counts).
+
+    `columns` (lower case) are every input's column names: a one-part reference to anything else
+    may be a table alias used as a whole row (`SELECT s FROM src s`), so it counts too.
+    """
     if tree is None:
         return True
     name = column.lower()
+    known = columns if columns is not None else set()
     for node in _nodes(tree):
         cls = node.get("class")
         if cls == "STAR":
@@ -134,7 +139,7 @@ def reads(tree: dict[str, Any] | None, column: str, views: set[str]) -> bool:
                 return True
         elif cls == "COLUMN_REF":
             parts = [str(p).lower() for p in node.get("column_names") or []]
-            if name in parts or (len(parts) == 1 and parts[0] in views):
+            if name in parts or (len(parts) == 1 and (parts[0] in views or parts[0] not in known)):
                 return True
         elif cls == "POSITIONAL_REFERENCE" or (
             node.get("type") == "JOIN" and name in {str(c).lower() for c in node.get("using_columns") or []}

@@ -137,11 +137,32 @@ def release_commit(pkg: Package, version: str, root: Path = ROOT) -> str:
 
 
 def changed_since(pkg: Package, commit: str, root: Path = ROOT) -> list[str]:
-    """The package's files changed since `commit` (working tree included), tests and changelog left out."""
+    """The package's files changed since `commit` (working tree included), tests and changelog left out.
+
+    A `pyproject.toml` counts only when what it publishes changed (`[project]`, `[build-system]`, the
+    build targets): a `[tool.uv]` or `[tool.ruff]` table is development setup, not part of a release.
+    """
     folder = pkg.folder.relative_to(root).as_posix()
     names = git(root, "diff", "--name-only", commit, "--", folder).split()
     skip = (f"{folder}/tests/", f"{folder}/CHANGELOG.md")
-    return [n for n in names if not n.startswith(skip)]
+    changed = [n for n in names if not n.startswith(skip)]
+    pyproject = f"{folder}/pyproject.toml"
+    if pyproject in changed and _published(git(root, "show", f"{commit}:{pyproject}")) == _published(
+        (root / pyproject).read_text(encoding="utf-8")
+    ):
+        changed.remove(pyproject)
+    return changed
+
+
+def _published(pyproject_text: str) -> dict:
+    """The parts of a pyproject.toml that shape the published distribution."""
+    data = tomllib.loads(pyproject_text)
+    return {
+        "project": data.get("project"),
+        "build-system": data.get("build-system"),
+        "hatch-build": data.get("tool", {}).get("hatch", {}).get("build"),
+        "hatch-version": data.get("tool", {}).get("hatch", {}).get("version"),
+    }
 
 
 # ------------------------------------------------------------------ checks

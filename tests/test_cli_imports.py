@@ -27,6 +27,7 @@ print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules
         ["--help"],
         ["--version"],
         ["components", "list"],
+        ["runs", "--help"],
         ["compile", str(REPO / "docs/examples/mysql_duckdb_supabase.yaml")],
         ["validate", str(REPO / "docs/examples/quickstart.yaml")],
     ],

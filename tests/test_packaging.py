@@ -14,6 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+import urllib.request
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -187,6 +188,30 @@ def test_install_stories_keep_their_promises(dists: Path):
     }
     assert "pyarrow" in report["run-only"]["packages"] and "osiris-compiler" not in report["run-only"]["packages"]
     assert "e2b" not in report["sandbox (flagship)"]["packages"]
+
+
+def test_install_stories_by_name_from_a_package_index(dists: Path, tmp_path: Path):
+    """The same stories with our packages installed by name from a PEP 503 index served over HTTP."""
+    index = _script("package_index")
+    projects = index.write_index(dists, tmp_path / "index")
+    assert set(projects) == {p.name for p in PACKAGES}
+    assert all(
+        any(f.endswith(".whl") for f in files) and any(f.endswith(".tar.gz") for f in files)
+        for files in projects.values()
+    )
+    with index.serve(tmp_path / "index") as url:
+        page = urllib.request.urlopen(f"{url}/osiris-core/").read().decode()
+        assert "#sha256=" in page and 'data-requires-python="&gt;=3.11"' in page
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "install_stories.py"), "--index", url, "--json"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    assert proc.stdout.startswith("["), proc.stderr[-3000:]
+    report = {r["story"]: r for r in json.loads(proc.stdout)}
+    assert {s: r["problems"] for s, r in report.items()} == {s: [] for s in report}
+    assert report["compile-only"]["size_mb"] <= 60
 
 
 def test_the_oldest_allowed_versions_of_our_packages_run_the_quickstart(dists: Path):

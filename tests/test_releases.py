@@ -40,6 +40,26 @@ def test_every_package_has_a_released_version_at_the_commit_that_set_it():
         dt.date.fromisoformat(date)
 
 
+def test_the_development_install_reports_the_versions_of_the_source():
+    """Editable installs rebuild their metadata when `__about__.py` changes (`[tool.uv] cache-keys`)."""
+    from importlib import metadata
+
+    for pkg in releases.packages().values():
+        assert metadata.version(pkg.name) == pkg.version, f"{pkg.name}: stale install, run scripts/bootstrap"
+
+
+def test_development_settings_in_a_pyproject_need_no_changelog_entry(clone: Path):
+    pyproject = clone / "packages/osiris-compiler/pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8") + "\n[tool.ruff]\nline-length = 100\n")
+    git(clone, "commit", "-qam", "compiler: a development setting")
+    compiler = releases.packages(clone)["osiris-compiler"]
+    commit = releases.release_commit(compiler, compiler.version, clone)
+    assert releases.changed_since(compiler, commit, clone) == []
+    text = pyproject.read_text(encoding="utf-8").replace('description = "', 'description = "Changed: ', 1)
+    pyproject.write_text(text, encoding="utf-8")
+    assert releases.changed_since(compiler, commit, clone) == ["packages/osiris-compiler/pyproject.toml"]
+
+
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     """A clone of this repository's committed state with an identity to commit as."""

@@ -343,3 +343,58 @@ def test_staging_tables_left_by_a_killed_run_are_swept_and_live_ones_kept(pg: An
         with pg.cursor() as cur:
             cur.execute(f"SELECT pg_advisory_unlock({lock})", (f"public.{live}",))
             cur.execute(f'DROP TABLE IF EXISTS public."{live}"')
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("batch_size", 2**63, "`batch_size` must be an integer from 1 to 2147483647; got `9223372036854775808`"),
+        ("batch_size", 0, "`batch_size` must be an integer from 1"),
+        ("timeout", float("nan"), "`timeout` must be a number from 0.001"),
+        ("timeout", 10**9, "`timeout` must be a number from 0.001 to 2147483"),
+        ("retries", 5000, "`retries` must be an integer from 0 to 100"),
+    ],
+)
+def test_an_out_of_range_setting_is_refused_before_connecting(run_writer, key, value, expected):
+    with pytest.raises(UserInputError) as info:
+        run_writer(arrow(APPEND_INPUT), table="out_of_range", **{key: value})
+    assert expected in str(info.value) and "Traceback" not in str(info.value)
+
+
+@pytest.mark.parametrize("write_mode", ["append", "replace"])
+def test_an_error_reading_the_input_during_copy_is_reported_as_itself(run_writer, pg, monkeypatch, write_mode):
+    """ADBC pasted the Python traceback of the input's iterator into its own error message."""
+    from osiris.drivers.supabase import writer
+
+    real = writer.stream_batches
+
+    def failing(handle, batch_size):
+        yield from list(real(handle, batch_size))[:1]
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(writer, "stream_batches", failing)
+    rows(
+        pg,
+        "DROP TABLE IF EXISTS read_fails; CREATE TABLE read_fails (id bigint primary key, region text, "
+        "amount numeric(10,2), note text); SELECT 1",
+    )
+    with pytest.raises(TerminalError) as info:
+        run_writer(arrow(APPEND_INPUT), table="read_fails", write_mode=write_mode, primary_key=["id"])
+    message = str(info.value)
+    assert "Reading the input to load into `public.read_fails` failed: OverflowError: Python int too large" in message
+    assert "Traceback" not in message and "File " not in message
+    assert rows(pg, "SELECT count(*) FROM read_fails") == [(0,)]  # nothing half-written
+
+
+def test_adbc_messages_lose_a_pasted_traceback():
+    from osiris.drivers.supabase.errors import from_postgres
+
+    text = (
+        "INTERNAL: nanoarrow call failed: (22) Invalid argument. Detail: Python exception: Traceback (most recent "
+        'call last):\n  File "x.py", line 1, in f\n    g()\nOverflowError: Python int too large to convert to C long'
+    )
+    err = from_postgres(RuntimeError(text), step="load", table="public.t", doing="Bulk COPY for")
+    assert str(err) == (
+        "Bulk COPY for `public.t` failed: nanoarrow call failed: (22) Invalid argument. "
+        "(OverflowError: Python int too large to convert to C long)"
+    )

@@ -60,7 +60,7 @@ def compile_command(
         return
     _warn(compiled.warnings)
     click.echo(f"Compiled `{m.pipeline.name}`: {len(m.steps)} steps in {out.duration_ms:.0f} ms")
-    click.echo(f"  manifest     {out.manifest_path}")
+    click.echo(f"  manifest     {click.format_filename(out.manifest_path)}")
     click.echo(f"  fingerprint  {m.fingerprints.manifest}")
     click.echo(f"  drivers      {', '.join(f'{d.package} {d.version}' for d in m.drivers)}")
 
@@ -78,4 +78,5 @@ def validate_command(pipeline: str, params: tuple[str, ...], connections: str | 
         click.echo(json.dumps({"valid": True, "pipeline": m.pipeline.name, "warnings": compiled.warnings}, indent=2))
         return
     _warn(compiled.warnings)
-    click.echo(f"`{pipeline}` is valid: pipeline `{m.pipeline.name}`, {len(m.steps)} steps", file=sys.stdout)
+    shown = click.format_filename(pipeline)  # a path that is not UTF-8 must not break the output
+    click.echo(f"`{shown}` is valid: pipeline `{m.pipeline.name}`, {len(m.steps)} steps", file=sys.stdout)

@@ -21,9 +21,10 @@ import msgspec
 
 from osiris.compiler.__about__ import __version__
 from osiris.compiler.graph import find_cycle, topological_order
-from osiris.compiler.params import resolve_params, substitute
-from osiris.compiler.schema_errors import config_errors
+from osiris.compiler.params import ReferenceSyntaxError, resolve_params, substitute
+from osiris.compiler.schema_errors import config_errors, key_path, schema_problem
 from osiris.compiler.secrets import find_inline_secrets
+from osiris.compiler.values import value_problems
 from osiris.core.connections import find_connections_file, load_connections, parse_reference, select_alias
 from osiris.core.discovery import Component, ComponentRegistry
 from osiris.core.documents import LineIndex, did_you_mean, format_path, load_yaml_file
@@ -39,7 +40,20 @@ from osiris.core.manifest import (
     dump_manifest,
     seal,
 )
-from osiris.core.oml import Pipeline, Step, decode_pipeline
+from osiris.core.oml import Pipeline, Step
+
+try:
+    from osiris.core.oml import check_pipeline
+except ImportError:  # osiris-core 0.2 (the oldest this release allows): shape errors one at a time
+    from types import SimpleNamespace
+
+    from osiris.core.oml import decode_pipeline
+
+    def check_pipeline(data: Any, *, file: str | None = None, index: LineIndex | None = None) -> Any:  # type: ignore[misc]
+        """`decode_pipeline`, shaped like the newer core's `check_pipeline` result."""
+        return SimpleNamespace(pipeline=decode_pipeline(data, file=file, index=index), errors=[], invalid_steps=set())
+
+
 from osiris.core.spec import apply_defaults
 
 LAST_COMPILE = ".last_compile.json"
@@ -109,16 +123,27 @@ def compile_pipeline(
     """Parse, validate and compile the OML file at `path` (nothing is written)."""
     file = str(path)
     data, index = load_yaml_file(path)
-    pipeline = decode_pipeline(data, file=file, index=index)
-    registry = registry or ComponentRegistry.discover()
+    decoded = check_pipeline(data, file=file, index=index)
     check = _Checker(file, index)
+    check.errors.extend(decoded.errors)
+    pipeline = decoded.pipeline
+    if pipeline is None:
+        check.raise_if_any()
+        raise AssertionError("unreachable: a pipeline that cannot be read has errors")
+    registry = registry or ComponentRegistry.discover()
     warnings: list[str] = []
     unchecked: list[str] = []  # connection references that no connections file could confirm
 
+    params: dict[str, Any] | None
     try:
         params = resolve_params(pipeline.params, param_overrides or {}, environ)
     except UserInputError as exc:
-        raise DocumentError(exc.message, file=file, path="$.params", line=index.line_of(("params",))) from None
+        check.add(exc.message, ("params",))
+        params = None
+    if params is not None:
+        for name, value in params.items():
+            for parts, message in value_problems(value, ("params", name)):
+                check.add(f"param `{name}`: {message}", parts)
 
     ids = _check_ids(pipeline, check)
     components: dict[str, Component] = {}
@@ -128,6 +153,8 @@ def compile_pipeline(
     connections = load_connections(conn_file) if conn_file else None
 
     for i, step in enumerate(pipeline.steps):
+        if i in decoded.invalid_steps:
+            continue
         where = ("steps", i)
         try:
             comp = registry.get(step.component)
@@ -138,24 +165,15 @@ def compile_pipeline(
         mode = _check_mode(step, comp, where, check)
         if mode:
             modes[step.id] = mode
+        if params is None:
+            continue  # the configs cannot be read without their params
         try:
             config = substitute(step.config, params, format_path((*where, "config")))
-        except UserInputError as exc:
-            check.add(exc.message, (*where, "config"), step.id)
+        except ReferenceSyntaxError as exc:
+            check.add(exc.message, (*where, "config", *exc.parts), step.id)
             continue
-        secret_found = False
-        for parts, reason in find_inline_secrets(config, comp.spec.secrets):
-            secret_found = True
-            check.add(
-                f"{reason} at `config.{'.'.join(map(str, parts))}`; secrets must come from a connection "
-                f'(`connection: "@{comp.spec.family}.<alias>"`) or an environment variable (`${{MY_SECRET}}`)',
-                (*where, "config", *parts),
-                step.id,
-            )
-        if secret_found:
+        if not _check_config(comp, config, where, step.id, check):
             continue
-        for parts, message in config_errors(comp.spec.config_schema, config):
-            check.add(message, (*where, "config", *parts), step.id)
         _check_connection(step, comp, config, connections, conn_file, where, check, unchecked)
         if comp.spec.name.endswith(".writer") and config.get("write_mode") == "replace" and "primary_key" not in config:
             warnings.append(
@@ -165,6 +183,7 @@ def compile_pipeline(
 
     needs = _check_needs(pipeline, ids, check)
     check.raise_if_any()
+    assert params is not None
 
     cycle = find_cycle(needs)
     if cycle:
@@ -173,13 +192,21 @@ def compile_pipeline(
         check.add(f"The steps form a cycle: {' -> '.join(cycle)}", ("steps", i, "needs"), first)
         check.raise_if_any()
     for sid in components:
-        if modes.get(sid) == "write" and not needs[sid]:
+        if modes.get(sid) == "write" and len(needs[sid]) != 1:
             step_index = next(n for n, s in enumerate(pipeline.steps) if s.id == sid)
-            check.add(
-                "a `write` step needs an upstream step; add `needs: [<step id>]`",
-                ("steps", step_index),
-                sid,
-            )
+            if not needs[sid]:
+                check.add(
+                    "a `write` step needs an upstream step; add `needs: [<step id>]`",
+                    ("steps", step_index),
+                    sid,
+                )
+            else:
+                check.add(
+                    f"a `write` step writes exactly one upstream step; `needs` names {len(needs[sid])} "
+                    f"({', '.join(needs[sid])}). Combine them in a transform step first (e.g. `duckdb.processor`)",
+                    ("steps", step_index, "needs"),
+                    sid,
+                )
     check.raise_if_any()
 
     order = topological_order(needs)
@@ -218,6 +245,62 @@ def compile_pipeline(
             f"directory); these connections are checked at run time: {', '.join(unchecked)}"
         )
     return CompiledPipeline(manifest=manifest, cfgs=cfgs, params=params, warnings=warnings)
+
+
+def _check_config(
+    comp: Component, config: dict[str, Any], where: tuple[str | int, ...], step_id: str, check: _Checker
+) -> bool:
+    """Add every problem of one step's config; False when it cannot be validated against its spec."""
+
+    def add(message: str, parts: tuple[str | int, ...]) -> None:
+        check.add(message, (*where, "config", *parts), step_id)
+
+    def named(parts: tuple[str | int, ...], message: str) -> str:
+        return f"config key `{key_path(parts)}`: {message}" if parts else message
+
+    values = list(value_problems(config))
+    secrets = list(find_inline_secrets(config, comp.spec.secrets))
+    for parts, reason in secrets:
+        add(
+            f"{reason} at `config.{key_path(parts)}`; secrets must come from a connection "
+            f'(`connection: "@{comp.spec.family}.<alias>"`) or an environment variable (`${{MY_SECRET}}`)',
+            parts,
+        )
+    problem = None if secrets else _schema_problem(comp)
+    if secrets or problem:
+        for parts, message in values:
+            add(named(parts, message), parts)
+        if problem:
+            check.add(problem, (*where, "component"), step_id)
+        return False
+    schema = list(config_errors(comp.spec.config_schema, config))
+    by_schema = {parts for parts, _ in schema}
+    said: list[tuple[str | int, ...]] = []
+    for parts, message in values:
+        if parts in by_schema and isinstance(_value_at(config, parts), int):
+            continue  # the spec's own range says it better than "outside 64 bits"
+        add(named(parts, message), parts)
+        said.append(parts)
+    for parts, message in schema:
+        if not any(parts[: len(p)] == p for p in said):  # a date where text is expected: said once
+            add(message, parts)
+    return True
+
+
+def _value_at(value: Any, parts: tuple[str | int, ...]) -> Any:
+    for p in parts:
+        value = value[p]
+    return value
+
+
+def _schema_problem(comp: Component) -> str | None:
+    problem = schema_problem(comp.spec.config_schema)
+    if problem is None:
+        return None
+    return (
+        f"The spec of component `{comp.name}` ({comp.source}, from `{comp.distribution}` {comp.version}) has an "
+        f"invalid `configSchema`: {problem}; report it to the component's authors"
+    )
 
 
 def _check_ids(pipeline: Pipeline, check: _Checker) -> set[str]:
@@ -346,9 +429,9 @@ def write_build(compiled: CompiledPipeline, out_dir: str | Path, *, source: str,
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         info = {
             "pipeline": manifest.pipeline.name,
-            "manifest": str((target / "manifest.yaml").resolve()),
+            "manifest": _text_path(target / "manifest.yaml"),
             "fingerprint": manifest.fingerprints.manifest,
-            "source": str(Path(source).resolve()),
+            "source": _text_path(Path(source)),
             "compiled_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "duration_ms": duration_ms,
             "compiler": {"package": "osiris-compiler", "version": __version__},
@@ -364,6 +447,11 @@ def write_build(compiled: CompiledPipeline, out_dir: str | Path, *, source: str,
         raise
     _write_atomic(out / LAST_COMPILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return CompileOutput(compiled, target, target / "manifest.yaml", duration_ms)
+
+
+def _text_path(path: Path) -> str:
+    """An absolute path as UTF-8 text; bytes that are not UTF-8 become `\\xNN` escapes."""
+    return os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import SchemaError, ValidationError
 
 from osiris.core.documents import did_you_mean
 
@@ -43,6 +43,24 @@ def _types(t: Any) -> str:
     return " or ".join(JSON_TYPES.get(n, n) for n in names)
 
 
+_checked_schemas: dict[int, tuple[dict[str, Any], str | None]] = {}
+
+
+def schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why `schema` is not a valid JSON Schema (a broken third-party spec), or None; checked once per schema."""
+    known = _checked_schemas.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    try:
+        Draft202012Validator.check_schema(schema)
+        problem = None
+    except SchemaError as exc:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path)
+        problem = f"{exc.message[:200]} at `${where}`"
+    _checked_schemas[id(schema)] = (schema, problem)
+    return problem
+
+
 def config_errors(schema: dict[str, Any], config: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Yield (path inside config, message) for every way `config` fails `schema`."""
     validator = Draft202012Validator(schema)
@@ -51,10 +69,18 @@ def config_errors(schema: dict[str, Any], config: Any) -> Iterator[tuple[tuple[s
         yield from _explain(err, schema)
 
 
+def key_path(parts: tuple[str | int, ...]) -> str:
+    """A path inside a config as a user writes it: ``columns[1]``, ``options.mode``."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
 def _explain(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
     for where, message in _explain_raw(err, root):
         named = where and not message.startswith(("unknown config key", "missing required"))
-        yield where, f"config key `{'.'.join(map(str, where))}`: {message}" if named else message
+        yield where, f"config key `{key_path(where)}`: {message}" if named else message
 
 
 def _explain_raw(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -85,9 +111,26 @@ def _explain_raw(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[t
     elif kind == "const":
         yield path, f"expected {_show(err.validator_value)}; got {_show(err.instance)}"
     elif kind in ("oneOf", "anyOf"):
-        yield path, _explain_choice(err)
+        branch = _fitting_branch(err)
+        if branch:
+            for sub in branch:
+                yield from _explain_raw(sub, root)
+        else:
+            yield path, _explain_choice(err)
     elif kind == "pattern":
-        yield path, f"{_show(err.instance)} does not match the expected form `{err.validator_value}`"
+        expected = err.schema.get("x-expected")
+        if isinstance(expected, str):
+            yield path, f"expected {expected}; got {_show(err.instance)}"
+        else:
+            yield path, f"{_show(err.instance)} does not match the expected form `{err.validator_value}`"
+    elif kind == "uniqueItems" and isinstance(err.instance, list):
+        seen: list[Any] = []
+        twice: list[Any] = []
+        for item in err.instance:
+            if item in seen and item not in twice:
+                twice.append(item)
+            seen.append(item)
+        yield path, f"names {', '.join(_show(t) for t in twice)} more than once; expected each only once"
     elif kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         words = {
             "minimum": "at least",
@@ -98,8 +141,37 @@ def _explain_raw(err: ValidationError, root: dict[str, Any]) -> Iterator[tuple[t
         yield path, f"expected a value {words[kind]} {err.validator_value}; got {_show(err.instance)}"
     elif kind in ("minLength", "minItems"):
         yield path, f"expected at least {err.validator_value} {'character' if kind == 'minLength' else 'item'}(s)"
+    elif kind in ("maxLength", "maxItems"):
+        yield path, f"expected at most {err.validator_value} {'character' if kind == 'maxLength' else 'item'}(s)"
     else:
         yield path, err.message
+
+
+_FITS = {
+    "string": lambda v: isinstance(v, str),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _fitting_branch(err: ValidationError) -> list[ValidationError]:
+    """The errors inside the one alternative whose `type` fits the value (a list for a list), if one does."""
+    options = err.validator_value
+    if not isinstance(options, list):
+        return []
+    fitting = []
+    for i, o in enumerate(options):
+        types = o.get("type") if isinstance(o, dict) else None
+        names = types if isinstance(types, list) else [types]
+        if types is not None and any(_FITS.get(t, lambda _v: False)(err.instance) for t in names):
+            fitting.append(i)
+    if len(fitting) != 1:
+        return []
+    return [e for e in err.context or [] if e.relative_schema_path and e.relative_schema_path[0] == fitting[0]]
 
 
 def _explain_choice(err: ValidationError) -> str:

@@ -9,7 +9,12 @@ from typing import Any
 from osiris.compiler.params import SECRET_NAME
 
 ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
-URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:(?P<pw>[^@\s/]+)@")
+# `scheme://user:PASSWORD@`. A scheme may start at any letter of a run of scheme characters, so a
+# pattern that starts with `[A-Za-z][A-Za-z0-9+.-]*://` is tried from every letter of a long word and
+# takes quadratic time. This one starts only where a run starts, takes the run whole (possessive
+# `*+`, `++`: nothing to backtrack into) and asks for a letter in it afterwards: linear time.
+URL_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z0-9+.-]*+)://[^/\s:@]*+:(?P<pw>[^@\s/]++)@")
+_LETTER = re.compile(r"[A-Za-z]")
 
 
 def _pointer(parts: tuple[str | int, ...]) -> str:
@@ -49,7 +54,18 @@ def _is_literal(value: Any) -> bool:
     return not (isinstance(value, str) and ENV_REF.match(value))
 
 
+def url_passwords(text: str) -> Iterator[str]:
+    """Every password written in a URL's user info (`postgresql://user:PASSWORD@host`) in `text`.
+
+    The scheme must hold a letter (RFC 3986: a letter, then letters, digits, `+`, `.` or `-`).
+    """
+    for m in URL_USERINFO.finditer(text):
+        if _LETTER.search(m.group("scheme")):
+            yield m.group("pw")
+
+
 def _url_secret(value: str, parts: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    m = URL_PASSWORD.search(value)
-    if m and not ENV_REF.match(m.group("pw")):
+    if "://" not in value:
+        return
+    if any(not ENV_REF.match(pw) for pw in url_passwords(value)):
         yield parts, "a URL holds a literal password"

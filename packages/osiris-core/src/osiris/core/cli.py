@@ -25,6 +25,7 @@ KNOWN_COMMANDS = {
     "validate": "osiris-compiler",
     "run": "osiris-runtime",
     "connections": "osiris-runtime",
+    "runs": "osiris-runtime",
 }
 
 BUILTIN_COMMANDS = {"components": "osiris.core.cli_components:components"}

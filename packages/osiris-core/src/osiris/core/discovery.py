@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib import metadata, resources
 from typing import Any
 
-from osiris.core.documents import did_you_mean, load_yaml_text
+from osiris.core.documents import did_you_mean, load_yaml_bytes
 from osiris.core.errors import ComponentError, DocumentError
 from osiris.core.oml import convert
 from osiris.core.spec import ComponentSpec
@@ -105,8 +105,11 @@ class ComponentRegistry:
         for f in files:
             source = f"{ep.value}/{f.name}"
             try:
-                raw, index = load_yaml_text(f.read_text(encoding="utf-8"), file=source)
+                raw, index = load_yaml_bytes(f.read_bytes(), file=source)
                 spec = convert(raw, ComponentSpec, file=source, index=index)
+            except OSError as exc:
+                self.failures.append(ProviderFailure(source, dist, f"Cannot read file: {exc.strerror or exc}"))
+                continue
             except DocumentError as exc:
                 self.failures.append(ProviderFailure(source, dist, str(exc)))
                 continue

@@ -60,7 +60,7 @@ class UserInputError(TerminalError):
 class DocumentError(UserInputError):
     """A YAML or JSON document cannot be read or has the wrong shape.
 
-    Carries the file, the JSON path into the document and, when known, the line.
+    Carries the file, the JSON path into the document and, when known, the line and column.
     """
 
     def __init__(
@@ -70,22 +70,25 @@ class DocumentError(UserInputError):
         file: str | None = None,
         path: str | None = None,
         line: int | None = None,
+        column: int | None = None,
         step: str | None = None,
         hint: str | None = None,
     ) -> None:
         self.file = file
         self.path = path
         self.line = line
+        self.column = column if line else None
         self.bare = message
         super().__init__(self.located(with_file=True), step=step, hint=hint)
 
     def located(self, *, with_file: bool) -> str:
-        """The message with where it happened: ``file:line at `$.path` `` (file optional)."""
+        """The message with where it happened: ``file:line[:column] at `$.path` `` (file optional)."""
         where = []
+        at = f"{self.line}:{self.column}" if self.column else f"{self.line}"
         if with_file and self.file:
-            where.append(f"{self.file}:{self.line}" if self.line else self.file)
+            where.append(f"{self.file}:{at}" if self.line else self.file)
         elif self.line:
-            where.append(f"line {self.line}")
+            where.append(f"line {self.line}, column {self.column}" if self.column else f"line {self.line}")
         if self.path:
             where.append(f"at `{self.path}`")
         return f"{self.bare} - {' '.join(where)}" if where else self.bare

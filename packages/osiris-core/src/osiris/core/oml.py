@@ -7,13 +7,15 @@ the graph) belong to the compiler.
 
 from __future__ import annotations
 
+import difflib
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from osiris.core.documents import LineIndex, did_you_mean, format_path
-from osiris.core.errors import DocumentError
+from osiris.core.errors import DocumentError, ValidationErrors
 
 OML_VERSIONS = ("0.1.0",)
 
@@ -48,6 +50,7 @@ STEP_KEYS = tuple(f for f in Step.__struct_fields__)
 
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_AT_KEY = re.compile(r" - at `key` in `(\$[^`]*)`$")
 
 
 def parse_path(path: str) -> tuple[str | int, ...]:
@@ -58,17 +61,30 @@ def parse_path(path: str) -> tuple[str | int, ...]:
     return tuple(parts)
 
 
-def convert(data: Any, type_: Any, *, file: str | None, index: LineIndex | None) -> Any:
-    """`msgspec.convert` with errors that name the file, the JSON path and the line."""
+def convert(data: Any, type_: Any, *, file: str | None, index: LineIndex | None, at: tuple[str | int, ...] = ()) -> Any:
+    """`msgspec.convert` with errors that name the file, the JSON path and the line.
+
+    `at` is where `data` sits in its document, for errors in a part of it.
+    """
     try:
         return msgspec.convert(data, type_)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _AT_PATH.search(text)
-        path = match.group(1) if match else None
-        message = text[: match.start()] if match else text
-        line = index.line_of(parse_path(path)) if (index and path) else None
-        raise DocumentError(message, file=file, path=path, line=line) from None
+        raise _located(str(exc), file=file, index=index, at=at) from None
+
+
+def _located(text: str, *, file: str | None, index: LineIndex | None, at: tuple[str | int, ...]) -> DocumentError:
+    match = _AT_PATH.search(text)
+    key = None if match else _AT_KEY.search(text)
+    if match or key:
+        found = match or key
+        assert found is not None
+        parts = (*at, *parse_path(found.group(1)))
+        message = text[: found.start()] + (" for a mapping key" if key else "")
+    else:
+        parts, message = at, text
+    path = format_path(parts) if (match or key or at) else None
+    line = index.line_of(parts) if (index and path) else None
+    return DocumentError(message, file=file, path=path, line=line)
 
 
 def _check_keys(
@@ -78,51 +94,144 @@ def _check_keys(
     what: str,
     file: str | None,
     index: LineIndex | None,
-) -> None:
+    suggested: set[str] | None = None,
+) -> list[DocumentError]:
+    errors = []
     for key in mapping:
         if key not in allowed:
+            if suggested is not None:
+                suggested.update(difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6))
             kp = (*parts, str(key))
-            raise DocumentError(
-                f"Unknown {what} key `{key}`{did_you_mean(str(key), allowed)}; expected one of {', '.join(allowed)}",
-                file=file,
-                path=format_path(kp),
-                line=index.line_of(kp) if index else None,
+            errors.append(
+                DocumentError(
+                    f"Unknown {what} key `{_short(str(key))}`{did_you_mean(str(key), allowed)}; "
+                    f"expected one of {', '.join(allowed)}",
+                    file=file,
+                    path=format_path(kp),
+                    line=index.line_of(kp) if index else None,
+                )
             )
+    return errors
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class DecodedPipeline:
+    """What `check_pipeline` could read: the pipeline, every shape error, and the steps that failed.
+
+    `pipeline` is None when its top level cannot be read. A step that failed keeps its place in
+    `pipeline.steps` as a stand-in (its `id` when that is a string), listed in `invalid_steps`, so
+    the rest of the file can still be checked and every error reported at once.
+    """
+
+    pipeline: Pipeline | None
+    errors: list[DocumentError] = field(default_factory=list)
+    invalid_steps: set[int] = field(default_factory=set)
+
+
+def check_pipeline(data: Any, *, file: str | None = None, index: LineIndex | None = None) -> DecodedPipeline:
+    """Turn parsed YAML into a `Pipeline`, collecting every shape error (unknown keys, types) of the file."""
+    line = index.line_of(()) if index else None
+    if data is None:
+        return DecodedPipeline(None, [DocumentError("The document is empty; expected a YAML mapping", file=file)])
+    if not isinstance(data, dict):
+        return DecodedPipeline(
+            None,
+            [
+                DocumentError(
+                    f"Expected a YAML mapping with `oml_version`, `name` and `steps`, got {_kind(data)}",
+                    file=file,
+                    path="$",
+                    line=line,
+                )
+            ],
+        )
+    # A key missing because it was misspelt is said once: by the unknown key's "did you mean".
+    meant: set[str] = set()
+    errors = _check_keys(data, PIPELINE_KEYS, (), "top-level", file, index, meant)
+    top = {k: v for k, v in data.items() if k in PIPELINE_KEYS and k != "steps"}
+    pipeline: Pipeline | None
+    try:
+        pipeline = convert({**top, "steps": []}, Pipeline, file=file, index=index)
+    except DocumentError as exc:
+        if not any(exc.bare == f"Object missing required field `{k}`" for k in meant):
+            errors.append(exc)
+        pipeline = None
+    raw_steps = data.get("steps")
+    steps: list[Step] = []
+    invalid: set[int] = set()
+    if "steps" not in data:
+        if "steps" not in meant:
+            errors.append(DocumentError("Object missing required field `steps`", file=file, path="$", line=line))
+    elif not isinstance(raw_steps, list):
+        errors.append(
+            DocumentError(
+                f"Expected `array`, got {_kind(raw_steps)}",
+                file=file,
+                path="$.steps",
+                line=index.line_of(("steps",)) if index else None,
+            )
+        )
+    else:
+        for i, raw in enumerate(raw_steps):
+            where = ("steps", i)
+            meant_here: set[str] = set()
+            step_errors = (
+                _check_keys(raw, STEP_KEYS, where, "step", file, index, meant_here) if isinstance(raw, dict) else []
+            )
+            known = {k: v for k, v in raw.items() if k in STEP_KEYS} if isinstance(raw, dict) else raw
+            # A step with an unknown key is still checked without it, unless the key stands for a
+            # missing field (`confg`): its checks would only repeat that the field is missing.
+            errors.extend(step_errors)
+            step: Step | None = None
+            try:
+                step = convert(known, Step, file=file, index=index, at=where)
+            except DocumentError as exc:
+                if not any(exc.bare == f"Object missing required field `{k}`" for k in meant_here):
+                    errors.append(exc)
+            if step is not None and all(k in known for k in meant_here):
+                steps.append(step)
+            else:
+                sid = raw.get("id") if isinstance(raw, dict) else None
+                steps.append(Step(id=sid if isinstance(sid, str) else f"<step {i + 1}>", component=""))
+                invalid.add(i)
+    if pipeline is not None:
+        if pipeline.oml_version not in OML_VERSIONS:
+            errors.append(
+                DocumentError(
+                    f"Unsupported `oml_version` {_short(pipeline.oml_version)!r}; expected one of "
+                    f"{', '.join(OML_VERSIONS)}",
+                    file=file,
+                    path="$.oml_version",
+                    line=index.line_of(("oml_version",)) if index else None,
+                )
+            )
+        if isinstance(raw_steps, list) and not raw_steps:
+            errors.append(
+                DocumentError(
+                    "A pipeline needs at least one step",
+                    file=file,
+                    path="$.steps",
+                    line=index.line_of(("steps",)) if index else None,
+                )
+            )
+        pipeline = msgspec.structs.replace(pipeline, steps=steps)
+    return DecodedPipeline(pipeline, errors, invalid)
 
 
 def decode_pipeline(data: Any, *, file: str | None = None, index: LineIndex | None = None) -> Pipeline:
-    """Turn parsed YAML into a `Pipeline`, or raise a `DocumentError` that says where."""
-    if data is None:
-        raise DocumentError("The document is empty; expected a YAML mapping", file=file)
-    if not isinstance(data, dict):
-        raise DocumentError(
-            f"Expected a YAML mapping with `oml_version`, `name` and `steps`, got {_kind(data)}",
-            file=file,
-            path="$",
-            line=index.line_of(()) if index else None,
-        )
-    _check_keys(data, PIPELINE_KEYS, (), "top-level", file, index)
-    steps = data.get("steps")
-    if isinstance(steps, list):
-        for i, step in enumerate(steps):
-            if isinstance(step, dict):
-                _check_keys(step, STEP_KEYS, ("steps", i), "step", file, index)
-    pipeline: Pipeline = convert(data, Pipeline, file=file, index=index)
-    if pipeline.oml_version not in OML_VERSIONS:
-        raise DocumentError(
-            f"Unsupported `oml_version` {pipeline.oml_version!r}; expected one of {', '.join(OML_VERSIONS)}",
-            file=file,
-            path="$.oml_version",
-            line=index.line_of(("oml_version",)) if index else None,
-        )
-    if not pipeline.steps:
-        raise DocumentError(
-            "A pipeline needs at least one step",
-            file=file,
-            path="$.steps",
-            line=index.line_of(("steps",)) if index else None,
-        )
-    return pipeline
+    """Turn parsed YAML into a `Pipeline`, or raise every shape error of the file at once."""
+    decoded = check_pipeline(data, file=file, index=index)
+    if decoded.errors:
+        errors = sorted(decoded.errors, key=lambda e: e.line or 0)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ValidationErrors(list(errors), file=file)
+    assert decoded.pipeline is not None
+    return decoded.pipeline
 
 
 def _kind(value: Any) -> str:

@@ -15,7 +15,7 @@ they sit under a secret-looking key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -28,7 +28,11 @@ SECRET_KEY = re.compile(
     r"connection_string)$|^key$",
     re.IGNORECASE,
 )
-_DSN_PASSWORD = re.compile(r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@'\"]*:)(?P<pw>[^@\s/'\"]+)(?P<post>@)")
+# `scheme://user:PASSWORD@`, matched only where a run of scheme characters starts and with
+# possessive quantifiers, so masking is linear in the text (a pattern that may start at any letter,
+# `[A-Za-z][A-Za-z0-9+.-]*://`, is quadratic on `a.a.a.…`); the scheme must hold a letter.
+_DSN_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z0-9+.-]*+)://[^/\s:@'\"]*+:(?P<pw>[^@\s/'\"]++)@")
+_LETTER = re.compile(r"[A-Za-z]")
 _AUTH_HEADER = re.compile(
     r"(?P<pre>\b(?:authorization|proxy-authorization)\b['\"]?\s*[:=]\s*['\"]?(?:(?:bearer|basic|token)\s+)?)"
     r"(?P<val>[^\s'\",;}]+)",
@@ -38,6 +42,15 @@ _APIKEY_HEADER = re.compile(
     r"(?P<pre>\b(?:apikey|api-key|x-api-key|api_key)\b['\"]?\s*[:=]\s*['\"]?)(?P<val>[^\s'\",;}&]+)", re.IGNORECASE
 )
 _DSN_KV_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?P<val>'[^']*'|[^\s;'\"]+)", re.IGNORECASE)
+
+
+def _dsn_passwords(text: str) -> Iterator[re.Match[str]]:
+    """The `scheme://user:PASSWORD@` matches in `text` (group `pw`), in linear time."""
+    if "://" not in text:
+        return
+    for m in _DSN_USERINFO.finditer(text):
+        if _LETTER.search(m.group("scheme")):
+            yield m
 
 
 def is_secret_key(name: str) -> bool:
@@ -85,11 +98,21 @@ class Redactor:
         pattern = self._compiled()
         if pattern is not None:
             text = pattern.sub(self.mask, text)
-        text = _DSN_PASSWORD.sub(lambda m: m.group("pre") + self.mask + m.group("post"), text)
+        text = self._mask_dsn_passwords(text)
         text = _AUTH_HEADER.sub(lambda m: m.group("pre") + self.mask, text)
         text = _APIKEY_HEADER.sub(lambda m: m.group("pre") + self.mask, text)
         text = _DSN_KV_PASSWORD.sub(lambda m: m.group("pre") + self.mask, text)
         return text
+
+    def _mask_dsn_passwords(self, text: str) -> str:
+        out: list[str] = []
+        done = 0
+        for m in _dsn_passwords(text):
+            out.append(text[done : m.start("pw")])
+            out.append(self.mask)
+            done = m.end("pw")
+        out.append(text[done:])
+        return "".join(out)
 
     def redact(self, value: Any) -> Any:
         """A copy of plain data (dicts, lists, strings...) with secrets masked.
@@ -126,9 +149,7 @@ def secret_values(data: Any, pointers: Iterable[str] = ()) -> set[str]:
             found.add(str(value))
     _collect_by_key(data, found)
     for text in list(found):
-        m = _DSN_PASSWORD.search(text)
-        if m:
-            found.add(m.group("pw"))
+        found.update(m.group("pw") for m in _dsn_passwords(text))
     return {v for v in found if v}
 
 

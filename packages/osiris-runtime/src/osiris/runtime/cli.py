@@ -164,6 +164,9 @@ def run_command(
     if e2b and sandbox and sandbox != "e2b":
         raise click.UsageError(f"`--e2b` and `--sandbox {sandbox}` contradict each other")
     sandbox_name = "e2b" if e2b else sandbox
+    from osiris.runtime.retention import after_run_hook, policy_from_env
+
+    retention = policy_from_env()  # a bad retention setting is an error before anything runs
 
     from osiris.runtime.runner import is_manifest_document
 
@@ -173,6 +176,7 @@ def run_command(
         manifest_path = Path(target)  # type: ignore[arg-type]
     else:
         manifest_path = _compile_first(target, params, connections, build_dir)  # type: ignore[arg-type]
+    ctx.call_on_close(after_run_hook(Path(runs_dir), manifest_path, retention))  # `osiris runs` retention
 
     if sandbox_name:
         from osiris.runtime.sandbox_api import (

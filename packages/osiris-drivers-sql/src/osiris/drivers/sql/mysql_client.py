@@ -60,10 +60,12 @@ def load_spec() -> dict[str, Any]:
     """The packaged `mysql.extractor` spec as a plain mapping."""
     from importlib import resources
 
-    import yaml
+    from osiris.core.documents import load_yaml_text
 
-    text = resources.files("osiris.drivers.sql.components").joinpath("mysql.extractor.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    package = "osiris.drivers.sql.components"
+    text = resources.files(package).joinpath("mysql.extractor.yaml").read_text("utf-8")
+    data, _ = load_yaml_text(text, file=f"{package}/mysql.extractor.yaml")
+    return data
 
 
 def with_defaults(connection: dict[str, Any]) -> dict[str, Any]:

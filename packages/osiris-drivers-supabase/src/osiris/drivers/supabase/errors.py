@@ -35,6 +35,11 @@ def from_postgres(exc: BaseException, *, step: str | None, table: str, doing: st
     # ADBC prefixes its messages; keep what Postgres said.
     for prefix in ("[libpq] ", "IO: ", "INTERNAL: "):
         message = message.replace(prefix, "")
+    # ADBC pastes the traceback of a Python error raised while it read the input: keep its last line.
+    head, sep, trace = message.partition("Detail: Python exception: Traceback (most recent call last):")
+    if sep:
+        last = [line.strip() for line in trace.strip().splitlines() if line.strip()]
+        message = f"{head.strip()} ({last[-1]})" if last else head.strip()
     parts = [f"{doing} `{table}` failed: {message}"]
     column = getattr(diag, "column_name", None) if diag is not None else None
     constraint = getattr(diag, "constraint_name", None) if diag is not None else None

@@ -10,6 +10,36 @@ from osiris.core.errors import UserInputError
 WRITE_MODES = ("append", "replace", "upsert")
 DUPLICATE_KEY_POLICIES = ("error", "keep_last", "keep_first")
 MISSING_COLUMN_POLICIES = ("error", "keep")
+# What the channels take; the same bounds as the spec's `configSchema`, which the compiler checks.
+# A batch is one Arrow record batch (32-bit offsets), Postgres' statement_timeout is a 32-bit count
+# of milliseconds, and the retry backoff doubles up to 10 s.
+RANGES: dict[str, tuple[float, float]] = {
+    "batch_size": (1, 2_147_483_647),
+    "timeout": (0.001, 2_147_483),
+    "retries": (0, 100),
+}
+
+
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _number(
+    config: dict[str, Any], key: str, default: float, bounds: tuple[float, float], step: str, *, integer: bool = False
+) -> float:
+    """`config[key]` (or `default` when absent), refused with a clear error when outside `bounds`."""
+    value = config.get(key)
+    if value is None:
+        return default
+    low, high = bounds
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+        raise UserInputError(
+            f"Step `{step}`: `{key}` must be {kind} from {_plain(low)} to {_plain(high)}; got `{shown}`", step=step
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -85,9 +115,9 @@ class WriteOptions:
             on_missing_columns=on_missing,
             channel=config.get("channel") or "auto",
             ddl_channel=config.get("ddl_channel") or "auto",
-            batch_size=int(config.get("batch_size") or 10000),
-            timeout=float(config.get("timeout") or 60),
-            retries=int(config.get("retries", 3)),
+            batch_size=int(_number(config, "batch_size", 10000, RANGES["batch_size"], step, integer=True)),
+            timeout=float(_number(config, "timeout", 60, RANGES["timeout"], step)),
+            retries=int(_number(config, "retries", 3, RANGES["retries"], step, integer=True)),
         )
 
     @property

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import secrets as _secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,30 @@ if TYPE_CHECKING:
 
     from osiris.drivers.supabase.options import WriteOptions
     from osiris.drivers.supabase.settings import SupabaseConnection
+
+
+class _InputErrors:
+    """Wraps the batches fed to ADBC and keeps the exception reading them raised, if any."""
+
+    def __init__(self, batches: Iterable[Any]) -> None:
+        self.batches = batches
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self.batches
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    def as_osiris_error(self, step: str | None, table: str) -> OsirisError:
+        """The reading error as itself (an Osiris error) or as a terminal error naming the table."""
+        if isinstance(self.error, OsirisError):
+            return self.error
+        return TerminalError(
+            f"Reading the input to load into `{table}` failed: {type(self.error).__name__}: {self.error}", step=step
+        )
+
 
 STAGE_APPLICATION_NAME = "osiris-supabase-stage"
 STAGE_PREFIX = identifiers.STAGE_PREFIX
@@ -313,22 +337,15 @@ class PostgresLoader:
                 self.progress(counted[0] - self._reported)
                 self._reported = counted[0]
 
-        failures: list[OsirisError] = []
-
-        def guarded() -> Iterable[Any]:
-            # A value refused while converting reaches ADBC as a stream error; keep the original.
-            try:
-                yield from prepared_batches(batches(), schema, on_batch, source=arrow_schema, step=self.step)
-            except OsirisError as exc:
-                failures.append(exc)
-                raise
-
-        reader = pa.RecordBatchReader.from_batches(schema, guarded())
+        source = _InputErrors(prepared_batches(batches(), schema, on_batch, source=arrow_schema, step=self.step))
+        reader = pa.RecordBatchReader.from_batches(schema, iter(source))
         try:
             ac.ingest(table, reader, db_schema=self.opts.schema)
         except Exception:
-            if failures:
-                raise failures[0] from None
+            # ADBC reports an error of the batch iterator as its own, with the Python traceback
+            # pasted into the message; say what went wrong reading the input instead.
+            if source.error is not None:
+                raise source.as_osiris_error(self.step, self.opts.display) from None
             raise
         return counted[0]
 

@@ -54,10 +54,11 @@ def test_development_settings_in_a_pyproject_need_no_changelog_entry(clone: Path
     git(clone, "commit", "-qam", "compiler: a development setting")
     compiler = releases.packages(clone)["osiris-compiler"]
     commit = releases.release_commit(compiler, compiler.version, clone)
-    assert releases.changed_since(compiler, commit, clone) == []
+    listed = "packages/osiris-compiler/pyproject.toml"
+    assert listed not in releases.changed_since(compiler, commit, clone)
     text = pyproject.read_text(encoding="utf-8").replace('description = "', 'description = "Changed: ', 1)
     pyproject.write_text(text, encoding="utf-8")
-    assert releases.changed_since(compiler, commit, clone) == ["packages/osiris-compiler/pyproject.toml"]
+    assert listed in releases.changed_since(compiler, commit, clone)
 
 
 @pytest.fixture

@@ -173,7 +173,7 @@ class PostgresLoader:
                 info = ddl.describe(run_sql(cur), opts.schema, opts.table)
                 if info is None:
                     raise TerminalError(f"Table `{opts.display}` does not exist (step `{self.step}`)", step=self.step)
-                result = self._merge(pg, cur, info, arrow_schema, stage, staged_rows)
+                result = self._merge(cur, info, arrow_schema, stage, staged_rows)
             pg.commit()
             result.rows_input = staged_rows
             return result
@@ -462,7 +462,7 @@ class PostgresLoader:
 
     # -- the merge -----------------------------------------------------------------------
 
-    def _fit_columns(self, pg: Any, cur: Any, info: ddl.TableInfo, arrow_schema: pa.Schema, stg: str) -> ddl.TableInfo:
+    def _fit_columns(self, cur: Any, info: ddl.TableInfo, arrow_schema: pa.Schema, stg: str) -> ddl.TableInfo:
         """Check that every staged value fits its existing column exactly; widen the column if allowed.
 
         Only columns whose input type the table's column does not hold by type alone are
@@ -511,14 +511,14 @@ class PostgresLoader:
         return again
 
     def _merge(
-        self, pg: Any, cur: Any, info: ddl.TableInfo, arrow_schema: pa.Schema, stage: str, staged_rows: int
+        self, cur: Any, info: ddl.TableInfo, arrow_schema: pa.Schema, stage: str, staged_rows: int
     ) -> LoadResult:
         import psycopg2
 
         opts = self.opts
         tgt = qualified(opts.schema, opts.table)
         stg = qualified(opts.schema, stage)
-        info = self._fit_columns(pg, cur, info, arrow_schema, stg)
+        info = self._fit_columns(cur, info, arrow_schema, stg)
         cols = arrow_schema.names
         col_list = ", ".join(quote_ident(c) for c in cols)
         casts = ", ".join(self._cast(c, info.columns[c]) for c in cols)

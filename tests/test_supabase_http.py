@@ -109,18 +109,59 @@ def test_http_channel_modes(
     config: dict[str, Any] = {"table": table, "write_mode": mode}
     if key:
         config["primary_key"] = key
-    _, events = run_writer(tmp_path, data(INPUT), rest_conn(standin), **config)
+        if mode != "append":
+            config["on_duplicate_keys"] = "keep_last"  # INPUT repeats (2, eu), in another batch of 2
+    result, events = run_writer(tmp_path, data(INPUT), rest_conn(standin), **config)
     assert rows(pg, f"SELECT id, region, amount, note FROM {table}") == sorted(expected)
     names = [n for n, _ in events]
     assert "write.non_atomic" in names
     done = dict(events)["write.complete"]
     assert done["channel_used"] == "http" and done["mode"] == mode
+    assert result["duplicate_rows_dropped"] == (1 if key and mode != "append" else 0)
+
+
+@pytest.mark.parametrize("mode", ["upsert", "replace"])
+def test_http_channel_refuses_repeated_keys_before_any_request(
+    pg: Any, standin: Any, tmp_path: Path, mode: str
+) -> None:
+    from osiris.drivers.supabase.loadchecks import DuplicateKeysError
+
+    table = f"h_dup_{mode}"
+    make_table(pg, table, ["id"])
+    before = rows(pg, f"SELECT * FROM {table}")
+    sent = len(standin.requests)
+    with pytest.raises(DuplicateKeysError, match=r"id=2 \(2 rows\)"):
+        run_writer(tmp_path, data(INPUT), rest_conn(standin), table=table, write_mode=mode, primary_key="id")
+    assert rows(pg, f"SELECT * FROM {table}") == before
+    assert [m for m, _ in standin.requests[sent:] if m != "GET"] == []
+
+
+def test_http_channel_keep_first_across_batches(pg: Any, standin: Any, tmp_path: Path) -> None:
+    make_table(pg, "h_first", ["id"])
+    result, _ = run_writer(
+        tmp_path,
+        data(INPUT),
+        rest_conn(standin),
+        table="h_first",
+        write_mode="replace",
+        primary_key="id",
+        on_duplicate_keys="keep_first",
+    )
+    assert rows(pg, "SELECT id, note FROM h_first") == [(2, "new2a"), (3, "new3eu"), (4, 'q"uo,te(s)')]
+    assert result["duplicate_rows_dropped"] == 1
 
 
 def test_http_channel_creates_a_missing_table_over_http_sql(pg: Any, standin: Any, tmp_path: Path) -> None:
     conn = rest_conn(standin, sql_url=standin.url, access_token=standin.access_token, project_ref=standin.project_ref)
     run_writer(
-        tmp_path, data(INPUT), conn, table="h_created", write_mode="upsert", primary_key="id", create_if_missing=True
+        tmp_path,
+        data(INPUT),
+        conn,
+        table="h_created",
+        write_mode="upsert",
+        primary_key="id",
+        create_if_missing=True,
+        on_duplicate_keys="keep_last",
     )
     assert rows(pg, "SELECT id, note FROM h_created") == [(2, "new2b"), (3, "new3eu"), (4, 'q"uo,te(s)')]
     assert rows(
@@ -146,6 +187,7 @@ def test_http_sql_ddl_events_and_psycopg2_load(pg: Any, standin: Any, tmp_path: 
         primary_key="id",
         create_if_missing=True,
         ddl_channel="http_sql",
+        on_duplicate_keys="keep_last",
     )
     kinds = [(n, d.get("channel"), d.get("kind")) for n, d in events if n.startswith("ddl_")]
     assert kinds == [("ddl_attempt", "http_sql", "create_table"), ("ddl_succeeded", "http_sql", "create_table")]
@@ -174,7 +216,14 @@ def test_http_transient_failure_is_retried(pg: Any, standin: Any, tmp_path: Path
     make_table(pg, "h_retry", ["id"])
     standin.fail_writes.extend([503, 429])
     _, events = run_writer(
-        tmp_path, data(INPUT), rest_conn(standin), table="h_retry", write_mode="upsert", primary_key="id", retries=5
+        tmp_path,
+        data(INPUT),
+        rest_conn(standin),
+        table="h_retry",
+        write_mode="upsert",
+        primary_key="id",
+        retries=5,
+        on_duplicate_keys="keep_last",
     )
     standin.fail_writes.clear()
     assert "step_retry" in [n for n, _ in events]

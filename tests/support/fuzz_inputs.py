@@ -15,7 +15,6 @@ import contextlib
 import io
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import yaml
 from hypothesis import strategies as st
+from osiris_cli import OSIRIS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.yaml"))
@@ -412,7 +412,7 @@ def run_subprocess(case: Case, folder: Path, command: str, timeout: float = 60.0
     prepare(case, folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_")}
     env.update({CANARY_ENV: CANARY, **case.env})
-    argv = [sys.executable, "-m", "osiris.core.cli", command, "pipeline.yaml", *case.args]
+    argv = [*OSIRIS, command, "pipeline.yaml", *case.args]  # bytes below: a case may not be UTF-8
     started = time.perf_counter()
     proc = subprocess.run(
         [os.fsencode(a) for a in argv],

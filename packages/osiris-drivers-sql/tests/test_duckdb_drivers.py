@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -9,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from osiris.core.errors import TerminalError
+from osiris.core.errors import TerminalError, UserInputError
 from osiris.drivers.sql.duckdb_processor import DuckDBProcessor
 from osiris.drivers.sql.duckdb_writer import DuckDBWriter
 from osiris.runtime.contract import InputHandle, StepContext
@@ -67,8 +68,11 @@ def test_writer_append_replace_and_upsert_on_composite_key(tmp_path: Path) -> No
     assert len(rows()) == 6
     write(first, write_mode="replace")
     assert rows() == [(1, "a", 1), (1, "b", 2), (2, "a", 3)]
-    result = write(update, write_mode="upsert", primary_key=["id", "m"])
-    assert result["rows_written"] == 2  # duplicate key (3, a) deduplicated, last row wins
+    with pytest.raises(TerminalError, match=r"\(id=3, m=a\) \(2 rows\).*nothing was written"):
+        write(update, write_mode="upsert", primary_key=["id", "m"])
+    assert rows() == [(1, "a", 1), (1, "b", 2), (2, "a", 3)]
+    result = write(update, write_mode="upsert", primary_key=["id", "m"], on_duplicate_keys="keep_last")
+    assert result["rows_written"] == 2 and result["duplicate_rows_dropped"] == 1
     assert rows() == [(1, "a", 1), (1, "b", 20), (2, "a", 3), (3, "a", 31)]
 
 
@@ -82,3 +86,167 @@ def test_writer_failure_leaves_table_unchanged(tmp_path: Path) -> None:
         DuckDBWriter().run(step_id="w", config={**cfg, "write_mode": "replace"}, inputs={"df": bad}, ctx=ctx(tmp_path))
     with duckdb.connect(str(db)) as con:
         assert con.execute("SELECT * FROM t").fetchall() == [(1, 1)]
+
+
+# -- exact types and names through DuckDB ------------------------------------------------------
+
+
+def run_query(tmp: Path, query: str, **inputs: InputHandle) -> pa.Table:
+    out = DuckDBProcessor().run(step_id="t", config={"query": query}, inputs=inputs, ctx=ctx(tmp))["df"]
+    return out.read_all()
+
+
+def mysqlish(tmp: Path) -> InputHandle:
+    """What mysql.extractor hands on for a table: NOT NULL fields, declared types, the key's positions."""
+    import datetime as dt
+    from decimal import Decimal
+
+    schema = pa.schema(
+        [
+            pa.field("id", pa.int32(), nullable=False, metadata={"osiris.primary_key": "1"}),
+            pa.field("name", pa.string(), nullable=False, metadata={"osiris.sql_type": "varchar(40)"}),
+            pa.field("amount", pa.decimal256(65, 30)),
+            pa.field("took", pa.duration("us"), nullable=False),
+            pa.field("flags", pa.uint64(), metadata={"osiris.sql_type": "bit(5)"}),
+        ]
+    )
+    rows = [
+        {"id": 1, "name": "a", "amount": Decimal("1.5"), "took": dt.timedelta(hours=-800), "flags": 21},
+        {"id": 2, "name": "b", "amount": None, "took": dt.timedelta(microseconds=1), "flags": 0},
+    ]
+    return handle(tmp, "src", pa.Table.from_pylist(rows, schema=schema))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM src",
+        "SELECT id, amount FROM src",
+        "SELECT id FROM src WHERE amount > 1",
+        "SELECT COLUMNS(*) FROM src",
+        "SELECT src.* FROM src",
+        "SELECT s FROM src s",
+        "SELECT * FROM src a JOIN src b USING (amount)",
+    ],
+)
+def test_a_query_reading_a_decimal_wider_than_duckdb_holds_fails_naming_it(tmp_path: Path, query: str) -> None:
+    src = mysqlish(tmp_path)
+    with pytest.raises(TerminalError, match=r"Column `amount` of input `src` .* `decimal256\(65, 30\)`.* 38 digits"):
+        run_query(tmp_path, query, src=src)
+
+
+def test_a_query_leaving_the_wide_decimal_alone_runs_and_durations_are_intervals(tmp_path: Path) -> None:
+    src = mysqlish(tmp_path)
+    out = run_query(tmp_path, "SELECT * EXCLUDE (amount) FROM src WHERE took < INTERVAL 0 SECOND", src=src)
+    assert out.to_pylist() == [{"id": 1, "name": "a", "took": "-800:00:00", "flags": 21}]
+    assert out.schema.field("took").metadata == {b"osiris.sql_type": b"interval"}
+    assert run_query(tmp_path, "SELECT id, took + INTERVAL 1 HOUR AS later FROM src ORDER BY id", src=src).column(
+        "later"
+    ).to_pylist() == ["-799:00:00", "01:00:00.000001"]
+
+
+def test_columns_passed_through_keep_not_null_metadata_and_the_key(tmp_path: Path) -> None:
+    src = mysqlish(tmp_path)
+
+    def shape(query: str) -> dict[str, tuple[bool, dict]]:
+        table = run_query(tmp_path, query, src=src)
+        return {f.name: (f.nullable, dict(f.metadata or {})) for f in table.schema}
+
+    key = {b"osiris.primary_key": b"1"}
+    varchar = {b"osiris.sql_type": b"varchar(40)"}
+    assert shape("SELECT id, name AS full_name FROM src WHERE id > 0 ORDER BY name DESC LIMIT 5") == {
+        "id": (False, key),
+        "full_name": (False, varchar),
+    }
+    # A computed column: DuckDB's own type; the key is no longer certain, NOT NULL of the others stays.
+    assert shape("SELECT id, upper(name) AS name FROM src") == {"id": (False, {}), "name": (True, {})}
+    # Without the key column, no key; a join or CTE is not followed at all.
+    assert shape("SELECT name FROM src") == {"name": (False, varchar)}
+    assert shape("SELECT a.id FROM src a JOIN src b ON a.id = b.id") == {"id": (True, {})}
+    assert shape("WITH s AS (SELECT * EXCLUDE (amount) FROM src) SELECT id FROM s") == {"id": (True, {})}
+    assert shape("SELECT name FROM src GROUP BY ALL") == {"name": (False, varchar)}
+    assert shape("SELECT name FROM src GROUP BY ROLLUP (name)") == {"name": (True, {})}
+
+
+def test_column_names_survive_exactly_or_the_clash_is_named(tmp_path: Path) -> None:
+    clash = handle(tmp_path, "clash", pa.table({"Id": [1], "id": [2]}))
+    with pytest.raises(UserInputError, match=r"columns `Id` and `id`, which DuckDB cannot tell apart"):
+        run_query(tmp_path, "SELECT * FROM clash", clash=clash)
+    out = run_query(tmp_path, 'SELECT 1 AS "Id", 2 AS id, 3 AS "ID ☃"')
+    assert out.schema.names == ["Id", "id", "ID ☃"]
+    with pytest.raises(UserInputError, match=r"two columns named `id`"):
+        run_query(tmp_path, "SELECT a.id, b.id FROM (SELECT 1 AS id) a, (SELECT 2 AS id) b")
+
+
+def test_tagged_text_is_its_duckdb_type_again_in_the_next_step(tmp_path: Path) -> None:
+    first = run_query(
+        tmp_path,
+        "SELECT INTERVAL 90 MINUTE AS i, CAST('12:00:00+02' AS TIMETZ) AS tz, CAST('101' AS BIT) AS b, "
+        "CAST('{\"a\": 1}' AS JSON) AS j, uuid() AS u",
+    )
+    assert [f.metadata[b"osiris.sql_type"] for f in first.schema] == [
+        b"interval",
+        b"timetz",
+        b"varbit",
+        b"json",
+        b"uuid",
+    ]
+    prev = handle(tmp_path, "prev", first)
+    second = (
+        DuckDBProcessor()
+        .run(
+            step_id="t2",
+            config={"query": "SELECT i + INTERVAL 1 HOUR AS later, b, j->>'a' AS a, typeof(u) AS ut FROM prev"},
+            inputs={"prev": prev},
+            ctx=ctx(tmp_path),
+        )["df"]
+        .read_all()
+    )
+    assert second.to_pylist() == [{"later": "02:30:00", "b": "101", "a": "1", "ut": "UUID"}]
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("CAST(1 AS UNION(n INTEGER, s VARCHAR))", "a UNION has no single type"),
+        ("[INTERVAL 1 DAY]", "`INTERVAL` inside it has no exact form"),
+        ("CAST(340282366920938463463374607431768211455 AS UHUGEINT)", "has more than 38 digits"),
+    ],
+)
+def test_a_result_type_with_no_exact_form_is_refused_naming_the_column(tmp_path: Path, expr: str, message: str) -> None:
+    with pytest.raises(TerminalError, match=rf"Column `x` of step `t`.*{re.escape(message)}"):
+        run_query(tmp_path, f"SELECT {expr} AS x")
+
+
+def test_writer_repeated_keys_fail_by_default_keep_first_or_last(tmp_path: Path) -> None:
+    db = tmp_path / "k.duckdb"
+    data = handle(tmp_path, "k", pa.table({"id": [1, 2, 1, 1], "v": ["a", "b", "c", "d"]}))
+    base = {"path": str(db), "table": "t", "write_mode": "replace", "primary_key": "id"}
+
+    def write(**cfg: object) -> dict:
+        return DuckDBWriter().run(step_id="w", config={**base, **cfg}, inputs={"df": data}, ctx=ctx(tmp_path))
+
+    with pytest.raises(
+        TerminalError, match=r"repeats 1 value\(s\) of the key `id`: 2 of its 4 rows .* id=1 \(3 rows\)"
+    ):
+        write()
+    assert not db.exists() or duckdb.connect(str(db)).execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 't'"
+    ).fetchall() == [(0,)]
+    assert write(on_duplicate_keys="keep_first")["duplicate_rows_dropped"] == 2
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT * FROM t ORDER BY id").fetchall() == [(1, "a"), (2, "b")]
+    write(on_duplicate_keys="keep_last")
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT * FROM t ORDER BY id").fetchall() == [(1, "d"), (2, "b")]
+
+
+def test_writer_refuses_a_decimal_wider_than_duckdb_holds(tmp_path: Path) -> None:
+    src = mysqlish(tmp_path)
+    with pytest.raises(TerminalError, match=r"Column `amount` .* 38 digits"):
+        DuckDBWriter().run(
+            step_id="w",
+            config={"path": str(tmp_path / "w.duckdb"), "table": "t"},
+            inputs={"df": src},
+            ctx=ctx(tmp_path),
+        )

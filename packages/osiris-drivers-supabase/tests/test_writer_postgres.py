@@ -85,6 +85,8 @@ def test_mode_matrix(pg: Any, run_writer: Any, mode: str, key: str, exists: bool
     config: dict[str, Any] = {"table": table, "write_mode": mode, "create_if_missing": True}
     if pk:
         config["primary_key"] = pk if len(pk) > 1 else pk[0]
+        if mode != "append":
+            config["on_duplicate_keys"] = "keep_last"  # MERGE_INPUT repeats the key (2, eu)
     if mode == "upsert" and not pk:
         with pytest.raises(UserInputError, match="primary_key"):
             run_writer(arrow(data), **config)
@@ -107,7 +109,13 @@ def test_mode_matrix(pg: Any, run_writer: Any, mode: str, key: str, exists: bool
 
 def test_upsert_without_unique_index_updates_and_inserts(pg: Any, run_writer: Any) -> None:
     create_existing(pg, "no_unique", [])
-    run_writer(arrow(MERGE_INPUT), table="no_unique", write_mode="upsert", primary_key=["id", "region"])
+    run_writer(
+        arrow(MERGE_INPUT),
+        table="no_unique",
+        write_mode="upsert",
+        primary_key=["id", "region"],
+        on_duplicate_keys="keep_last",
+    )
     assert sorted(rows(pg, "SELECT * FROM no_unique")) == model("upsert", ["id", "region"], EXISTING, MERGE_INPUT)
 
 
@@ -306,7 +314,9 @@ def test_replace_of_a_referenced_table_merges_instead_of_swapping(pg: Any, run_w
     with pg.cursor() as cur:
         cur.execute("CREATE TABLE child (pid bigint REFERENCES parent (id))")
         cur.execute("INSERT INTO child VALUES (2), (3)")
-    result, _ = run_writer(arrow(MERGE_INPUT), table="parent", write_mode="replace", primary_key="id")
+    result, _ = run_writer(
+        arrow(MERGE_INPUT), table="parent", write_mode="replace", primary_key="id", on_duplicate_keys="keep_last"
+    )
     assert result["strategy"] == "merge" and result["rows_deleted"] == 1
     assert sorted(rows(pg, "SELECT * FROM parent")) == model("replace", ["id"], EXISTING, MERGE_INPUT)
     assert sorted(rows(pg, "SELECT pid FROM child")) == [(2,), (3,)]

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from osiris.core.errors import TerminalError, UserInputError
+from osiris.drivers.sql import duckdb_types
 from osiris.drivers.sql._duckdb import quote_ident, quote_literal
 from osiris.runtime.contract import InputHandle, StepContext, single_input
+
+DUPLICATE_KEY_POLICIES = ("error", "keep_last", "keep_first")
+EXAMPLES = 5
 
 
 class DuckDBWriter:
@@ -14,8 +18,11 @@ class DuckDBWriter:
 
     - `append`: insert every row (by column name).
     - `replace`: delete every row, then insert (the table's other properties stay).
-    - `upsert`: delete rows whose `primary_key` matches an incoming row, then insert;
-      duplicate keys inside one load keep the last row.
+    - `upsert`: delete rows whose `primary_key` matches an incoming row, then insert.
+
+    With a `primary_key`, a key repeated inside one load fails the step (nothing is written)
+    unless `on_duplicate_keys` is `keep_last` or `keep_first`; the rows dropped are reported.
+    Input types DuckDB cannot hold exactly (DECIMALs over 38 digits) fail naming the column.
     """
 
     def run(
@@ -37,22 +44,44 @@ class DuckDBWriter:
             )
         if mode == "upsert" and not keys:
             raise UserInputError(f"Step `{step_id}`: `upsert` needs `primary_key`", step=step_id)
+        policy = config.get("on_duplicate_keys") or "error"
+        if policy not in DUPLICATE_KEY_POLICIES:
+            raise UserInputError(
+                f"Invalid `on_duplicate_keys` for step `{step_id}`: expected one of "
+                f"{', '.join(DUPLICATE_KEY_POLICIES)}; got `{policy}`",
+                step=step_id,
+            )
+        if policy != "error" and not keys:
+            raise UserInputError(f"Step `{step_id}`: `on_duplicate_keys: {policy}` needs a `primary_key`", step=step_id)
+        shown = duckdb_types.input_view(source.schema, view="input", step=step_id)
+        if shown.unreadable:
+            column, why = next(iter(shown.unreadable.items()))
+            raise TerminalError(
+                f"Column `{column}` of the input of step `{step_id}` is {why}; a DuckDB table cannot hold it "
+                "exactly: narrow it upstream, or leave it out",
+                step=step_id,
+            )
         schema = config.get("schema", "main")
         table = f"{quote_ident(schema)}.{quote_ident(config['table'])}"
         db_path = ctx.resolve_path(config["path"])
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        src = f"read_parquet({quote_literal(source.path)}, file_row_number = true)"
+        src = (
+            f"(SELECT {shown.select}, file_row_number "
+            f"FROM read_parquet({quote_literal(source.path)}, file_row_number = true))"
+        )
         if keys:
             part = ", ".join(quote_ident(k) for k in keys)
+            order = "ASC" if policy == "keep_first" else "DESC"
             src_sql = (
                 f"SELECT * EXCLUDE (file_row_number) FROM {src} "
-                f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY file_row_number DESC) = 1 "
+                f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY file_row_number {order}) = 1 "
                 f"ORDER BY file_row_number"
             )
         else:
             src_sql = f"SELECT * EXCLUDE (file_row_number) FROM {src} ORDER BY file_row_number"
         con = duckdb.connect(str(db_path))
         try:
+            dropped = self._repeated_keys(con, src, keys, policy, step_id) if keys else 0
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"CREATE TEMP VIEW _osiris_src AS {src_sql}")
@@ -94,6 +123,15 @@ class DuckDBWriter:
         finally:
             con.close()
         ctx.progress(int(rows))
+        if dropped:
+            ctx.log_event(
+                "load.duplicates_dropped",
+                level="warning",
+                table=f"{schema}.{config['table']}",
+                policy=policy,
+                key=keys,
+                rows_dropped=dropped,
+            )
         ctx.log_event(
             "write.complete",
             channel_used="duckdb",
@@ -101,5 +139,40 @@ class DuckDBWriter:
             write_mode=mode,
             rows_written=int(rows),
             table_created=created,
+            duplicate_rows_dropped=dropped,
         )
-        return {"rows_written": int(rows), "table": f"{schema}.{config['table']}", "write_mode": mode}
+        return {
+            "rows_written": int(rows),
+            "table": f"{schema}.{config['table']}",
+            "write_mode": mode,
+            "duplicate_rows_dropped": dropped,
+        }
+
+    @staticmethod
+    def _repeated_keys(con: Any, src: str, keys: list[str], policy: str, step_id: str) -> int:
+        """Rows beyond the first of each key in the input; raises for `on_duplicate_keys: error`."""
+        part = ", ".join(quote_ident(k) for k in keys)
+        extra, repeated = con.execute(
+            f"SELECT coalesce(sum(n - 1), 0), count(*) FROM (SELECT count(*) AS n FROM {src} GROUP BY {part} "
+            "HAVING count(*) > 1)"
+        ).fetchall()[0]
+        if not extra or policy != "error":
+            return int(extra)
+        texts = ", ".join(f"CAST({quote_ident(k)} AS VARCHAR)" for k in keys)
+        examples = con.execute(
+            f"SELECT {texts}, count(*) AS n FROM {src} GROUP BY {part} HAVING count(*) > 1 "
+            f"ORDER BY n DESC, {part} LIMIT {EXAMPLES}"
+        ).fetchall()
+        shown = []
+        for row in examples:
+            pairs = ", ".join(f"{k}={'NULL' if v is None else v}" for k, v in zip(keys, row[:-1], strict=True))
+            shown.append(f"{pairs if len(keys) == 1 else '(' + pairs + ')'} ({row[-1]} rows)")
+        rows = con.execute(f"SELECT count(*) FROM {src}").fetchall()[0][0]
+        names = ", ".join(f"`{k}`" for k in keys)
+        raise TerminalError(
+            f"Step `{step_id}`: the input repeats {repeated:,} value(s) of the key {names}: {extra:,} of its {rows:,} "
+            f"rows repeat a key already in the load (e.g. {', '.join(shown)}); nothing was written. To load it, set "
+            "`on_duplicate_keys: keep_last` or `keep_first` to keep one row per key and drop the others, or make "
+            "the key unique upstream",
+            step=step_id,
+        )

@@ -41,12 +41,21 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from osiris.core.errors import OsirisError, UserInputError
+from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.drivers.sql import mysql_client as client
 from osiris.drivers.sql import mysql_native
-from osiris.drivers.sql.mysql_types import DATE_KINDS, BadDateValue, ColumnPlan, arrow_schema, plan_column
+from osiris.drivers.sql.mysql_types import (
+    CHARSET_MAX_BYTES,
+    DATE_KINDS,
+    PRI_KEY_FLAG,
+    BadDateValue,
+    ColumnPlan,
+    arrow_schema,
+    plan_column,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -110,11 +119,66 @@ def _bind(conn: Any, sql: str, params: Any) -> str:
         cur.close()
 
 
-def _plans(fields: list[Any], *, zero_dates_as_null: bool = False) -> list[ColumnPlan]:
+@dataclass(frozen=True)
+class Shape:
+    """What the column plans take from the step besides each column's metadata.
+
+    `char_bytes`: bytes per character of the connection's character set (None: unknown);
+    `trust_not_null`: whether the server's NOT NULL flags hold for this statement; `key`: the
+    source table's primary key columns and their positions (table reads only).
+    """
+
+    zero_dates_as_null: bool = False
+    char_bytes: int | None = 4
+    trust_not_null: bool = True
+    key: dict[str, int] = field(default_factory=dict)
+
+
+def _plans(fields: list[Any], *, zero_dates_as_null: bool = False, shape: Shape | None = None) -> list[ColumnPlan]:
+    shape = shape or Shape(zero_dates_as_null=zero_dates_as_null)
     return [
-        plan_column(f.name, f.type_code, f.flags, f.length, f.scale, f.charsetnr, zero_dates_as_null=zero_dates_as_null)
+        plan_column(
+            f.name,
+            f.type_code,
+            f.flags,
+            f.length,
+            f.scale,
+            f.charsetnr,
+            zero_dates_as_null=shape.zero_dates_as_null,
+            char_bytes=shape.char_bytes,
+            declared=bool(getattr(f, "org_name", "")),
+            trust_not_null=shape.trust_not_null,
+        )
         for f in fields
     ]
+
+
+_ROLLUP = re.compile(r"\bwith\s+rollup\b", re.I)
+
+
+def _source_key(meta: Any, config: dict[str, Any], fields: list[Any]) -> dict[str, int]:
+    """The primary key of the table a `table` read comes from, when every key column is in the result.
+
+    Only `table` reads: a query's rows need not be unique on the key of a table it reads.
+    """
+    table = config.get("table")
+    if not table or config.get("query") or not any(f.flags & PRI_KEY_FLAG for f in fields):
+        return {}
+    parts = str(table).split(".")
+    schema_sql = "DATABASE()" if len(parts) == 1 else "%s"
+    args = [parts[-1]] if len(parts) == 1 else [parts[0], parts[1]]
+    cur = meta.cursor()
+    try:
+        cur.execute(
+            "SELECT COLUMN_NAME, SEQ_IN_INDEX FROM information_schema.STATISTICS "
+            f"WHERE TABLE_SCHEMA = {schema_sql} AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            args,
+        )
+        key = {str(name): int(seq) for name, seq in cur.fetchall()}
+    finally:
+        cur.close()
+    names = {f.name for f in fields if getattr(f, "org_name", "")}
+    return key if key and set(key) <= names else {}
 
 
 def _date_columns(plans: list[ColumnPlan] | None) -> list[ColumnPlan]:
@@ -217,6 +281,15 @@ def _check_read_path(read_path: str, step_id: str) -> None:
         )
 
 
+def _another_result_set(cur: Any) -> list[str] | None:
+    """After the first result set: the column names of a further one, or None when only status results follow."""
+    while cur.nextset():
+        fields = getattr(cur._result, "fields", None)
+        if fields:
+            return [f.name for f in fields]
+    return None
+
+
 class MySQLExtractor:
     """The `mysql.extractor` driver: a query or a table, streamed in record batches of `batch_size` rows."""
 
@@ -267,8 +340,14 @@ class MySQLExtractor:
             try:
                 sql = _bind(meta, build_sql(config, step_id=step_id), config.get("params"))
                 described = client.describe(meta, sql)
+                shape = Shape(
+                    zero_dates_as_null=zero_null,
+                    char_bytes=CHARSET_MAX_BYTES.get(str(connection.get("charset") or "utf8mb4").lower()),
+                    trust_not_null=not _ROLLUP.search(sql),
+                    key=_source_key(meta, config, described[0]) if described else {},
+                )
                 path, reason, run_sql, plans = self._choose_path(
-                    meta, config, step_id, sql, described, connection, zero_null=zero_null
+                    meta, config, step_id, sql, described, connection, zero_null=zero_null, shape=shape
                 )
             except pymysql.err.Error as exc:
                 raise client.translate(
@@ -283,14 +362,24 @@ class MySQLExtractor:
         finally:
             meta.close()
 
-        schema = arrow_schema(plans) if plans is not None else None
+        schema = arrow_schema(plans, shape.key) if plans is not None else None
         ctx.log_event(
             "extract.plan",
             path=path,
             reason=reason,
-            columns=[{"name": p.name, "mysql_type": p.mysql_type, "arrow_type": str(p.arrow_type)} for p in plans]
+            columns=[
+                {
+                    "name": p.name,
+                    "mysql_type": p.mysql_type,
+                    "arrow_type": str(p.arrow_type),
+                    "not_null": p.not_null,
+                    **({"sql_type": p.sql_type} if p.sql_type else {}),
+                }
+                for p in plans
+            ]
             if plans
             else None,
+            primary_key=sorted(shape.key, key=shape.key.__getitem__) or None,
             batch_size=batch_size,
             host=connection.get("host"),
             database=connection.get("database"),
@@ -308,12 +397,12 @@ class MySQLExtractor:
         elif path == PATH_NATIVE:
             zero_counts = {} if zero_null else None
             batches, schema, plans = self._stream_native(
-                run_sql, connection, batch_size, step_id, zero_null=zero_null, zero_counts=zero_counts
+                run_sql, connection, batch_size, step_id, shape=shape, zero_counts=zero_counts
             )
         else:
             zero_counts = {} if zero_null else None
             batches, schema, plans = self._stream_pymysql(
-                run_sql, connection, batch_size, step_id, zero_null=zero_null, zero_counts=zero_counts
+                run_sql, connection, batch_size, step_id, shape=shape, zero_counts=zero_counts
             )
         if zero_null and _date_columns(plans):
             ctx.log_event(
@@ -321,7 +410,7 @@ class MySQLExtractor:
                 message='zero and partial dates are read as NULL (`zero_dates: "null"`)',
                 columns=[p.name for p in _date_columns(plans)],
             )
-        measured = self._measure(batches, ctx, path, step_id, zero_counts=zero_counts)
+        measured = self._measure(batches, ctx, path, step_id, zero_counts=zero_counts, schema=schema)
         return {"df": pa.RecordBatchReader.from_batches(schema, measured)}
 
     # -- planning ------------------------------------------------------------------------------
@@ -336,12 +425,13 @@ class MySQLExtractor:
         connection: dict[str, Any],
         *,
         zero_null: bool = False,
+        shape: Shape | None = None,
     ) -> tuple[str, str, str, list[ColumnPlan] | None]:
         """(path, reason, SQL to run, column plans) — plans None when only running the SQL tells them."""
         if described is None:
             return PATH_PYMYSQL, "the server gives no result columns before running this statement", sql, None
         fields, nparams = described
-        plans = _plans(fields, zero_dates_as_null=zero_null)
+        plans = _plans(fields, shape=shape or Shape(zero_dates_as_null=zero_null))
         if connection.get("ssl"):
             return PATH_PYMYSQL, "`ssl` connections are read with pymysql", sql, plans
         if nparams:
@@ -353,6 +443,9 @@ class MySQLExtractor:
             return PATH_NATIVE, "every column is exact in the binary protocol (native row parser)", sql, plans
         if not _connectorx_available():
             return PATH_PYMYSQL, "neither the native row parser nor connectorx is installed", sql, plans
+        if shape is not None and not shape.trust_not_null:
+            # connectorx fails on a NULL in a column the server calls NOT NULL, as WITH ROLLUP sends.
+            return PATH_PYMYSQL, "the statement has WITH ROLLUP, whose NULLs connectorx cannot read", sql, plans
         inexact = [p for p in plans if not p.cx_exact]
         dates = _date_columns(plans) if zero_null else []
         # Columns read through a server-side expression (`ColumnPlan.cx_select`): required for
@@ -459,7 +552,7 @@ class MySQLExtractor:
         batch_size: int,
         step_id: str,
         *,
-        zero_null: bool = False,
+        shape: Shape,
         zero_counts: dict[str, int] | None = None,
     ) -> tuple[Iterator[pa.RecordBatch], pa.Schema, list[ColumnPlan]]:
         """Stream the prepared statement's binary rows through the native parser (`mysql_native`).
@@ -475,8 +568,8 @@ class MySQLExtractor:
         except pymysql.err.Error as exc:
             conn._force_close()
             raise client.translate(exc, connection=connection, step=step_id, action="running the query on") from None
-        plans = _plans(fields, zero_dates_as_null=zero_null)
-        schema = arrow_schema(plans)
+        plans = _plans(fields, shape=shape)
+        schema = arrow_schema(plans, shape.key)
         rows_module = mysql_native.module()
         columns = [mysql_native.Column(f, p, rows_module) for f, p in zip(fields, plans, strict=True)]
         read_timeout = connection.get("read_timeout")
@@ -532,7 +625,7 @@ class MySQLExtractor:
         batch_size: int,
         step_id: str,
         *,
-        zero_null: bool = False,
+        shape: Shape,
         zero_counts: dict[str, int] | None = None,
     ) -> tuple[Iterator[pa.RecordBatch], pa.Schema, list[ColumnPlan]]:
         """Stream text rows; also the schema and plans of the result as the server ran it.
@@ -551,9 +644,17 @@ class MySQLExtractor:
         except pymysql.err.Error as exc:
             conn.close()
             raise client.translate(exc, connection=connection, step=step_id, action="running the query on") from None
-        fields = cur._result.fields if cur._result is not None and cur._result.fields else []
-        plans = _plans(fields, zero_dates_as_null=zero_null)
-        schema = arrow_schema(plans)
+        fields = getattr(cur._result, "fields", None) or []
+        if not fields:
+            cur.close()
+            conn.close()
+            raise UserInputError(
+                f"The statement of step `{step_id}` returned no result set (e.g. a `CALL` of a procedure that "
+                "selects nothing, or a statement that is not a query); mysql.extractor reads exactly one result set",
+                step=step_id,
+            )
+        plans = _plans(fields, shape=shape)
+        schema = arrow_schema(plans, shape.key)
         counts = zero_counts if zero_counts is not None else {}
         counted = [i for i, p in enumerate(plans) if p.zero_dates_as_null] if zero_counts is not None else []
         for i in counted:
@@ -565,6 +666,16 @@ class MySQLExtractor:
                 while True:
                     rows = cur.fetchmany(batch_size)
                     if not rows:
+                        another = _another_result_set(cur)
+                        if another is not None:
+                            raise UserInputError(
+                                f"The statement of step `{step_id}` returned more than one result set (the first "
+                                f"has columns {', '.join(f'`{p.name}`' for p in plans)}; another has "
+                                f"{', '.join(f'`{n}`' for n in another) or 'none'}); mysql.extractor reads exactly "
+                                "one result set, and loading only the first would drop the others: make the "
+                                "procedure return one result set, or read each in a step of its own",
+                                step=step_id,
+                            )
                         finished = True
                         return
                     columns = list(zip(*rows, strict=True))
@@ -602,15 +713,28 @@ class MySQLExtractor:
         step_id: str,
         *,
         zero_counts: dict[str, int] | None = None,
+        schema: pa.Schema | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Pass batches through, reporting progress per batch and the totals at the end.
+
+        A column the server described as NOT NULL (a non-nullable field) that holds a NULL fails
+        the step naming it, rather than writing a file whose schema says otherwise.
 
         `zero_counts`, filled while the batches stream, goes into `extract.complete` as
         `zero_dates_as_null`.
         """
         started = time.perf_counter()
         rows = nbytes = count = 0
+        required = [i for i, f in enumerate(schema) if not f.nullable] if schema is not None else []
         for batch in batches:
+            for i in required:
+                if batch.column(i).null_count:
+                    raise TerminalError(
+                        f"Step `{step_id}`: the server described column `{schema.field(i).name}` as NOT NULL but "
+                        f"sent a NULL in it (row {rows + batch.column(i).to_pylist().index(None) + 1}); wrap the "
+                        "column in `IFNULL(...)` or an expression in `query`, so the result says it may be NULL",
+                        step=step_id,
+                    )
             rows += batch.num_rows
             nbytes += batch.nbytes
             count += 1

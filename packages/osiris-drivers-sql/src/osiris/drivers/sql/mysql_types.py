@@ -22,10 +22,37 @@ TIMESTAMP2, DATETIME2, TIME2 = 17, 18, 19
 JSON, NEWDECIMAL, ENUM, SET = 245, 246, 247, 248
 TINY_BLOB, MEDIUM_BLOB, LONG_BLOB, BLOB, VAR_STRING, STRING, GEOMETRY = range(249, 256)
 
+NOT_NULL_FLAG = 1
+PRI_KEY_FLAG = 2
 UNSIGNED_FLAG = 32
 ENUM_FLAG = 256
 SET_FLAG = 2048
 BINARY_CHARSET = 63
+
+# Arrow field metadata the extractor sets for what Arrow's types cannot say (read by supabase.writer):
+# the type the column was declared with where it matters (`varchar(40)`, `char(2)`, `bit(5)`, `json`),
+# and the column's position in the source table's primary key.
+SQL_TYPE_KEY = "osiris.sql_type"
+PRIMARY_KEY_KEY = "osiris.primary_key"
+# Bytes per character of the result's character set (the connection's `charset`): text columns'
+# metadata lengths count bytes of it, so VARCHAR(40) in utf8mb4 reports 160.
+CHARSET_MAX_BYTES = {
+    "utf8mb4": 4,
+    "utf8mb3": 3,
+    "utf8": 3,
+    "latin1": 1,
+    "ascii": 1,
+    "ucs2": 2,
+    "utf16": 4,
+    "utf16le": 4,
+    "utf32": 4,
+    "cp1250": 1,
+    "cp1251": 1,
+    "cp1252": 1,
+    "latin2": 1,
+    "greek": 1,
+    "hebrew": 1,
+}
 
 _INTEGERS = {TINY: 8, SHORT: 16, INT24: 32, LONG: 32, LONGLONG: 64}
 _STRINGS = {VARCHAR, VAR_STRING, STRING, TINY_BLOB, MEDIUM_BLOB, LONG_BLOB, BLOB, ENUM, SET}
@@ -79,7 +106,9 @@ class ColumnPlan:
     generated `SELECT` should ask the server for the column as text instead.
     `cx_select` gives the expression such a `SELECT` reads the column with.
     `zero_dates_as_null` (date kinds only): zero and partial dates in text values become
-    NULL; without it they raise `BadDateValue`.
+    NULL; without it they raise `BadDateValue`. `not_null`: the server says the column holds
+    no NULL (the Arrow field is then not nullable); `sql_type`: the declared type where Arrow
+    has no word for it (field metadata `osiris.sql_type`).
     """
 
     name: str
@@ -89,6 +118,8 @@ class ColumnPlan:
     cx_exact: bool
     cast_as_char: bool = False
     zero_dates_as_null: bool = False
+    not_null: bool = False
+    sql_type: str | None = None
 
     def from_text(self, values: list[Any]) -> pa.Array:
         """Build the Arrow array from text-protocol values (str, bytes or None per row)."""
@@ -234,15 +265,49 @@ def plan_column(
     charsetnr: int,
     *,
     zero_dates_as_null: bool = False,
+    char_bytes: int | None = 4,
+    declared: bool = True,
+    trust_not_null: bool = True,
 ) -> ColumnPlan:
     """Decide the Arrow type of a result column from its protocol metadata.
 
-    `zero_dates_as_null` is kept on DATE, DATETIME and TIMESTAMP plans only.
+    `zero_dates_as_null` is kept on DATE, DATETIME and TIMESTAMP plans only (they are then
+    nullable whatever the server says). `char_bytes` is the bytes per character of the
+    result's character set (None: unknown, no lengths); `declared` says the column is a table
+    column (the server names its `org_name`), whose VARCHAR(n) / CHAR(n) length is kept;
+    `trust_not_null: False` ignores the server's NOT NULL flag (e.g. under `WITH ROLLUP`,
+    which puts NULLs in columns the server still describes as NOT NULL).
     """
     plan = _plan_column(name, type_code, flags, length, scale, charsetnr)
+    changes: dict[str, Any] = {}
     if zero_dates_as_null and plan.kind in DATE_KINDS:
-        return replace(plan, zero_dates_as_null=True)
-    return plan
+        changes["zero_dates_as_null"] = True
+    elif trust_not_null and flags & NOT_NULL_FLAG and plan.kind != "null":
+        changes["not_null"] = True
+    sql_type = _declared_type(plan, type_code, flags, length, charsetnr, char_bytes if declared else None)
+    if sql_type:
+        changes["sql_type"] = sql_type
+    return replace(plan, **changes) if changes else plan
+
+
+def _declared_type(
+    plan: ColumnPlan, type_code: int, flags: int, length: int, charsetnr: int, char_bytes: int | None
+) -> str | None:
+    """The `osiris.sql_type` of a column: `varchar(n)`, `char(n)`, `bit(n)`, `json`, or None."""
+    if plan.kind == "bit" and plan.mysql_type != "BIT(1)":
+        return f"bit({length})"
+    if plan.kind == "json":
+        return "json"
+    if plan.kind != "string" or plan.mysql_type != "CHAR/VARCHAR/TEXT" or not char_bytes or charsetnr == BINARY_CHARSET:
+        return None
+    if type_code not in (VARCHAR, VAR_STRING, STRING) or length <= 0 or length % char_bytes:
+        return None
+    n = length // char_bytes
+    # MariaDB's UUID, INET4 and INET6 columns arrive as STRING with the UNSIGNED flag: fixed-width
+    # text that is not CHAR(n) (whose values PostgreSQL would pad), so varchar(n).
+    if type_code == STRING and not flags & UNSIGNED_FLAG:
+        return f"char({n})"
+    return f"varchar({n})"
 
 
 def _plan_column(name: str, type_code: int, flags: int, length: int, scale: int, charsetnr: int) -> ColumnPlan:
@@ -299,8 +364,16 @@ def _plan_column(name: str, type_code: int, flags: int, length: int, scale: int,
     return ColumnPlan(name, f"type {type_code}", "binary", pa.binary(), False)
 
 
-def arrow_schema(plans: list[ColumnPlan]) -> pa.Schema:
-    """The Arrow schema of a result, every column nullable."""
+def arrow_schema(plans: list[ColumnPlan], key: dict[str, int] | None = None) -> pa.Schema:
+    """The Arrow schema of a result: NOT NULL columns not nullable, declared types and key positions as metadata."""
     import pyarrow as pa
 
-    return pa.schema([pa.field(p.name, p.arrow_type, nullable=True) for p in plans])
+    fields = []
+    for p in plans:
+        meta = {}
+        if p.sql_type:
+            meta[SQL_TYPE_KEY] = p.sql_type
+        if key and p.name in key:
+            meta[PRIMARY_KEY_KEY] = str(key[p.name])
+        fields.append(pa.field(p.name, p.arrow_type, nullable=not p.not_null, metadata=meta or None))
+    return pa.schema(fields)

@@ -8,6 +8,8 @@ from typing import Any
 from osiris.core.errors import UserInputError
 
 WRITE_MODES = ("append", "replace", "upsert")
+DUPLICATE_KEY_POLICIES = ("error", "keep_last", "keep_first")
+MISSING_COLUMN_POLICIES = ("error", "keep")
 # What the channels take; the same bounds as the spec's `configSchema`, which the compiler checks.
 # A batch is one Arrow record batch (32-bit offsets), Postgres' statement_timeout is a 32-bit count
 # of milliseconds, and the retry backoff doubles up to 10 s.
@@ -51,6 +53,9 @@ class WriteOptions:
     create_if_missing: bool
     add_new_columns: bool
     allow_empty_replace: bool
+    on_duplicate_keys: str
+    widen_columns: bool
+    on_missing_columns: str
     channel: str
     ddl_channel: str
     batch_size: int
@@ -74,6 +79,28 @@ class WriteOptions:
             raise UserInputError(f"Step `{step}`: `write_mode: upsert` needs a `primary_key`", step=step)
         if len(set(pk)) != len(pk):
             raise UserInputError(f"Step `{step}`: `primary_key` names a column twice: {pk}", step=step)
+        on_dup = config.get("on_duplicate_keys") or "error"
+        if on_dup not in DUPLICATE_KEY_POLICIES:
+            raise UserInputError(
+                f"Invalid `on_duplicate_keys` for step `{step}`: expected one of "
+                f"{', '.join(DUPLICATE_KEY_POLICIES)}; got `{on_dup}`",
+                step=step,
+            )
+        if on_dup != "error" and not (pk and mode in ("upsert", "replace")):
+            raise UserInputError(
+                f"Step `{step}`: `on_duplicate_keys: {on_dup}` applies to `upsert` and `replace` with a "
+                f"`primary_key`; this step has `write_mode: {mode}`"
+                + ("" if pk else " and no `primary_key`")
+                + " (an `append` leaves duplicate keys to the table's own constraints)",
+                step=step,
+            )
+        on_missing = config.get("on_missing_columns") or "error"
+        if on_missing not in MISSING_COLUMN_POLICIES:
+            raise UserInputError(
+                f"Invalid `on_missing_columns` for step `{step}`: expected one of "
+                f"{', '.join(MISSING_COLUMN_POLICIES)}; got `{on_missing}`",
+                step=step,
+            )
         # `retries` is the runner's (osiris.runtime.retry); its range is checked here, as the others.
         _number(config, "retries", 3, RANGES["retries"], step, integer=True)
         return cls(
@@ -84,6 +111,9 @@ class WriteOptions:
             create_if_missing=bool(config.get("create_if_missing", False)),
             add_new_columns=bool(config.get("add_new_columns", False)),
             allow_empty_replace=bool(config.get("allow_empty_replace", False)),
+            on_duplicate_keys=on_dup,
+            widen_columns=bool(config.get("widen_columns", False)),
+            on_missing_columns=on_missing,
             channel=config.get("channel") or "auto",
             ddl_channel=config.get("ddl_channel") or "auto",
             batch_size=int(_number(config, "batch_size", 10000, RANGES["batch_size"], step, integer=True)),

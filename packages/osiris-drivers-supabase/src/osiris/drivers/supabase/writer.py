@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
-from osiris.drivers.supabase import ddl
+from osiris.drivers.supabase import ddl, identifiers
 from osiris.drivers.supabase.connection import SupabaseConnection
 from osiris.drivers.supabase.options import WriteOptions
 from osiris.runtime.contract import InputHandle, StepContext, single_input
@@ -30,6 +30,35 @@ def stream_batches(handle: InputHandle, batch_size: int) -> Iterator[pa.RecordBa
         yield from handle.iter_batches(batch_size)
         return
     yield from pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20).iter_batches(batch_size=batch_size)
+
+
+def check_input(opts: WriteOptions, schema: pa.Schema, step: str) -> None:
+    """Before any SQL: every name within PostgreSQL's 63 bytes, every column's type mappable exactly."""
+    from osiris.drivers.supabase.sqltypes import mapping
+
+    identifiers.check(
+        [("the `schema`", opts.schema), ("the `table`", opts.table)]
+        + [(f"the input column #{i + 1}", name) for i, name in enumerate(schema.names)],
+        step=step,
+    )
+    for field in schema:
+        mapping(field, step=step)
+
+
+def report_missing(opts: WriteOptions, info: ddl.TableInfo | None, schema: pa.Schema, ctx: StepContext) -> list[str]:
+    """The table's columns the input lacks (kept, as `on_missing_columns: keep` says), reported as a warning."""
+    if info is None:
+        return []
+    missing = ddl.missing_columns(info, schema)
+    if missing:
+        ctx.log_event(
+            "load.missing_columns",
+            level="warning",
+            table=opts.display,
+            columns=missing,
+            message="the input lacks these columns of the table; rows this load writes get NULL there",
+        )
+    return missing
 
 
 def choose_channel(requested: str, conn: SupabaseConnection, step: str) -> str:
@@ -65,6 +94,7 @@ class SupabaseWriter:
         conn = SupabaseConnection.from_dict(config.get("resolved_connection"), step=step_id)
         opts = WriteOptions.from_config(config, step=step_id, default_schema=conn.schema)
         handle = single_input(inputs, step_id)
+        check_input(opts, handle.schema, step_id)
         channel = choose_channel(opts.channel, conn, step_id)
         ddl_channel, no_ddl_reason = ddl.choose_ddl_channel(opts.ddl_channel, conn)
         if channel == "psycopg2":
@@ -80,8 +110,20 @@ class SupabaseWriter:
             "rows_deleted": result.get("rows_deleted", 0),
             "rows_input": result.get("rows_input", handle.num_rows),
             "strategy": result.get("strategy", "batches"),
+            "duplicate_rows_dropped": result.get("duplicates_dropped", 0),
             "duration_ms": duration_ms,
         }
+        if result.get("missing_columns"):
+            facts["missing_columns"] = result["missing_columns"]
+        if facts["duplicate_rows_dropped"]:
+            ctx.log_event(
+                "load.duplicates_dropped",
+                level="warning",
+                table=opts.display,
+                policy=opts.on_duplicate_keys,
+                key=opts.primary_key,
+                rows_dropped=facts["duplicate_rows_dropped"],
+            )
         ctx.log_event("write.complete", **facts)
         ctx.log_metric("rows_written", result["rows_written"], table=opts.display)
         ctx.log_metric("duration_ms", duration_ms, table=opts.display)
@@ -163,11 +205,14 @@ class SupabaseWriter:
         finally:
             pg.close()
         statements = self._plan_ddl(opts, info, schema_exists, handle, ctx, ddl_channel, no_ddl_reason)
+        missing = report_missing(opts, info, handle.schema, ctx)
         in_txn = ddl_channel == "psycopg2"
         if statements and ddl_channel == "http_sql":
             self._run_http_sql_ddl(conn, opts, statements, ctx)
             statements = []
-        loader = PostgresLoader(conn, opts, step=ctx.step_id, log_event=ctx.log_event, progress=ctx.progress)
+        loader = PostgresLoader(
+            conn, opts, step=ctx.step_id, log_event=ctx.log_event, progress=ctx.progress, output_dir=ctx.output_dir
+        )
         result = loader.load(
             handle.schema,
             lambda: stream_batches(handle, opts.batch_size),
@@ -180,6 +225,8 @@ class SupabaseWriter:
             "rows_deleted": result.rows_deleted,
             "rows_input": result.rows_input,
             "strategy": result.strategy,
+            "duplicates_dropped": result.duplicates_dropped,
+            "missing_columns": missing,
         }
 
     def _load_http(
@@ -194,7 +241,9 @@ class SupabaseWriter:
         from osiris.drivers.supabase.channels.http import RestLoader, non_atomic_warning
 
         ctx.log_event("write.non_atomic", level="warning", channel="http", message=non_atomic_warning(opts.write_mode))
+        drop = self._http_duplicates(opts, handle, ctx)
         loader = RestLoader(conn, opts, step=ctx.step_id, log_event=ctx.log_event, progress=ctx.progress)
+        missing: list[str] = []
         if ddl_channel == "http_sql" or (ddl_channel == "psycopg2" and conn.has_http_sql):
             from osiris.drivers.supabase.channels.http_sql import HttpSqlClient
 
@@ -202,8 +251,59 @@ class SupabaseWriter:
             info = ddl.describe(run, opts.schema, opts.table)
             schema_exists = bool(run(ddl.schema_exists_sql(opts.schema)))
             statements = self._plan_ddl(opts, info, schema_exists, handle, ctx, "http_sql", None)
+            missing = report_missing(opts, info, handle.schema, ctx)
+            if info is not None:
+                statements += self._http_widenings(opts, info, handle, ctx)
             if statements:
                 self._run_http_sql_ddl(conn, opts, statements, ctx)
         elif not loader.exists():
             self._plan_ddl(opts, None, True, handle, ctx, None, no_ddl_reason)
-        return loader.load(stream_batches(handle, opts.batch_size))
+        else:
+            ctx.log_event(
+                "write.unchecked",
+                level="warning",
+                table=opts.display,
+                message="without a SQL channel the writer cannot compare the input's types with the table's columns "
+                "or see columns the input lacks; PostgreSQL converts each value as it is inserted",
+            )
+        result = loader.load(stream_batches(handle, opts.batch_size), drop=drop)
+        return {**result, "duplicates_dropped": len(drop), "missing_columns": missing}
+
+    def _http_duplicates(self, opts: WriteOptions, handle: InputHandle, ctx: StepContext) -> set[int]:
+        """Before any request: repeated keys fail the step, or name the rows `on_duplicate_keys` drops."""
+        from osiris.drivers.supabase.loadchecks import duplicate_keys_error, scan_duplicates
+
+        if not opts.primary_key or opts.write_mode not in ("upsert", "replace"):
+            return set()
+        stats, drop = scan_duplicates(
+            handle.iter_batches(opts.batch_size, columns=opts.primary_key), opts.primary_key, opts.on_duplicate_keys
+        )
+        if stats.rows_extra and opts.on_duplicate_keys == "error":
+            raise duplicate_keys_error(
+                stats,
+                key=opts.primary_key,
+                rows=handle.num_rows,
+                table=opts.display,
+                mode=opts.write_mode,
+                step=ctx.step_id,
+            )
+        return drop
+
+    def _http_widenings(
+        self, opts: WriteOptions, info: ddl.TableInfo, handle: InputHandle, ctx: StepContext
+    ) -> list[ddl.Statement]:
+        """Over REST values cannot be checked in the table: a column that does not hold the input's type
+        by type alone is widened (`widen_columns`) or refused."""
+        out = []
+        for column, wanted, have in ddl.misfits(info, handle.schema, step=ctx.step_id):
+            statement = ddl.widen_statement(opts, column, wanted, have) if opts.widen_columns else None
+            if statement is None:
+                raise TerminalError(
+                    f"Column `{column}` of `{opts.display}` is `{have}`, which does not hold every `{wanted}` value "
+                    f"of the input exactly, and the http channel cannot check the values in the table; set "
+                    "`widen_columns: true` (when a safe wider type exists), change the column, or use a Postgres "
+                    "DSN, whose loads check each value",
+                    step=ctx.step_id,
+                )
+            out.append(statement)
+        return out

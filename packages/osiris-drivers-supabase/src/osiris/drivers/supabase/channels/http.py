@@ -135,9 +135,10 @@ class RestLoader:
                 return False
             raise self._api_error("Reading", exc) from None
 
-    def load(self, batches: Iterable[pa.RecordBatch]) -> dict[str, int]:
-        """Send every batch; for `replace`, then delete the keys no longer present."""
+    def load(self, batches: Iterable[pa.RecordBatch], *, drop: set[int] | None = None) -> dict[str, int]:
+        """Send every batch (without the row numbers in `drop`); for `replace`, then delete the keys no longer present."""
         opts = self.opts
+        position = 0  # the input row number of each batch's first row
         pk = opts.primary_key
         mode = opts.write_mode
         seen: set[tuple[Any, ...]] = set()
@@ -146,7 +147,10 @@ class RestLoader:
         cleared = False
         for batch in batches:
             rows = rows_of(batch)
-            total += len(rows)
+            if drop:
+                rows = [r for i, r in enumerate(rows, start=position) if i not in drop]
+            position += batch.num_rows
+            total += batch.num_rows
             if not rows:
                 continue
             if mode == "replace" and not pk and not cleared:
@@ -155,7 +159,7 @@ class RestLoader:
             if pk and mode in ("upsert", "replace"):
                 dedup: dict[tuple[Any, ...], dict[str, Any]] = {}
                 for row in rows:
-                    dedup[key_of(row, pk)] = row  # last one wins
+                    dedup[key_of(row, pk)] = row  # no repeats are left here (`drop`); kept as a safety net
                 rows = list(dedup.values())
                 if mode == "replace":
                     seen.update(dedup.keys())

@@ -22,14 +22,16 @@ import contextlib
 import secrets as _secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
-from osiris.drivers.supabase import ddl
+from osiris.drivers.supabase import ddl, identifiers, typefit
 from osiris.drivers.supabase.adbc_session import AdbcSession
 from osiris.drivers.supabase.errors import from_postgres
+from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, duplicate_keys_error, misfit_values
 from osiris.drivers.supabase.postgres_connect import connect
-from osiris.drivers.supabase.sqltypes import base_type, qualified, quote_ident
+from osiris.drivers.supabase.sqltypes import mapping, qualified, quote_ident
 from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
 
 if TYPE_CHECKING:
@@ -63,12 +65,16 @@ class _InputErrors:
 
 
 STAGE_APPLICATION_NAME = "osiris-supabase-stage"
-STAGE_PREFIX = "_osiris_stage_"
+STAGE_PREFIX = identifiers.STAGE_PREFIX
 # A load holds a session-level advisory lock on its staging table's name, in this namespace,
 # from before it creates the table until it drops it; a backend that dies releases it. So a
 # staging table whose lock can be taken belongs to no live load: a run that was killed left it.
 _STAGE_LOCK = "pg_try_advisory_lock(hashtext('osiris-stage'), hashtext(%s))"
 _STAGE_UNLOCK = "pg_advisory_unlock(hashtext('osiris-stage'), hashtext(%s))"
+# DDL on a table (or schema) runs under a transaction-level advisory lock on its name, so two
+# loads creating the same missing table run one after the other: the second waits until the
+# first commits, then its `CREATE … IF NOT EXISTS` finds the table (no `pg_type` unique violation).
+_DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('osiris-ddl'), hashtext({key}))"
 EventFn = Callable[..., None]
 
 
@@ -80,6 +86,7 @@ class LoadResult:
     rows_deleted: int = 0
     rows_input: int = 0
     strategy: str = "merge"
+    duplicates_dropped: int = 0
 
 
 def run_sql(cur: Any) -> ddl.SqlRunner:
@@ -106,12 +113,14 @@ class PostgresLoader:
         step: str,
         log_event: EventFn,
         progress: Callable[[int], None],
+        output_dir: Path | None = None,
     ) -> None:
         self.conn = conn
         self.opts = opts
         self.step = step
         self.log_event = log_event
         self.progress = progress
+        self.output_dir = output_dir
         self._reported = 0  # rows already reported as progress, across attempts
 
     # -- helpers -------------------------------------------------------------------------
@@ -148,7 +157,9 @@ class PostgresLoader:
                 pg.commit()
             self._sweep_stale_stages(pg)
             if self._direct_append_ok(info, arrow_schema, ddl_statements):
-                return self._direct_append(target, arrow_schema, batches, num_rows)
+                appended = self._direct_append(target, arrow_schema, batches, num_rows)
+                if appended is not None:
+                    return appended
             if self._direct_swap_candidate(info, ddl_statements, ddl_in_transaction):
                 swapped = self._direct_swap(target, arrow_schema, batches, ddl_statements)
                 if swapped is not None:
@@ -187,7 +198,21 @@ class PostgresLoader:
             pg.commit()
 
     def _run_ddl_on(self, cur: Any, statements: list[ddl.Statement], *, errors: tuple[type, ...]) -> None:
-        """Run DDL statements on a cursor (psycopg2 or ADBC), with `ddl_*` events."""
+        """Run DDL statements on a cursor (psycopg2 or ADBC), with `ddl_*` events, under the DDL locks."""
+        if not statements:
+            return
+        keys = [self.opts.schema] if any(s.kind == "create_schema" for s in statements) else []
+        if any(s.kind != "create_schema" for s in statements):
+            keys.append(f"{self.opts.schema}.{self.opts.table}")
+        for key in keys:
+            lock = _DDL_LOCK.format(key=ddl.literal(key))
+            try:
+                if isinstance(cur, AdbcSession):
+                    cur.query(lock)
+                else:
+                    cur.execute(lock)
+            except errors as exc:
+                raise self._fail(exc, "Locking for DDL on") from None
         for st in statements:
             self.log_event("ddl_attempt", channel="psycopg2", kind=st.kind, table=self.opts.display)
             try:
@@ -204,7 +229,7 @@ class PostgresLoader:
         cols = ", ".join(f"{quote_ident(f.name)} {staging_type(f)}" for f in arrow_schema)
         with pg.cursor() as cur:
             while True:  # a new name in the (unlikely) case its lock is taken
-                name = f"{STAGE_PREFIX}{self.opts.table[:24]}_{_secrets.token_hex(4)}"
+                name = identifiers.stage_name(self.opts.table, _secrets.token_hex(4))
                 cur.execute(f"SELECT {_STAGE_LOCK}", (f"{self.opts.schema}.{name}",))
                 if cur.fetchone()[0]:
                     break
@@ -315,7 +340,7 @@ class PostgresLoader:
                 self.progress(counted[0] - self._reported)
                 self._reported = counted[0]
 
-        source = _InputErrors(prepared_batches(batches(), schema, on_batch))
+        source = _InputErrors(prepared_batches(batches(), schema, on_batch, source=arrow_schema, step=self.step))
         reader = pa.RecordBatchReader.from_batches(schema, iter(source))
         try:
             ac.ingest(table, reader, db_schema=self.opts.schema)
@@ -388,10 +413,21 @@ class PostgresLoader:
                 ac.close()
 
     def _types_match(self, info: ddl.TableInfo, arrow_schema: pa.Schema) -> bool:
-        """Whether every input column exists in the table with the type the bulk COPY sends."""
+        """Whether the bulk COPY can write every input column straight into the table, exactly.
+
+        The column must have the type the COPY sends (text may go into `varchar(n)` / `char(n)`,
+        whose length PostgreSQL enforces with an error), and hold every value of the input's type
+        unchanged: a `numeric(9,2)` column does not take `numeric(9,4)` values this way, since
+        PostgreSQL would round them.
+        """
         for f in arrow_schema:
             have = info.columns.get(f.name)
-            if have is None or base_type(have) != base_type(staging_type(f)):
+            if have is None:
+                return False
+            m = mapping(f, step=self.step)
+            sent, target = typefit.parse(m.stage), typefit.parse(have)
+            same = sent.base == target.base or (sent.base == "text" and target.base in ("varchar", "bpchar"))
+            if not (same and typefit.fits(m.pg, have)):
                 return False
         return True
 
@@ -404,21 +440,89 @@ class PostgresLoader:
 
     def _direct_append(
         self, target: Any, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], n: int
-    ) -> LoadResult:
-        rows = self._ingest(target, self.opts.table, arrow_schema, batches)
+    ) -> LoadResult | None:
+        """COPY straight into the table; None (after a unique violation, with a key) to load through staging,
+        which tells the input's own repeated keys from conflicts with rows already there."""
+        ac = self._adbc(target)
+        try:
+            rows = self._copy_in(ac, self.opts.table, arrow_schema, batches)
+            ac.commit()
+        except OsirisError:
+            raise
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                ac.rollback()
+            if getattr(exc, "sqlstate", None) == "23505" and self.opts.primary_key:
+                self.log_event("load.restaged", table=self.opts.display, reason="a unique key was violated")
+                return None
+            raise from_postgres(exc, step=self.step, table=self.opts.display, doing="Bulk COPY for") from None
+        finally:
+            with contextlib.suppress(Exception):
+                ac.close()
         return LoadResult(rows_written=rows, rows_input=rows, strategy="direct")
 
     # -- the merge -----------------------------------------------------------------------
 
+    def _fit_columns(self, cur: Any, info: ddl.TableInfo, arrow_schema: pa.Schema, stg: str) -> ddl.TableInfo:
+        """Check that every staged value fits its existing column exactly; widen the column if allowed.
+
+        Only columns whose input type the table's column does not hold by type alone are
+        checked (`ddl.misfits`). Returns the table as it is after any widening.
+        """
+        opts = self.opts
+        widened = []
+        for column, wanted, have in ddl.misfits(info, arrow_schema, step=self.step):
+            staged = staging_type(arrow_schema.field(column))
+            try:
+                n, examples = misfit_values(cur, stg, column, staged, have)
+                problem = (
+                    f"{n:,} value(s) of the input (type `{wanted}`) would change there (e.g. {', '.join(examples)})"
+                )
+            except Unstorable as exc:
+                n, problem = (
+                    1,
+                    f"input values (type `{wanted}`) cannot be stored there ({exc.detail}; SQLSTATE {exc.code})",
+                )
+            if not n:
+                continue
+            statement = ddl.widen_statement(opts, column, wanted, have)
+            if opts.widen_columns and statement is not None:
+                self._run_ddl_on(cur, [statement], errors=(Exception,))
+                widened.append(statement)
+                continue
+            if statement is None:
+                todo = "no type holds both exactly, so change the column or convert the input upstream"
+            else:
+                wider = statement.sql.split(" TYPE ", 1)[1].split(" USING ", 1)[0]
+                todo = (
+                    f"set `widen_columns: true` to widen it to `{wider}` in the load's transaction, "
+                    "or change the column or the input"
+                )
+            raise TerminalError(
+                f"Column `{column}` of `{opts.display}` is `{have}`; {problem}; nothing was written. "
+                f"To load them, {todo}",
+                step=self.step,
+            )
+        if not widened:
+            return info
+        if self.output_dir is not None:
+            ddl.save_plan(widened, self.output_dir, channel="psycopg2", append=True)
+        again = ddl.describe(run_sql(cur), opts.schema, opts.table)
+        assert again is not None
+        return again
+
     def _merge(
         self, cur: Any, info: ddl.TableInfo, arrow_schema: pa.Schema, stage: str, staged_rows: int
     ) -> LoadResult:
+        import psycopg2
+
         opts = self.opts
         tgt = qualified(opts.schema, opts.table)
         stg = qualified(opts.schema, stage)
+        info = self._fit_columns(cur, info, arrow_schema, stg)
         cols = arrow_schema.names
         col_list = ", ".join(quote_ident(c) for c in cols)
-        casts = ", ".join(f"s.{quote_ident(c)}::{info.columns[c]}" for c in cols)
+        casts = ", ".join(self._cast(c, info.columns[c]) for c in cols)
         pk = opts.primary_key
         mode = opts.write_mode
 
@@ -433,8 +537,24 @@ class PostgresLoader:
             cur.execute(f"DELETE FROM {tgt}")
             return LoadResult(rows_written=0, rows_deleted=cur.rowcount)
 
+        def refuse_duplicates(source: str = stg) -> None:
+            stats = duplicate_keys(cur, source, pk)
+            if stats.rows_extra:
+                raise duplicate_keys_error(
+                    stats, key=pk, rows=staged_rows, table=opts.display, mode=mode, step=self.step
+                )
+
         if mode == "append":
-            cur.execute(f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {stg} s")
+            cur.execute("SAVEPOINT osiris_append")
+            try:
+                cur.execute(f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {stg} s")
+            except psycopg2.Error as exc:
+                if exc.pgcode != "23505" or not pk:
+                    raise
+                # A unique violation: the input's own repeats get the clear error; else PostgreSQL's.
+                cur.execute("ROLLBACK TO SAVEPOINT osiris_append")
+                refuse_duplicates()
+                raise
             return LoadResult(rows_written=cur.rowcount)
 
         if mode == "replace" and not pk:
@@ -451,17 +571,27 @@ class PostgresLoader:
             cur.execute(f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {stg} s")
             return LoadResult(rows_written=cur.rowcount, rows_deleted=before)
 
-        # upsert / replace on a key: duplicates inside the load are reduced to the last row
-        # (input order; COPY fills a fresh heap in order, so ctid order is input order).
+        # upsert / replace on a key. A key repeated inside the load is an error unless
+        # `on_duplicate_keys` keeps the last or the first row of it (input order: COPY fills a
+        # fresh heap in order, so ctid order is input order).
         keys = ", ".join(quote_ident(k) for k in pk)
-        dedup = f"(SELECT DISTINCT ON ({keys}) * FROM {stg} ORDER BY {keys}, ctid DESC)"
+        order = "DESC" if opts.on_duplicate_keys == "keep_last" else "ASC"
+        dedup = f"(SELECT DISTINCT ON ({keys}) * FROM {stg} ORDER BY {keys}, ctid {order})"
         rest = [c for c in cols if c not in pk]
-        key_match = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}::{info.columns[k]}" for k in pk)
+        key_match = " AND ".join(f"t.{quote_ident(k)} = {self._cast(k, info.columns[k])}" for k in pk)
+        dropped = [0]
+
+        def deduplicated() -> str:
+            """The rows to load when the input may repeat keys: as they are, or one per key."""
+            if opts.on_duplicate_keys == "error":
+                refuse_duplicates()
+                return stg
+            cur.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM {stg}) d")
+            dropped[0] = staged_rows - int(cur.fetchone()[0])
+            return dedup if dropped[0] else stg
 
         def optimistic(sql_for: Callable[[str], str], duplicate_codes: tuple[str, ...]) -> int:
-            """Run the statement on the staging table as is; on a duplicate-key error, on the deduplicated rows."""
-            import psycopg2
-
+            """Run the statement on the staging table as is; a duplicate-key error means the input repeats keys."""
             cur.execute("SAVEPOINT osiris_dedup")
             try:
                 cur.execute(sql_for(stg))
@@ -470,8 +600,17 @@ class PostgresLoader:
                 if exc.pgcode not in duplicate_codes:
                     raise
                 cur.execute("ROLLBACK TO SAVEPOINT osiris_dedup")
+                if opts.on_duplicate_keys == "error":
+                    refuse_duplicates()
+                    raise  # not the input's own repeats: PostgreSQL's error stands
                 cur.execute(sql_for(dedup))
-                return int(cur.rowcount)
+                written = int(cur.rowcount)
+                dropped[0] = staged_rows - written
+                return written
+
+        def done(result: LoadResult) -> LoadResult:
+            result.duplicates_dropped = dropped[0]
+            return result
 
         if mode == "replace" and info.has_unique(pk) and self._can_swap(run_sql(cur), tgt):
             # Nothing references the table and no trigger watches it: swapping the content in
@@ -481,29 +620,32 @@ class PostgresLoader:
             before = int(cur.fetchone()[0])
             cur.execute(f"TRUNCATE {tgt}")
             written = optimistic(lambda src: f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s", ("23505",))
-            return LoadResult(rows_written=written, rows_deleted=before, strategy="swap")
+            return done(LoadResult(rows_written=written, rows_deleted=before, strategy="swap"))
         if mode == "replace":
             cur.execute(f"LOCK TABLE {tgt} IN SHARE ROW EXCLUSIVE MODE")
-        if info.has_unique(pk):
-            if rest:
-                sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in rest)
-                action = f"DO UPDATE SET {sets}"
-            else:
-                action = "DO NOTHING"
+        if info.has_unique(pk) and rest:
+            sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in rest)
             # 21000: "ON CONFLICT DO UPDATE command cannot affect row a second time"
             written = optimistic(
-                lambda src: f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s ON CONFLICT ({keys}) {action}",
+                lambda src: f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {sets}",
                 ("21000", "23505"),
             )
+        elif info.has_unique(pk):
+            # Every column is the key: DO NOTHING would skip repeats silently, so look for them first.
+            src = deduplicated()
+            cur.execute(f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s ON CONFLICT ({keys}) DO NOTHING")
+            written = int(cur.rowcount)
         else:
             # No unique index on the key: update matches, then insert the rest.
+            src = deduplicated()
             written = 0
             if rest:
-                sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}::{info.columns[c]}" for c in rest)
-                cur.execute(f"UPDATE {tgt} t SET {sets} FROM {dedup} s WHERE {key_match}")
+                sets = ", ".join(f"{quote_ident(c)} = {self._cast(c, info.columns[c])}" for c in rest)
+                cur.execute(f"UPDATE {tgt} t SET {sets} FROM {src} s WHERE {key_match}")
                 written += cur.rowcount
             cur.execute(
-                f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {dedup} s "
+                f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {tgt} t WHERE {key_match})"
             )
             written += cur.rowcount
@@ -511,7 +653,15 @@ class PostgresLoader:
         if mode == "replace":
             cur.execute(f"DELETE FROM {tgt} t WHERE NOT EXISTS (SELECT 1 FROM {stg} s WHERE {key_match})")
             deleted = cur.rowcount
-        return LoadResult(rows_written=written, rows_deleted=deleted)
+        return done(LoadResult(rows_written=written, rows_deleted=deleted))
+
+    @staticmethod
+    def _cast(column: str, target: str) -> str:
+        """The staged value as the target column's type, exactly: text into `varchar(n)`/`char(n)` is
+        assigned, not cast, so a value that is too long fails instead of being cut."""
+        if typefit.parse(target).base in ("varchar", "bpchar"):
+            return f"s.{quote_ident(column)}"
+        return f"s.{quote_ident(column)}::{target}"
 
     def _can_swap(self, run: ddl.SqlRunner, tgt: str) -> bool:
         """Whether no foreign key references the table and no user trigger is on it."""

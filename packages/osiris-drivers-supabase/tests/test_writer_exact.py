@@ -1,5 +1,9 @@
 """supabase.writer never changes data silently: types, repeated keys, values that do not fit, missing
-columns, long names and concurrent first loads, against the real PostgreSQL."""
+columns, long names and concurrent first loads, against the real PostgreSQL.
+
+Long on purpose: every load path is checked against one catalogue of types and values
+(tests/support/type_catalog.py).
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from osiris_cli import run_osiris
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ["pyarrow", "duckdb", "pandas", "pymysql", "psycopg2", "supabase", "e2b", "connectorx", "numpy"]
@@ -47,10 +48,5 @@ def test_cli_imports_no_data_library(args, tmp_path):
 
 def test_examples_compile_cleanly(tmp_path):
     for example in sorted((REPO / "docs" / "examples").glob("*.yaml")):
-        proc = subprocess.run(
-            [sys.executable, "-m", "osiris.core.cli", "compile", str(example), "--out", str(tmp_path / "build")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = run_osiris("compile", example, "--out", tmp_path / "build", cwd=tmp_path)
         assert proc.returncode == 0, (example.name, proc.stderr)

@@ -8,17 +8,8 @@ secret in no output or file. `scripts/fuzz_compile` runs the same for longer and
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from hypothesis import HealthCheck, given, settings
-
-SUPPORT = Path(__file__).resolve().parent / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
-
-from fuzz_inputs import (  # noqa: E402  (tests/support)
+from fuzz_inputs import (
     Case,
     describe,
     hand_written,
@@ -27,6 +18,7 @@ from fuzz_inputs import (  # noqa: E402  (tests/support)
     run_in_process,
     run_subprocess,
 )
+from hypothesis import HealthCheck, given, settings
 
 CASES = hand_written()
 EXAMPLES_IN_CI = 100

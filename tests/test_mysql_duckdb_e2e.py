@@ -3,15 +3,12 @@ run with `osiris run` against the real MariaDB, equals the same SQL run in Maria
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
 import textwrap
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from osiris_cli import run_osiris
 
 pytestmark = pytest.mark.mysql
 
@@ -25,15 +22,10 @@ ORDER BY c.country
 
 
 @pytest.fixture
-def shop():
+def shop(new_mysql_db):
     """A MariaDB database with customers and orders (dropped afterwards)."""
-    import pymysql
-
-    name = f"osiris_test_e2e_{secrets.token_hex(4)}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    cur.execute(f"USE `{name}`")
+    db = new_mysql_db("osiris_test_e2e")
+    cur = db.cursor()
     cur.execute("CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50), country CHAR(2))")
     cur.execute(
         "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(12,2), created_at DATETIME(3))"
@@ -47,11 +39,7 @@ def shop():
         "TIMESTAMP('2026-01-01') + INTERVAL seq MINUTE + INTERVAL seq % 1000 * 1000 MICROSECOND "
         "FROM seq_1_to_20000"
     )
-    try:
-        yield name, cur
-    finally:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+    return db.name, cur
 
 
 def test_mysql_duckdb_pipeline_equals_the_same_sql_in_mariadb(shop, tmp_path: Path) -> None:
@@ -89,16 +77,7 @@ steps:
     config: {{path: warehouse.duckdb, table: revenue, write_mode: replace}}
 """
     )
-    env = {**os.environ, "SHOP_PW": ""}
-    proc = subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "run", "pipeline.yaml", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    proc = run_osiris("run", "pipeline.yaml", "--json", cwd=tmp_path, env={"SHOP_PW": ""})
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
     import duckdb

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,17 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from osiris_cli import run_osiris as osiris
 
-from osiris.runtime.runner import comparable_run_card
+from osiris.runtime.runcard import comparable_run_card
 
 ROOT = Path(__file__).resolve().parents[1]
-OSIRIS = [sys.executable, "-m", "osiris.core.cli"]
-
-
-def osiris(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("OSIRIS_DEBUG", None)
-    return subprocess.run([*OSIRIS, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=300)
 
 
 def run_dirs(cwd: Path, pipeline: str) -> list[Path]:
@@ -83,6 +76,43 @@ def test_running_a_manifest_directly(workdir: Path) -> None:
     done = osiris("run", manifest, "--runs-dir", "elsewhere", cwd=workdir)
     assert done.returncode == 0, done.stderr
     assert (workdir / "elsewhere" / "quickstart").is_dir()
+
+
+@pytest.mark.parametrize("where", [[], ["--sandbox", "local"]], ids=["host", "sandbox"])
+def test_a_cfg_edited_after_compiling_is_refused_before_anything_runs(workdir: Path, where: list[str]) -> None:
+    compiled = osiris("compile", "docs/examples/quickstart.yaml", "--json", cwd=workdir)
+    assert compiled.returncode == 0, compiled.stderr
+    manifest = Path(json.loads(compiled.stdout)["manifest"])  # relative to workdir
+    cfg = manifest.parent / "cfg" / "revenue_csv.json"
+    (workdir / cfg).write_text((workdir / cfg).read_text().replace("revenue.csv", "elsewhere.csv"))
+    done = osiris("run", manifest, *where, cwd=workdir)
+    assert done.returncode == 2, done.stderr
+    assert f"{cfg}" in done.stderr and "edited after compiling" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "runs").exists() and not (workdir / "output").exists()
+
+
+@pytest.mark.parametrize("where", [[], ["--sandbox", "local"]], ids=["host", "sandbox"])
+def test_a_missing_variable_fails_the_run_at_its_start_and_leaves_a_run_card(workdir: Path, where: list[str]) -> None:
+    (workdir / "osiris_connections.yaml").write_text(
+        "connections:\n  mysql:\n    default: {host: 127.0.0.1, user: root, password: '${OSIRIS_TEST_NOT_SET_PW}'}\n"
+    )
+    (workdir / "p.yaml").write_text(
+        'oml_version: "0.1.0"\nname: unset_var\nsteps:\n'
+        '  - {id: extract, component: mysql.extractor, config: {connection: "@mysql.default", query: "SELECT 1"}}\n'
+    )
+    done = osiris("run", "p.yaml", *where, "--json", cwd=workdir, unset=["OSIRIS_TEST_NOT_SET_PW"])
+    assert done.returncode == 2, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "failed" and out["exit_code"] == 2
+    assert out["error"]["type"] == "MissingVariableError" and "OSIRIS_TEST_NOT_SET_PW" in out["error"]["message"]
+    assert out["error"]["hint"] == "export OSIRIS_TEST_NOT_SET_PW=... before running"
+    card = json.loads((workdir / out["run_card"]).read_text())
+    assert card["status"] == "failed" and [s["status"] for s in card["steps"]] == ["not_run"]
+    events = [
+        json.loads(line)["event"] for line in (workdir / out["run_dir"] / "events.jsonl").read_text().splitlines()
+    ]
+    assert events == ["run_start", "run_complete"]
 
 
 def _write(path: Path, text: str) -> Path:

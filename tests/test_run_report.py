@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from osiris_cli import run_osiris
 
 pytestmark = pytest.mark.mysql
 
 ROOT = Path(__file__).resolve().parents[1]
-OSIRIS = [sys.executable, "-m", "osiris.core.cli"]
 CANARY = "canary-R3p0rt-9c2e71"
 CHROMIUM = Path(os.environ.get("OSIRIS_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("OSIRIS_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -77,38 +77,30 @@ BAD_SQL = "SELECT CAST('${SHOP_PW}' AS INTEGER) AS broken, * FROM orders"
 
 
 def osiris(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_RUNS_") and k != "OSIRIS_DEBUG"}
-    full.update(env or {})
-    return subprocess.run([*OSIRIS, *args], cwd=cwd, capture_output=True, text=True, env=full, timeout=300)
+    return run_osiris(*args, cwd=cwd, env=env, unset=[k for k in os.environ if k.startswith("OSIRIS_RUNS_")])
 
 
 @pytest.fixture(scope="module")
-def shop() -> Iterator[dict[str, str]]:
-    """A MariaDB database and a user whose password is the canary (both dropped afterwards)."""
-    import pymysql
-
-    name = f"osiris_test_report_{secrets.token_hex(4)}"
+def shop(mysql_db: dict[str, Any], mysql_admin: Any) -> Iterator[dict[str, str]]:
+    """The module's MariaDB database with customers and orders, and a user whose password is the canary."""
+    name = mysql_db["database"]
     user = f"osiris_rpt_{secrets.token_hex(3)}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE `{name}`")
-    cur.execute(f"USE `{name}`")
-    cur.execute(f"CREATE TABLE `{name}`.customers (id INT PRIMARY KEY, country CHAR(2))")
-    cur.execute(f"CREATE TABLE `{name}`.orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2))")
-    cur.execute(
-        f"INSERT INTO `{name}`.customers SELECT seq, ELT(1 + seq % 4, 'DE', 'FR', 'NL', 'US') FROM seq_1_to_200"
-    )
-    cur.execute(f"INSERT INTO `{name}`.orders SELECT seq, 1 + seq % 200, (seq % 500) / 4 FROM seq_1_to_30000")
-    for host in ("%", "localhost"):
-        cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{CANARY}'")
-        cur.execute(f"GRANT SELECT ON `{name}`.* TO '{user}'@'{host}'")
+    with mysql_admin(name) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{name}`.customers (id INT PRIMARY KEY, country CHAR(2))")
+        cur.execute(f"CREATE TABLE `{name}`.orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2))")
+        cur.execute(
+            f"INSERT INTO `{name}`.customers SELECT seq, ELT(1 + seq % 4, 'DE', 'FR', 'NL', 'US') FROM seq_1_to_200"
+        )
+        cur.execute(f"INSERT INTO `{name}`.orders SELECT seq, 1 + seq % 200, (seq % 500) / 4 FROM seq_1_to_30000")
+        for host in ("%", "localhost"):
+            cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{CANARY}'")
+            cur.execute(f"GRANT SELECT ON `{name}`.* TO '{user}'@'{host}'")
     try:
         yield {"database": name, "user": user}
     finally:
-        for host in ("%", "localhost"):
-            cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        with mysql_admin() as conn, conn.cursor() as cur:
+            for host in ("%", "localhost"):
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
 
 
 @pytest.fixture(scope="module")

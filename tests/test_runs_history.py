@@ -6,15 +6,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from osiris_cli import OSIRIS, run_osiris
 
-OSIRIS = [sys.executable, "-m", "osiris.core.cli"]
 RETENTION_VARS = ("OSIRIS_RUNS_KEEP_DATA", "OSIRIS_RUNS_KEEP", "OSIRIS_RUNS_MAX_AGE")
 
 TINY = """
@@ -34,9 +33,7 @@ steps:
 
 
 def osiris(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in RETENTION_VARS and k != "OSIRIS_DEBUG"}
-    full_env.update(env or {})
-    return subprocess.run([*OSIRIS, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=300)
+    return run_osiris(*args, cwd=cwd, env=env, unset=RETENTION_VARS)
 
 
 def as_json(proc: subprocess.CompletedProcess[str]) -> dict:

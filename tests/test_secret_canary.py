@@ -6,14 +6,14 @@ import logging
 import textwrap
 from pathlib import Path
 
-import msgspec
 import pytest
+from builders import driver_module, make_manifest, make_spec
 
-from osiris.core.manifest import Fingerprints, Manifest, ManifestStep, PipelineInfo, ToolInfo, seal
 from osiris.core.spec import ComponentSpec
-from osiris.runtime.cli import _report
-from osiris.runtime.resolve import load_connections_for_run
-from osiris.runtime.runner import Runner, resolve_configs
+from osiris.runtime.console import print_report
+from osiris.runtime.resolve import load_connections_for_run, resolve_configs
+from osiris.runtime.runner import Runner
+from osiris.runtime.session import RunSession
 
 CANARY = "canary-S3cr3t-7f1d9a"
 
@@ -42,26 +42,18 @@ DRIVER = textwrap.dedent(
 
 
 def spec(name: str, driver: str, modes: list[str]) -> ComponentSpec:
-    return msgspec.convert(
-        {
-            "name": name,
-            "version": "0.1.0",
-            "modes": modes,
-            "configSchema": {"type": "object"},
-            "secrets": ["/resolved_connection/password"],
-            "x-connection": {"family": "leaky", "schema": {"properties": {"port": {"type": "integer", "default": 1}}}},
-            "x-runtime": {"driver": driver},
-        },
-        ComponentSpec,
+    return make_spec(
+        name,
+        driver,
+        modes,
+        secrets=["/resolved_connection/password"],
+        x_connection={"family": "leaky", "schema": {"properties": {"port": {"type": "integer", "default": 1}}}},
     )
 
 
 @pytest.fixture
 def leaky_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    name = f"leaky_driver_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(DRIVER)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
+    return driver_module(tmp_path, monkeypatch, "leaky_driver", DRIVER)
 
 
 def test_canary_secret_never_reaches_disk_or_output(
@@ -76,32 +68,8 @@ def test_canary_secret_never_reaches_disk_or_output(
         "leaky.reader": spec("leaky.reader", f"{leaky_module}:LeakyReader", ["read"]),
         "leaky.writer": spec("leaky.writer", f"{leaky_module}:LeakyWriter", ["write"]),
     }
-    steps = [
-        ManifestStep(
-            id="read",
-            component="leaky.reader",
-            mode="read",
-            driver=f"{leaky_module}:LeakyReader",
-            cfg_path="cfg/read.json",
-            cfg_sha256="x",
-        ),
-        ManifestStep(
-            id="write",
-            component="leaky.writer",
-            mode="write",
-            driver=f"{leaky_module}:LeakyWriter",
-            needs=["read"],
-            cfg_path="cfg/write.json",
-            cfg_sha256="x",
-        ),
-    ]
-    manifest = seal(
-        Manifest(
-            pipeline=PipelineInfo(name="leaky"),
-            compiler=ToolInfo(package="test", version="0"),
-            steps=steps,
-            fingerprints=Fingerprints(oml="a", params="b", specs="c", drivers="d"),
-        )
+    manifest = make_manifest(
+        "leaky", [("read", components["leaky.reader"], []), ("write", components["leaky.writer"], ["read"])]
     )
     cfgs = {"read": {"connection": "@leaky.main"}, "write": {"connection": "@leaky"}}
     configs = resolve_configs(manifest, cfgs, components, load_connections_for_run(conn_file))
@@ -113,12 +81,12 @@ def test_canary_secret_never_reaches_disk_or_output(
     handler = logging.FileHandler(log_file)
     root.addHandler(handler)
     try:
-        run = Runner(manifest, configs, tmp_path / "run", components=components).run()
+        run = Runner(RunSession(manifest, configs, tmp_path / "run", components=components)).run()
     finally:
         root.removeHandler(handler)
         handler.close()
-    _report(run, as_json=False, verbose=True)
-    _report(run, as_json=True, verbose=True)
+    print_report(run, as_json=False, verbose=True)
+    print_report(run, as_json=True, verbose=True)
 
     assert run.status == "failed" and run.exit_code == 1
     assert [s.status for s in run.steps] == ["succeeded", "failed"]

@@ -3,68 +3,35 @@ local PostgREST / Management API stand-in (tests/support) backed by the real Pos
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import POSTGRES, postgres_connect
+from supabase_standin import Server, StandIn
 
 from osiris.core.errors import TerminalError
 
 pytestmark = pytest.mark.postgres
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-
-
-def _standin_module() -> Any:
-    path = Path(__file__).parent / "support" / "supabase_standin.py"
-    spec = importlib.util.spec_from_file_location("osiris_test_supabase_standin", path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
 
 @pytest.fixture(scope="module")
-def db() -> Iterator[str]:
-    """A fresh database for this module."""
-    import psycopg2
-
-    admin = psycopg2.connect(**PG, dbname="postgres")
-    admin.autocommit = True
-    name = f"osiris_supabase_http_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
-
-
-@pytest.fixture(scope="module")
-def standin(db: str) -> Iterator[Any]:
-    """The running stand-in."""
-    mod = _standin_module()
-    cfg = mod.StandIn(
-        dsn=f"host=127.0.0.1 user=postgres dbname={db}", key="service-key-123", access_token="sbp_token_456"
+def standin(pg_db: str) -> Iterator[Any]:
+    """The running stand-in, backed by the module's database."""
+    cfg = StandIn(
+        dsn=f"host=127.0.0.1 user=postgres dbname={pg_db}", key="service-key-123", access_token="sbp_token_456"
     )
-    with mod.Server(cfg) as running:
+    with Server(cfg) as running:
         yield running
 
 
 @pytest.fixture()
-def pg(db: str) -> Iterator[Any]:
+def pg(pg_db: str) -> Iterator[Any]:
     """An autocommit connection to the test database."""
-    import psycopg2
-
-    conn = psycopg2.connect(**PG, dbname=db)
-    conn.autocommit = True
+    conn = postgres_connect(pg_db)
     yield conn
     conn.close()
 
@@ -77,19 +44,14 @@ def rows(pg: Any, sql: str) -> list[tuple[Any, ...]]:
 
 
 def run_writer(tmp_path: Path, data: Any, connection: dict[str, Any], **config: Any) -> tuple[Any, list[Any]]:
-    """Run the writer on an Arrow table; returns (result, events)."""
-    import pyarrow.parquet as pq
+    """Run a `supabase.writer` step on an Arrow table as the runner does; returns (facts, events)."""
+    from osiris.runtime.testing import run_component
 
-    from osiris.drivers.supabase.writer import SupabaseWriter
-    from osiris.runtime.contract import InputHandle, StepContext
-
-    path = tmp_path / f"in_{secrets.token_hex(3)}.parquet"
-    pq.write_table(data, path)
-    events: list[Any] = []
-    ctx = StepContext(step_id="load", output_dir=tmp_path / "load", on_event=lambda n, d: events.append((n, d)))
     cfg = {"retries": 0, "batch_size": 2, **config, "resolved_connection": connection}
-    result = SupabaseWriter().run(step_id="load", config=cfg, inputs={"df": InputHandle("up", path)}, ctx=ctx)
-    return result, events
+    done = run_component(
+        "supabase.writer", cfg, inputs={"up": data}, work_dir=tmp_path / secrets.token_hex(3), step_id="load"
+    )
+    return done.facts, done.ctx.events
 
 
 def data(items: list[tuple[Any, ...]]) -> Any:
@@ -208,10 +170,10 @@ def test_http_channel_creates_a_missing_table_over_http_sql(pg: Any, standin: An
     ) == [("numeric(10,2)",)]
 
 
-def test_http_sql_ddl_events_and_psycopg2_load(pg: Any, standin: Any, tmp_path: Path, db: str) -> None:
+def test_http_sql_ddl_events_and_psycopg2_load(pg: Any, standin: Any, tmp_path: Path, pg_db: str) -> None:
     conn = {
-        **PG,
-        "dbname": db,
+        **POSTGRES,
+        "dbname": pg_db,
         "sql_url": standin.url,
         "access_token": standin.access_token,
         "project_ref": standin.project_ref,
@@ -237,7 +199,8 @@ def test_http_sql_ddl_events_and_psycopg2_load(pg: Any, standin: Any, tmp_path: 
 def test_http_channel_without_sql_channel_only_plans(pg: Any, standin: Any, tmp_path: Path) -> None:
     with pytest.raises(TerminalError, match=r"ddl_plan\.sql"):
         run_writer(tmp_path, data(INPUT), rest_conn(standin), table="h_planned", create_if_missing=True)
-    plan = (tmp_path / "load" / "ddl_plan.sql").read_text()
+    (plan_file,) = tmp_path.glob("*/artifacts/load/ddl_plan.sql")
+    plan = plan_file.read_text()
     assert 'CREATE TABLE IF NOT EXISTS "public"."h_planned"' in plan and "not executed" in plan
     assert rows(pg, "SELECT to_regclass('h_planned') IS NULL") == [(True,)]
 
@@ -263,7 +226,7 @@ def test_http_transient_failure_is_retried(pg: Any, standin: Any, tmp_path: Path
         on_duplicate_keys="keep_last",
     )
     standin.fail_writes.clear()
-    assert "write.retry" in [n for n, _ in events]
+    assert "step_retry" in [n for n, _ in events]
     assert len(rows(pg, "SELECT * FROM h_retry")) == 4
 
 

@@ -6,86 +6,61 @@ docs/type-mapping.md. Each test prints a per-column report (`pytest -s` shows it
 
 from __future__ import annotations
 
-import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from databases import MYSQL, POSTGRES, mysql_connect, postgres_connect
 from type_catalog import DUCKDB_CASES, MYSQL_CASES, column_types, read_column
 
 from osiris.core.errors import OsirisError
+from osiris.runtime.testing import RecordingContext
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres]
-
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-
-
-@pytest.fixture(scope="module")
-def pg_db() -> Iterator[str]:
-    import psycopg2
-
-    admin = psycopg2.connect(**PG, dbname="postgres")
-    admin.autocommit = True
-    name = f"osiris_types_{secrets.token_hex(4)}"
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    yield name
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 @pytest.fixture()
 def pg(pg_db: str) -> Iterator[Any]:
-    import psycopg2
-
-    conn = psycopg2.connect(**PG, dbname=pg_db)
-    conn.autocommit = True
+    conn = postgres_connect(pg_db)
     yield conn
     conn.close()
 
 
 @pytest.fixture(scope="module")
-def all_types() -> Iterator[str]:
-    """A MariaDB database with `all_types`: one column per catalog case, rows 1-2 the case's values, row 3 NULL."""
-    import pymysql
-
-    name = f"osiris_types_{secrets.token_hex(4)}"
-    conn = pymysql.connect(**MYSQL, autocommit=True, charset="utf8mb4")
-    cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    cur.execute(f"USE `{name}`")
-    cur.execute("SET time_zone = '+00:00'")
-    cols = ", ".join(f"`{c.name}` {c.decl}" for c in MYSQL_CASES)
-    cur.execute(f"CREATE TABLE all_types (id INT NOT NULL PRIMARY KEY, {cols})")
-    names = ", ".join(f"`{c.name}`" for c in MYSQL_CASES)
-    for row in (0, 1):
-        values = ", ".join(c.literals[row] for c in MYSQL_CASES)
-        cur.execute(f"INSERT INTO all_types (id, {names}) VALUES ({row + 1}, {values})")
-    cur.execute("INSERT INTO all_types (id) VALUES (3)")
-    try:
-        yield name
-    finally:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+def all_types(mysql_db: dict[str, Any]) -> str:
+    """The module's MariaDB database with `all_types`: one column per catalog case, rows 1-2 the case's
+    values, row 3 NULL; its name."""
+    name = mysql_db["database"]
+    with mysql_connect(name) as conn, conn.cursor() as cur:
+        cur.execute("SET time_zone = '+00:00'")
+        cols = ", ".join(f"`{c.name}` {c.decl}" for c in MYSQL_CASES)
+        cur.execute(f"CREATE TABLE all_types (id INT NOT NULL PRIMARY KEY, {cols})")
+        names = ", ".join(f"`{c.name}`" for c in MYSQL_CASES)
+        for row in (0, 1):
+            values = ", ".join(c.literals[row] for c in MYSQL_CASES)
+            cur.execute(f"INSERT INTO all_types (id, {names}) VALUES ({row + 1}, {values})")
+        cur.execute("INSERT INTO all_types (id) VALUES (3)")
+    return name
 
 
 class Ctx:
-    """A StepContext factory recording events."""
+    """The `RecordingContext`s (osiris.runtime.testing) of one test's steps, their events in one list."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.contexts: list[RecordingContext] = []
 
-    def __call__(self, step: str) -> Any:
-        from osiris.runtime.contract import StepContext
+    def __call__(self, step: str) -> RecordingContext:
+        ctx = RecordingContext(step, self.tmp / step)
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        self.contexts.append(ctx)
+        return ctx
 
-        out = self.tmp / step
-        out.mkdir(parents=True, exist_ok=True)
-        return StepContext(step_id=step, output_dir=out, on_event=lambda n, d: self.events.append((n, d)))
+    @property
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every event of every step, in the order the steps ran."""
+        return [event for ctx in self.contexts for event in ctx.events]
 
 
 def to_parquet(result: dict[str, Any], path: Path, step: str) -> Any:
@@ -98,10 +73,14 @@ def to_parquet(result: dict[str, Any], path: Path, step: str) -> Any:
     return InputHandle(step, path)
 
 
-def extract(ctx: Ctx, database: str, columns: list[str] | None, path: Path) -> Any:
+def extract(ctx: Ctx, database: str, columns: list[str] | None, path: Path, read_path: str = "auto") -> Any:
     from osiris.drivers.sql.mysql_extractor import MySQLExtractor
 
-    config: dict[str, Any] = {"table": "all_types", "resolved_connection": {**MYSQL, "database": database}}
+    config: dict[str, Any] = {
+        "table": "all_types",
+        "read_path": read_path,
+        "resolved_connection": {**MYSQL, "database": database},
+    }
     if columns:
         config["columns"] = columns
     return to_parquet(MySQLExtractor().run(step_id="extract", config=config, ctx=ctx("extract")), path, "extract")
@@ -116,17 +95,15 @@ def write(ctx: Ctx, handle: Any, pg_db: str, table: str, **config: Any) -> dict[
         "write_mode": "replace",
         "retries": 0,
         **config,
-        "resolved_connection": {**PG, "dbname": pg_db, "sslmode": "disable"},
+        "resolved_connection": {**POSTGRES, "dbname": pg_db, "sslmode": "disable"},
     }
     return SupabaseWriter().run(step_id="load", config=cfg, inputs={"df": handle}, ctx=ctx("load"))
 
 
 def test_the_catalog_says_what_the_server_says(all_types: str) -> None:
-    import pymysql
-
     from osiris.drivers.sql import mysql_client
 
-    conn = pymysql.connect(**MYSQL, database=all_types, charset="utf8mb4")
+    conn = mysql_connect(all_types)
     try:
         fields, _ = mysql_client.describe(conn, "SELECT * FROM all_types")
     finally:
@@ -137,17 +114,11 @@ def test_the_catalog_says_what_the_server_says(all_types: str) -> None:
 
 @pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
 def test_every_mysql_type_reaches_postgres_exactly(
-    all_types: str, pg: Any, pg_db: str, tmp_path: Path, monkeypatch: Any, path: str
+    all_types: str, pg: Any, pg_db: str, tmp_path: Path, path: str
 ) -> None:
     """MariaDB `all_types` → mysql.extractor (table read) → supabase.writer, creating the table."""
-    from osiris.drivers.sql import mysql_extractor
-
-    if path != "native":
-        monkeypatch.setattr(mysql_extractor, "_native_available", lambda: False)
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     ctx = Ctx(tmp_path)
-    handle = extract(ctx, all_types, None, tmp_path / "extract.parquet")
+    handle = extract(ctx, all_types, None, tmp_path / "extract.parquet", read_path=path)
     used = {n: d for n, d in ctx.events if n == "extract.plan"}["extract.plan"]["path"]
     # connectorx cannot read DECIMAL(65,30) or TIME exactly in a plain table read: the text path then.
     assert used == (path if path != "connectorx" else "pymysql")
@@ -214,15 +185,13 @@ def test_every_mysql_type_through_duckdb_select_star(all_types: str, pg: Any, pg
     print("\nMariaDB -> DuckDB `SELECT *` -> PostgreSQL:\n" + "\n".join(report))
 
 
-def test_not_null_lengths_and_key_survive_duckdb_pass_through(pg: Any, pg_db: str, tmp_path: Path) -> None:
-    import pymysql
-
+def test_not_null_lengths_and_key_survive_duckdb_pass_through(
+    pg: Any, pg_db: str, tmp_path: Path, new_mysql_db: Any
+) -> None:
     from osiris.drivers.sql.duckdb_processor import DuckDBProcessor
 
-    name = f"osiris_shape_{secrets.token_hex(4)}"
-    conn = pymysql.connect(**MYSQL, autocommit=True, charset="utf8mb4")
-    cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    name = new_mysql_db("osiris_shape").name
+    cur = mysql_connect().cursor()
     try:
         cur.execute(
             f"CREATE TABLE `{name}`.emp (dept CHAR(4) NOT NULL, emp_no INT NOT NULL, name VARCHAR(40) NOT NULL, "
@@ -285,8 +254,7 @@ def test_not_null_lengths_and_key_survive_duckdb_pass_through(pg: Any, pg_db: st
                 assert types["full_name"] == "character varying(40)"
             assert types["dept"] == "character(4)"
     finally:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
+        cur.connection.close()
 
 
 @pytest.mark.parametrize("case", DUCKDB_CASES, ids=lambda c: c.name)

@@ -1,8 +1,8 @@
-"""One timed run of `scripts/bench_mysql_extract.py`: extract `orders` into a Parquet file, as a step.
+"""One timed run of `scripts/bench mysql-extract` (`mysql_extract.py`): extract `orders` into a Parquet file, as a step.
 
     python mysql_extract_worker.py HOST PORT USER DATABASE OUT PATH BATCH_SIZE
 
-PATH is `auto` (the extractor's own choice), `connectorx` or `pymysql`. Prints the rows and the
+PATH is the step's `read_path`: `auto` (the extractor's own choice), `native`, `connectorx` or `pymysql`. Prints the rows and the
 seconds from the driver call to the hashed Parquet file. Kept apart from the benchmark so that
 the measured process imports only what a step needs.
 """
@@ -19,14 +19,11 @@ def main() -> None:
     from osiris.runtime.io import DataHasher, use_lean_memory_pool, write_parquet_atomic
 
     use_lean_memory_pool()  # as `Runner.prepare` does
-    if path in ("connectorx", "pymysql"):
-        mysql_extractor._native_available = lambda: False
-    if path == "pymysql":
-        mysql_extractor._connectorx_available = lambda: False
     ctx = StepContext(step_id="extract", output_dir=os.path.dirname(out))
     config = {
         "table": "orders",
         "batch_size": int(batch_size),
+        "read_path": path,
         "resolved_connection": {"host": host, "port": int(port), "user": user, "password": "", "database": db},
     }
     t0 = time.perf_counter()

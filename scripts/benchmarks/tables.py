@@ -1,4 +1,4 @@
-"""The benchmark source table, shared by `scripts/bench` (S1-S3) and `scripts/bench_mysql_extract.py`.
+"""The benchmark source table, shared by `scripts/bench` (S1-S3) and `scripts/bench mysql-extract`.
 
 Plain strings only, so that both the project's venv and the benchmark venv can import it.
 """

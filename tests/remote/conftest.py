@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from osiris_cli import compile_build
 
-SUPPORT = Path(__file__).resolve().parent.parent / "support"
-if str(SUPPORT) not in sys.path:
-    sys.path.insert(0, str(SUPPORT))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -18,30 +16,24 @@ def template_layer():
 
     Built (once, then cached) by the `local` sandbox's own dependency-layer feature.
     """
-    from osiris.remote.dists import installed
-    from osiris.remote.layers import ensure_layer, provided_extras, third_party_requirements
+    from osiris.remote.layers import ensure_layer, template_requirements
 
-    dists = sorted(installed())
-    return ensure_layer(third_party_requirements(dists, extras={d: provided_extras(d) for d in dists}))
+    return ensure_layer(template_requirements())
 
 
 @pytest.fixture
 def envd(tmp_path, monkeypatch, template_layer):
-    """A stand-in envd on the default port, with the SDK pointed at it (`E2B_DEBUG=true`).
+    """A stand-in envd on a free port, with the SDK pointed at it (`E2B_DEBUG=true`, `E2B_SANDBOX_URL`).
 
     Its commands see the template layer on `PYTHONPATH`, as if the packages were baked into the template.
+    A free port of its own means that runs of the suite side by side never wait for each other.
     """
-    from envd_standin import ENVD_PORT, StandinEnvd, port_is_free
+    from envd_standin import StandinEnvd
 
-    if not port_is_free(ENVD_PORT):
-        pytest.skip(f"port {ENVD_PORT} is taken; another envd stand-in is running")
-    monkeypatch.setenv("E2B_DEBUG", "true")
-    monkeypatch.delenv("E2B_SANDBOX_URL", raising=False)
     with StandinEnvd(tmp_path / "sandbox", template_env={"PYTHONPATH": str(template_layer.site)}) as server:
+        for name, value in server.sdk_env().items():
+            monkeypatch.setenv(name, value)
         yield server
-
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -59,21 +51,4 @@ def workdir(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def quickstart_manifest(tmp_path_factory):
     """The quickstart pipeline compiled once."""
-    import subprocess
-
-    build = tmp_path_factory.mktemp("build")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "osiris.core.cli",
-            "compile",
-            str(ROOT / "docs/examples/quickstart.yaml"),
-            "-o",
-            str(build),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
-    return next(build.rglob("manifest.yaml"))
+    return compile_build(ROOT / "docs/examples/quickstart.yaml", tmp_path_factory.mktemp("build"), cwd=ROOT)

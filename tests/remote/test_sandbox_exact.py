@@ -4,22 +4,16 @@ PostgreSQL table for repeated keys, a refused type, and the NOT NULL / lengths /
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import postgres_connect
+from osiris_cli import compile_build
 
 from osiris.remote.plugins import local_plugin
-
-pytest.importorskip("osiris.runtime.runner")
-pymysql = pytest.importorskip("pymysql")
-psycopg2 = pytest.importorskip("psycopg2")
-
-from osiris.runtime.cli import run_on_host  # noqa: E402
-from osiris.runtime.sandbox_api import SandboxOptions  # noqa: E402
+from osiris.runtime.cli import run_on_host
+from osiris.runtime.sandbox_api import SandboxOptions
 
 pytestmark = [pytest.mark.mysql, pytest.mark.postgres, pytest.mark.slow]
 WHERE = ("host", "local")
@@ -45,45 +39,29 @@ steps:
 
 
 @pytest.fixture
-def mysql_db():
-    name = f"osiris_exact_{uuid.uuid4().hex[:8]}"
-    con = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    with con.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        cur.execute(
-            f"CREATE TABLE `{name}`.salaries (emp_no INT NOT NULL, year INT NOT NULL, salary INT NOT NULL, "
-            "PRIMARY KEY (emp_no, year))"
-        )
-        cur.executemany(f"INSERT INTO `{name}`.salaries VALUES (%s, %s, %s)", SALARIES)
-        cur.execute(
-            f"CREATE TABLE `{name}`.wide (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL, "
-            "code CHAR(3), amount DECIMAL(65,30))"
-        )
-        cur.execute(f"INSERT INTO `{name}`.wide VALUES (1, 'Ann', 'abc', 1.5), (2, 'Bo', NULL, NULL)")
-    yield name
-    with con.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    con.close()
+def mysql_db(new_mysql_db):
+    """A throwaway MariaDB database with `salaries` (a composite key) and `wide` (a DECIMAL(65,30)); its name."""
+    db = new_mysql_db("osiris_exact")
+    cur = db.cursor()
+    cur.execute(
+        "CREATE TABLE salaries (emp_no INT NOT NULL, year INT NOT NULL, salary INT NOT NULL, PRIMARY KEY (emp_no, year))"
+    )
+    cur.executemany("INSERT INTO salaries VALUES (%s, %s, %s)", SALARIES)
+    cur.execute(
+        "CREATE TABLE wide (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL, code CHAR(3), amount DECIMAL(65,30))"
+    )
+    cur.execute("INSERT INTO wide VALUES (1, 'Ann', 'abc', 1.5), (2, 'Bo', NULL, NULL)")
+    return db.name
 
 
 @pytest.fixture
-def pg_dbs():
+def pg_dbs(new_pg_db):
     """One PostgreSQL database per place the pipeline runs."""
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    names = {where: f"osiris_exact_{where}_{uuid.uuid4().hex[:8]}" for where in WHERE}
-    with admin.cursor() as cur:
-        for name in names.values():
-            cur.execute(f'CREATE DATABASE "{name}"')
-    yield names
-    with admin.cursor() as cur:
-        for name in names.values():
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    return {where: new_pg_db(f"osiris_exact_{where}").name for where in WHERE}
 
 
 def pg_rows(dbname: str, sql: str) -> list[tuple[Any, ...]]:
-    con = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname)
+    con = postgres_connect(dbname)
     try:
         with con.cursor() as cur:
             cur.execute(sql)
@@ -93,8 +71,7 @@ def pg_rows(dbname: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def pg_exec(dbname: str, sql: str) -> None:
-    con = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname)
-    con.autocommit = True
+    con = postgres_connect(dbname)
     try:
         con.cursor().execute(sql)
     finally:
@@ -106,14 +83,7 @@ def run_everywhere(
 ) -> dict[str, tuple[int, dict]]:
     """Compile `pipeline` once; run it on the host and in a `local` sandbox, each into its own database."""
     (workdir / f"{name}.yaml").write_text(pipeline)
-    build = tmp / f"build_{name}"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", f"{name}.yaml", "-o", str(build)],
-        check=True,
-        capture_output=True,
-        cwd=workdir,
-    )
-    manifest = next(build.rglob("manifest.yaml"))
+    manifest = compile_build(f"{name}.yaml", tmp / f"build_{name}", cwd=workdir)
     out = {}
     for where in WHERE:
         conns = workdir / f"connections_{name}_{where}.yaml"
@@ -124,13 +94,10 @@ def run_everywhere(
             f"dbname: {pg_dbs[where]}, sslmode: disable}}\n"
         )
         runs = workdir / f"runs_{name}_{where}"
-        kw = {"connections_file": conns, "runs_dir": runs, "verbose": False, "json_output": True}
         if where == "host":
-            code = run_on_host(
-                manifest, as_json=True, verbose=False, progress=False, runs_dir=runs, connections_file=str(conns)
-            )
+            code = run_on_host(manifest, runs_dir=runs, connections_file=conns).exit_code
         else:
-            code = local_plugin(manifest, SandboxOptions(name="local"), **kw)
+            code = local_plugin(manifest, SandboxOptions(name="local"), connections_file=conns, runs_dir=runs).exit_code
         run_dir = max(runs.glob("*/*"), key=lambda p: p.stat().st_mtime)
         out[where] = (code, json.loads((run_dir / "run_card.json").read_text()))
     return out

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
+import flagship
 import pytest
+from databases import postgres_connect
+from osiris_cli import compile_build
+from parity import WHERE, load_run, run_everywhere
 
 from osiris.remote.plugins import e2b_plugin, local_plugin
-
-pytest.importorskip("osiris.runtime.runner")
-pymysql = pytest.importorskip("pymysql")
-from parity import WHERE, load_run, run_everywhere  # noqa: E402  (tests/support, on the path via conftest)
-
-from osiris.runtime.cli import run_on_host  # noqa: E402
-from osiris.runtime.sandbox_api import SandboxOptions  # noqa: E402
+from osiris.runtime.cli import run_on_host
+from osiris.runtime.sandbox_api import SandboxOptions
 
 pytestmark = pytest.mark.mysql
 
@@ -47,27 +43,20 @@ steps:
 
 
 @pytest.fixture
-def mysql_db():
-    name = f"osiris_remote_{uuid.uuid4().hex[:8]}"
-    con = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    with con.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-        cur.execute(f"CREATE TABLE {name}.customers (id INT PRIMARY KEY, name VARCHAR(50), country CHAR(2))")
-        cur.execute(
-            f"CREATE TABLE {name}.orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2), created_at DATETIME)"
-        )
-        cur.executemany(
-            f"INSERT INTO {name}.customers VALUES (%s, %s, %s)",
-            [(i, f"c{i}", "DE" if i % 2 else "FR") for i in range(1, 21)],
-        )
-        cur.executemany(
-            f"INSERT INTO {name}.orders VALUES (%s, %s, %s, %s)",
-            [(i, 1 + i % 20, f"{i * 1.25:.2f}", f"2024-{1 + i % 12:02d}-15 10:00:00") for i in range(1, 501)],
-        )
-    yield name
-    with con.cursor() as cur:
-        cur.execute(f"DROP DATABASE {name}")
-    con.close()
+def shop(new_mysql_db):
+    """20 customers and 500 orders in a throwaway MariaDB database; its name."""
+    db = new_mysql_db("osiris_remote")
+    cur = db.cursor()
+    cur.execute("CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50), country CHAR(2))")
+    cur.execute("CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2), created_at DATETIME)")
+    cur.executemany(
+        "INSERT INTO customers VALUES (%s, %s, %s)", [(i, f"c{i}", "DE" if i % 2 else "FR") for i in range(1, 21)]
+    )
+    cur.executemany(
+        "INSERT INTO orders VALUES (%s, %s, %s, %s)",
+        [(i, 1 + i % 20, f"{i * 1.25:.2f}", f"2024-{1 + i % 12:02d}-15 10:00:00") for i in range(1, 501)],
+    )
+    return db.name
 
 
 def _card(run_dir: Path) -> tuple[dict, list[tuple]]:
@@ -75,21 +64,14 @@ def _card(run_dir: Path) -> tuple[dict, list[tuple]]:
     return card, [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
 
 
-def test_mysql_duckdb_parity(mysql_db, workdir, tmp_path, envd):
+def test_mysql_duckdb_parity(shop, workdir, tmp_path, envd):
     (workdir / "pipeline.yaml").write_text(PIPELINE)
     conns = workdir / "osiris_connections.yaml"
     conns.write_text(
         f"connections:\n  mysql:\n    default:\n      host: 127.0.0.1\n      port: 3306\n      user: root\n"
-        f"      password: ''\n      database: {mysql_db}\n"
+        f"      password: ''\n      database: {shop}\n"
     )
-    build = tmp_path / "build"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", "pipeline.yaml", "-o", str(build)],
-        check=True,
-        capture_output=True,
-        cwd=workdir,
-    )
-    manifest = next(build.rglob("manifest.yaml"))
+    manifest = compile_build("pipeline.yaml", tmp_path / "build", cwd=workdir)
     runs = run_everywhere(manifest, workdir, conns)
     cards = [_card(runs[w]) for w in WHERE]
     steps = [
@@ -107,58 +89,26 @@ def test_mysql_duckdb_parity(mysql_db, workdir, tmp_path, envd):
 
 # ---------------------------------------------------------------------------------------------- flagship
 
-FLAGSHIP = Path(__file__).resolve().parents[2] / "docs" / "examples" / "mysql_duckdb_supabase.yaml"
 TABLE_QUERY = "SELECT customer_id, name, country, month, orders, revenue FROM revenue_by_month ORDER BY 1, 4"
+WAREHOUSES = ("host", "local", "e2b")
 
 
 @pytest.fixture
-def flagship_mysql():
+def flagship_mysql(new_mysql_db):
     """A MariaDB database with the flagship's customers and orders (dropped afterwards)."""
-    name = f"osiris_remote_flag_{uuid.uuid4().hex[:8]}"
-    con = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    with con.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        cur.execute(f"USE `{name}`")  # the seq_1_to_N sequence tables need a current database
-        cur.execute(f"CREATE TABLE `{name}`.customers (id INT PRIMARY KEY, name VARCHAR(50), country CHAR(2))")
-        cur.execute(
-            f"CREATE TABLE `{name}`.orders "
-            "(id INT PRIMARY KEY, customer_id INT, total DECIMAL(12,2), created_at DATETIME)"
-        )
-        cur.execute(
-            f"INSERT INTO `{name}`.customers SELECT seq, CONCAT('customer ', seq), "
-            "ELT(1 + seq % 4, 'DE', 'FR', 'GB', 'US') FROM seq_1_to_200"
-        )
-        cur.execute(
-            f"INSERT INTO `{name}`.orders SELECT seq, 1 + seq % 200, (seq % 997) / 4, "
-            "TIMESTAMP('2019-10-01') + INTERVAL (seq * 37) MINUTE FROM seq_1_to_30000"
-        )
-    yield name
-    with con.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    con.close()
+    db = new_mysql_db("osiris_remote_flag")
+    flagship.fill_source(db)
+    return db.name
 
 
 @pytest.fixture
-def postgres_dbs():
+def postgres_dbs(new_pg_db):
     """Three PostgreSQL databases standing in for Supabase projects, one per run (dropped afterwards)."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    names = {mode: f"osiris_remote_{mode}_{uuid.uuid4().hex[:8]}" for mode in ("host", "local", "e2b")}
-    with admin.cursor() as cur:
-        for name in names.values():
-            cur.execute(f'CREATE DATABASE "{name}"')
-    yield names
-    with admin.cursor() as cur:
-        for name in names.values():
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    return {mode: new_pg_db(f"osiris_remote_{mode}").name for mode in WAREHOUSES}
 
 
 def _table(dbname: str) -> list[tuple]:
-    import psycopg2
-
-    con = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname)
+    con = postgres_connect(dbname)
     try:
         with con.cursor() as cur:
             cur.execute(TABLE_QUERY)
@@ -185,41 +135,17 @@ def test_flagship_mysql_duckdb_supabase_parity(flagship_mysql, postgres_dbs, wor
     Postgres database: same rows and data hashes per step, same final table, same step events."""
     monkeypatch.setenv("MYSQL_PW", "")
     monkeypatch.setenv("SUPABASE_DB_PASSWORD", "not-checked-by-trust-auth")
-    build = tmp_path / "build"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", str(FLAGSHIP), "-o", str(build)],
-        check=True,
-        capture_output=True,
-        cwd=workdir,
-    )
-    manifest = next(build.rglob("manifest.yaml"))
-    conns = {}
-    for mode, pg_name in postgres_dbs.items():
-        conns[mode] = workdir / f"connections_{mode}.yaml"
-        conns[mode].write_text(
-            "connections:\n"
-            "  mysql:\n"
-            "    default: {host: 127.0.0.1, port: 3306, user: root, password: '${MYSQL_PW}', "
-            f"database: {flagship_mysql}}}\n"
-            "  supabase:\n"
-            "    default: {host: 127.0.0.1, port: 5432, user: postgres, password: '${SUPABASE_DB_PASSWORD}', "
-            f"dbname: {pg_name}, sslmode: disable}}\n"
+    manifest = compile_build(flagship.EXAMPLE, tmp_path / "build", cwd=workdir)
+    conns = {
+        mode: flagship.write_connections(
+            workdir / f"connections_{mode}.yaml", mysql_database=flagship_mysql, pg_database=pg_name
         )
-    assert (
-        run_on_host(
-            manifest,
-            runs_dir=workdir / "host",
-            connections_file=str(conns["host"]),
-            as_json=True,
-            verbose=False,
-            progress=False,
-        )
-        == 0
-    )
-    kw = {"verbose": False, "json_output": True}
-    opts = {"local": SandboxOptions(name="local"), "e2b": SandboxOptions(name="e2b")}
-    assert local_plugin(manifest, opts["local"], connections_file=conns["local"], runs_dir=workdir / "local", **kw) == 0
-    assert e2b_plugin(manifest, opts["e2b"], connections_file=conns["e2b"], runs_dir=workdir / "e2b", **kw) == 0
+        for mode, pg_name in postgres_dbs.items()
+    }
+    assert run_on_host(manifest, runs_dir=workdir / "host", connections_file=conns["host"]).exit_code == 0
+    for where, plugin in (("local", local_plugin), ("e2b", e2b_plugin)):
+        opts = SandboxOptions(name=where)
+        assert plugin(manifest, opts, connections_file=conns[where], runs_dir=workdir / where).exit_code == 0
 
     run_dirs = {mode: next((workdir / mode).glob("*/*")) for mode in ("host", "local", "e2b")}
     cards = {mode: json.loads((d / "run_card.json").read_text()) for mode, d in run_dirs.items()}

@@ -10,16 +10,15 @@ import json
 import os
 from pathlib import Path
 
+import misbehaving_worker
 import pytest
+from osiris_cli import compile_build
+from parity import WHERE, load_run, run_everywhere
 
 from osiris.core import wire
 from osiris.remote.host import HostAdapter
 from osiris.remote.plugins import local_plugin
 from osiris.remote.sandbox import LocalSandbox
-
-pytest.importorskip("osiris.runtime.runner")
-from parity import WHERE, load_run, run_everywhere  # tests/support, on the path via conftest
-
 from osiris.runtime.sandbox_api import SandboxOptions
 
 CANARY = "canary-Zq8-sandbox-4b1e0c"
@@ -95,20 +94,13 @@ def test_quickstart_parity_host_local_and_e2b(quickstart_manifest, workdir, envd
 
 def test_data_artifacts_come_back_only_when_asked_or_small(quickstart_manifest, workdir):
     opts = SandboxOptions(name="local", artifact_max_mb=0.0)
-    assert (
-        local_plugin(
-            quickstart_manifest, opts, connections_file=None, runs_dir=workdir / "r", verbose=False, json_output=True
-        )
-        == 0
-    )
+    assert local_plugin(quickstart_manifest, opts, connections_file=None, runs_dir=workdir / "r").exit_code == 0
     card, _, run_dir = _card(workdir / "r")
     assert not (run_dir / "artifacts/revenue/output.parquet").exists()
     assert "artifacts/revenue/output.parquet" in card["sandbox"]["downloaded"]["skipped"]
     assert (run_dir / "artifacts/revenue/cleaned_config.json").is_file()
     assert (run_dir / "run_card.json").is_file() and (run_dir / "artifacts/_system/pip_install.log").is_file()
 
-
-SUPPORT = Path(__file__).resolve().parent.parent / "support"
 
 SLOW_PIPELINE = """
 oml_version: "0.1.0"
@@ -143,7 +135,6 @@ def _adapter(manifest: Path, workdir: Path, *, worker_command: str | None = None
         sandbox_factory=factory,
         connections_file=None,
         runs_dir=workdir / "runs",
-        json_output=True,
         **extra,
     )
     return adapter, made
@@ -165,18 +156,8 @@ def _assert_failed_and_torn_down(workdir: Path, made: list, expected: str, step:
 @pytest.fixture
 def slow_manifest(workdir, tmp_path):
     """A pipeline whose second step, `crunch`, runs for minutes (a DuckDB cross join of 1.6e11 rows)."""
-    import subprocess
-    import sys
-
     (workdir / "slow.yaml").write_text(SLOW_PIPELINE)
-    build = tmp_path / "slow-build"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", "slow.yaml", "-o", str(build)],
-        check=True,
-        capture_output=True,
-        cwd=workdir,
-    )
-    return next(build.rglob("manifest.yaml"))
+    return compile_build("slow.yaml", tmp_path / "slow-build", cwd=workdir)
 
 
 def test_worker_killed_mid_step_ends_the_run_clearly(slow_manifest, workdir):
@@ -186,7 +167,7 @@ def test_worker_killed_mid_step_ends_the_run_clearly(slow_manifest, workdir):
 
     adapter, made = _adapter(slow_manifest, workdir)
     result: list[int] = []
-    runner = threading.Thread(target=lambda: result.append(adapter.run()))
+    runner = threading.Thread(target=lambda: result.append(adapter.run().exit_code))
     runner.start()
     # Wait until the slow step has started in the sandbox (its `step_start` event streamed to the host).
     deadline = time.monotonic() + 120
@@ -210,7 +191,7 @@ def test_worker_killed_mid_step_ends_the_run_clearly(slow_manifest, workdir):
 
 def test_sandbox_timeout_ends_the_run_clearly(slow_manifest, workdir):
     adapter, made = _adapter(slow_manifest, workdir, timeout_s=20.0)
-    assert adapter.run() != 0
+    assert adapter.run().exit_code != 0
     _assert_failed_and_torn_down(workdir, made, "timed out (the sandbox timeout is 20 s)", "crunch")
 
 
@@ -224,9 +205,9 @@ def test_sandbox_timeout_ends_the_run_clearly(slow_manifest, workdir):
     ],
 )
 def test_protocol_faults_end_the_run_clearly(quickstart_manifest, workdir, mode, expected, step, tail):
-    command = f"venv/bin/python {SUPPORT / 'misbehaving_worker.py'} {mode}"
+    command = f"venv/bin/python {misbehaving_worker.__file__} {mode}"
     adapter, made = _adapter(quickstart_manifest, workdir, worker_command=command)
-    assert adapter.run() != 0
+    assert adapter.run().exit_code != 0
     message = _assert_failed_and_torn_down(workdir, made, expected, step)
     assert tail in message, "the tail of the worker's stderr is shown"
     if mode.startswith("protocol"):
@@ -235,9 +216,6 @@ def test_protocol_faults_end_the_run_clearly(quickstart_manifest, workdir, mode,
 
 
 def test_canary_secret_never_reaches_a_file(workdir, tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
     pipeline = workdir / "canary.yaml"
     pipeline.write_text(
         """
@@ -260,14 +238,7 @@ steps:
         "      user: osiris_canary_nobody\n      password: ${OSIRIS_CANARY_PW}\n      database: mysql\n"
     )
     monkeypatch.setenv("OSIRIS_CANARY_PW", CANARY)
-    build = tmp_path / "b"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", str(pipeline), "-o", str(build)],
-        check=True,
-        capture_output=True,
-        cwd=workdir,
-    )
-    manifest = next(build.rglob("manifest.yaml"))
+    manifest = compile_build(pipeline, tmp_path / "b", cwd=workdir)
     made: list[LocalSandbox] = []
 
     def factory() -> LocalSandbox:
@@ -280,7 +251,6 @@ steps:
         sandbox_factory=factory,
         connections_file=workdir / "osiris_connections.yaml",
         runs_dir=workdir / "runs",
-        json_output=True,
     )
     adapter.run()
     sandbox_root = made[0].root
@@ -303,10 +273,13 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
     """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run."""
     cache = workdir / "cache"
     monkeypatch.setenv("OSIRIS_CACHE_DIR", str(cache))
-    kw = {"connections_file": None, "verbose": False, "json_output": True}
+    kw = {"connections_file": None}
     layer_events = []
     for runs in ("cold", "warm"):
-        assert local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw) == 0
+        assert (
+            local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw).exit_code
+            == 0
+        )
         card, events, run_dir = _card(workdir / runs)
         assert all(s["status"] == "succeeded" for s in card["steps"])
         created = next(e for e in events if e["event"] == "sandbox_created")

@@ -1,9 +1,9 @@
 """A stand-in for E2B's sandbox daemon (envd), for tests: local subprocesses in a scratch folder.
 
 The E2B cloud cannot be reached from here. With ``E2B_DEBUG=true`` the e2b SDK
-skips the E2B API and talks straight to envd at ``http://localhost:49983``, so
-this server lets the real SDK (and Osiris's E2B sandbox plugin, unchanged) run
-against this machine. It implements, with the connect-rpc stubs that ship with
+skips the E2B API and talks straight to envd, at ``E2B_SANDBOX_URL`` when it is set
+(else ``http://localhost:49983``), so this server lets the real SDK (and Osiris's E2B
+sandbox plugin, unchanged) run against this machine, on a free port of its own. It implements, with the connect-rpc stubs that ship with
 the e2b package:
 
 - ``process.Process``: ``Start`` (a streamed start event, stdout/stderr data
@@ -16,6 +16,9 @@ Relative paths resolve against the scratch folder, which is also every
 command's home and default working directory; paths outside it are refused.
 It is test support, not shipped in any package. Run it by hand with
 ``python tests/support/envd_standin.py --root /tmp/sbx``.
+
+One module on purpose (longer than most): a test double of one daemon, whose process service
+and file routes share one sandbox state, and which runs by itself from the command line.
 """
 
 from __future__ import annotations
@@ -325,22 +328,29 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) != 0
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 class StandinEnvd:
     """Runs the stand-in on loopback in a background thread; a context manager.
 
-    `url` is where the SDK should connect; on the default port
-    (`ENVD_PORT`), ``E2B_DEBUG=true`` alone points the SDK at it. `template_env`
+    `port` defaults to a free one. `url` is where the SDK should connect, and
+    `sdk_env()` the environment that points the SDK there. `template_env`
     is given to every command, as the ``ENV`` of an E2B template would be (e.g.
     ``PYTHONPATH`` of a folder holding the packages baked into the template).
     """
 
     def __init__(
-        self, root: str | Path | None = None, port: int = ENVD_PORT, *, template_env: dict[str, str] | None = None
+        self, root: str | Path | None = None, port: int | None = None, *, template_env: dict[str, str] | None = None
     ) -> None:
         self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="envd-standin-")
         self.root = Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
-        self.port = port
-        self.url = f"http://localhost:{port}"
+        self.port = port if port is not None else free_port()
+        self.url = f"http://localhost:{self.port}"
         self.sandbox = Sandbox(self.root, template_env)
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -376,6 +386,10 @@ class StandinEnvd:
         if self._tmp is not None:
             self._tmp.cleanup()
 
+    def sdk_env(self) -> dict[str, str]:
+        """The variables that send the e2b SDK here: debug mode (no E2B API) and this server's URL."""
+        return {"E2B_DEBUG": "true", "E2B_SANDBOX_URL": self.url}
+
     def running_pids(self) -> list[int]:
         """Pids of the processes that have not ended."""
         return [p.pid for p in self.sandbox.processes.values() if p.end is None]
@@ -388,7 +402,7 @@ class StandinEnvd:
 
 
 @contextlib.contextmanager
-def standin_envd(root: str | Path | None = None, port: int = ENVD_PORT) -> Iterator[StandinEnvd]:
+def standin_envd(root: str | Path | None = None, port: int | None = None) -> Iterator[StandinEnvd]:
     """A running stand-in, stopped on exit."""
     with StandinEnvd(root, port) as envd:
         yield envd
@@ -406,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     template_env = dict(item.split("=", 1) for item in args.template_env)
-    print(f"envd stand-in on http://localhost:{args.port}, root {args.root}; use E2B_DEBUG=true", flush=True)
+    print(
+        f"envd stand-in on http://localhost:{args.port}, root {args.root}; use E2B_DEBUG=true"
+        + (f" E2B_SANDBOX_URL=http://localhost:{args.port}" if args.port != ENVD_PORT else ""),
+        flush=True,
+    )
     app = StandinApp(Sandbox(Path(args.root), template_env))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0

@@ -4,6 +4,9 @@ Used by `tests/test_fuzz_compile.py` (bounded and seeded, in CI) and by `scripts
 (longer runs). A case is a pipeline file's bytes plus extra CLI arguments; the outcome of running
 it must be exit 0 or 2, no traceback, no `internal error`, no hang, and the canary secret (set in an
 environment variable and in the connections file) in no output and no file written.
+
+Long on purpose: a catalogue of hand-written malformed cases next to the mutations and checks
+that use them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import contextlib
 import io
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import yaml
 from hypothesis import strategies as st
+from osiris_cli import OSIRIS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.yaml"))
@@ -409,7 +412,7 @@ def run_subprocess(case: Case, folder: Path, command: str, timeout: float = 60.0
     prepare(case, folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSIRIS_")}
     env.update({CANARY_ENV: CANARY, **case.env})
-    argv = [sys.executable, "-m", "osiris.core.cli", command, "pipeline.yaml", *case.args]
+    argv = [*OSIRIS, command, "pipeline.yaml", *case.args]  # bytes below: a case may not be UTF-8
     started = time.perf_counter()
     proc = subprocess.run(
         [os.fsencode(a) for a in argv],

@@ -17,18 +17,11 @@ def run_everywhere(manifest: Path, workdir: Path, connections_file: Path | None)
     from osiris.runtime.cli import run_on_host
     from osiris.runtime.sandbox_api import SandboxOptions
 
-    host = run_on_host(
-        manifest,
-        runs_dir=workdir / "host",
-        connections_file=str(connections_file) if connections_file else None,
-        as_json=True,
-        verbose=False,
-        progress=False,
-    )
-    assert host == 0
-    kw = {"connections_file": connections_file, "verbose": False, "json_output": True}
-    assert local_plugin(manifest, SandboxOptions(name="local"), runs_dir=workdir / "local", **kw) == 0
-    assert e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=workdir / "e2b", **kw) == 0
+    host = run_on_host(manifest, runs_dir=workdir / "host", connections_file=connections_file)
+    assert host.exit_code == 0, host.error
+    for where, plugin in (("local", local_plugin), ("e2b", e2b_plugin)):
+        run = plugin(manifest, SandboxOptions(name=where), connections_file=connections_file, runs_dir=workdir / where)
+        assert run.exit_code == 0, (where, run.error)
     return {where: max((workdir / where).glob("*/*"), key=lambda p: p.stat().st_mtime) for where in WHERE}
 
 

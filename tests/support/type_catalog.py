@@ -5,6 +5,8 @@ One catalog for the tests that load these types for real (MariaDB, DuckDB, Postg
 into docs/type-mapping.md. A case either maps to an exact PostgreSQL type (`pg`, as
 `format_type` spells it, and `back`, the values psycopg2 reads from the table) or is refused
 (`refused`: a fragment of the error).
+
+Long on purpose: it is data, one case per type, read by the tests and the docs alike.
 """
 
 from __future__ import annotations

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import yaml
+from osiris_cli import run_osiris
 
-from osiris.compiler.compiler import compile_to_build, last_compile
+from osiris.compiler.compiler import compile_to_build
+from osiris.core.build import last_compile
 from osiris.core.errors import DocumentError
 from osiris.core.manifest import load_manifest
 
@@ -21,13 +21,7 @@ FLAGSHIP = REPO / "docs" / "examples" / "mysql_duckdb_supabase.yaml"
 def _compile_in(directory: Path, oml: Path) -> Path:
     directory.mkdir(parents=True)
     shutil.copy(oml, directory / "pipeline.yaml")
-    proc = subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", "pipeline.yaml", "--json"],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_osiris("compile", "pipeline.yaml", "--json", cwd=directory)
     assert proc.returncode == 0, proc.stderr
     return next((directory / "build" / "mysql_duckdb_supabase").iterdir())
 

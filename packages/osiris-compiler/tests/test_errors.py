@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from osiris_cli import run_osiris
 
 HEAD = 'oml_version: "0.1.0"\nname: bad\n'
 READ = "  - {id: src, component: filesystem.csv_extractor, config: {path: a.csv}}\n"
@@ -257,12 +255,6 @@ def test_validate_reports_the_same_errors_and_writes_nothing(osiris, write, tmp_
 
 def test_a_real_process_exits_2_without_traceback(tmp_path):
     (tmp_path / "p.yaml").write_text(HEAD + "stepz: []\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", "p.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_osiris("compile", "p.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "did you mean `steps`" in proc.stderr

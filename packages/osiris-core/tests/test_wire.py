@@ -25,7 +25,6 @@ def test_every_message_roundtrips_with_its_tag():
             manifest_yaml="steps: []\n",
             cfgs={"a": {"x": 1}},
             connections={"a": {"password": "pw"}},
-            install=wire.InstallPolicy(find_links="wheels", requirements=["osiris-drivers-sql==0.1.0"]),
         ),
         wire.ExecStep(step_id="a"),
         wire.Cleanup(),
@@ -115,3 +114,31 @@ def test_hints_and_user_input_errors_survive_the_wire():
     assert str(back) == str(sent)
     terminal = _roundtrip(wire.Failed(error=wire.ErrorInfo.from_exception(ValueError("boom")))).error.to_exception()
     assert type(terminal) is TerminalError and terminal.exit_code == 1
+
+
+def test_fields_removed_within_protocol_1_are_skipped_and_not_needed():
+    # An older host still sends `install`, `redact_logs` and `verbose` in `Prepare`: a newer worker skips them.
+    old = (
+        b'{"type":"Prepare","protocol_version":1,"run_id":"r","pipeline":"p","manifest_yaml":"x","cfgs":{},'
+        b'"install":{"find_links":"wheels","requirements":[],"from_index":[],"install_deps":false},'
+        b'"redact_logs":true,"verbose":false}\n'
+    )
+    got = wire.LineDecoder(wire.HostCommand).decode(old)
+    assert got == wire.Prepare(protocol_version=1, run_id="r", pipeline="p", manifest_yaml="x", cfgs={})
+    # A newer host leaves them out, and an older worker takes their defaults: none is required.
+    schema = wire.wire_schema()["$defs"]["Prepare"]
+    assert not {"install", "redact_logs", "verbose"} & set(schema["properties"])
+    assert set(schema["required"]) == {"type", "protocol_version", "run_id", "pipeline", "manifest_yaml", "cfgs"}
+
+
+def test_errors_carry_their_exit_code_across_the_wire():
+    from osiris.core.errors import ErrorInfo
+
+    class Refused(UserInputError):
+        """A subclass the other side does not know by name."""
+
+    info = ErrorInfo.from_exception(Refused("no", hint="fix it"), step="s")
+    assert (info.type, info.exit_code, str(info)) == ("Refused", 2, "no\n  hint: fix it")
+    back = _roundtrip(wire.Failed(error=info)).error.to_exception()
+    assert isinstance(back, UserInputError) and back.exit_code == 2 and back.remote_type == "Refused"
+    assert ErrorInfo.from_data({**info.to_data(), "added_later": 1}) == info

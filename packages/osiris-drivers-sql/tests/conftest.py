@@ -1,48 +1,14 @@
-"""Fixtures for the SQL driver tests: a throw-away MariaDB database per test module."""
+"""Fixtures for the SQL driver tests (the throwaway databases come from tests/support/testkit.py)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import mysql_connect
 
-MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-
-
-def admin_connection(database: str | None = None) -> Any:
-    """A plain pymysql connection as root (for setting up and inspecting test data)."""
-    import pymysql
-
-    return pymysql.connect(**MYSQL, database=database, charset="utf8mb4", autocommit=True)
-
-
-@pytest.fixture(scope="session")
-def mysql_admin() -> Any:
-    """A factory of root connections: `mysql_admin(database=None)`."""
-    return admin_connection
-
-
-@pytest.fixture(scope="module")
-def mysql_db() -> Iterator[dict[str, Any]]:
-    """A fresh database (dropped afterwards); yields its resolved connection fields."""
-    import pymysql
-
-    name = f"osiris_test_mysql_{secrets.token_hex(4)}"
-    try:
-        admin = admin_connection()
-    except pymysql.err.OperationalError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"MariaDB on 127.0.0.1:3306 is not reachable: {exc}")
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield {**MYSQL, "database": name}
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
-
+from osiris.runtime.testing import RecordingContext
 
 LEGACY_DATES_DDL = """
 CREATE TABLE legacy_dates (
@@ -65,7 +31,7 @@ def create_legacy_dates() -> Any:
     """A factory: `create_legacy_dates(database)` makes `legacy_dates`, holding zero and partial dates."""
 
     def create(database: str) -> None:
-        with admin_connection(database) as conn, conn.cursor() as cur:
+        with mysql_connect(database) as conn, conn.cursor() as cur:
             # Without NO_ZERO_DATE / NO_ZERO_IN_DATE (and strict mode) the server stores them as given.
             cur.execute("SET SESSION sql_mode = ''")
             cur.execute("SET time_zone = '+00:00'")
@@ -75,65 +41,23 @@ def create_legacy_dates() -> Any:
     return create
 
 
-class Recorder:
-    """Collects what a driver reports through its `StepContext`."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.metrics: list[tuple[str, float, dict[str, Any]]] = []
-        self.progress: list[int] = []
-
-    def context(self, step_id: str, output_dir: Any) -> Any:
-        """A real `StepContext` wired to this recorder."""
-        from osiris.runtime.contract import StepContext
-
-        return StepContext(
-            step_id=step_id,
-            output_dir=output_dir,
-            on_event=lambda n, d: self.events.append((n, d)),
-            on_metric=lambda n, v, t: self.metrics.append((n, v, t)),
-            on_progress=self.progress.append,
-        )
-
-    def metric(self, name: str) -> float:
-        """The value of the one metric called `name`."""
-        values = [v for n, v, _ in self.metrics if n == name]
-        assert len(values) == 1, f"expected one `{name}` metric, got {values}"
-        return values[0]
-
-    def event(self, name: str) -> dict[str, Any]:
-        """The data of the one event called `name`."""
-        found = [d for n, d in self.events if n == name]
-        assert len(found) == 1, f"expected one `{name}` event, got {found}"
-        return found[0]
-
-
 @pytest.fixture
-def recorder() -> Recorder:
-    """A fresh event/metric/progress recorder."""
-    return Recorder()
+def recorder(request: Any, tmp_path: Path) -> RecordingContext:
+    """The step context the test's driver runs report to (`osiris.runtime.testing`); its step id is the
+    test module's `STEP`, else `extract`."""
+    return RecordingContext(getattr(request.module, "STEP", "extract"), tmp_path)
 
 
 READ_PATHS = ("native", "connectorx", "pymysql")
 
 
 @pytest.fixture
-def read_path(request: Any, monkeypatch: Any) -> str:
-    """The read path a test runs on: its `path` parameter, else its `read_path` marker, else connectorx (the
-    path most extractor tests were written for; the native path, the default everywhere else, has its own).
-
-    Native is the extractor's first choice where it is built; turning it off leaves connectorx, and
-    turning connectorx off too leaves pymysql.
-    """
-    from osiris.drivers.sql import mysql_extractor
-
+def read_path(request: Any) -> str:
+    """The `read_path` a test's extractor runs on: its `path` parameter, else its `read_path` marker, else
+    `native` (what users get where the row parser is built). The test puts it in the step's config."""
     params = getattr(getattr(request.node, "callspec", None), "params", {})
     marker = request.node.get_closest_marker("read_path")
-    path = params.get("path") or (marker.args[0] if marker else "connectorx")
+    path = params.get("path") or (marker.args[0] if marker else "native")
     if path not in READ_PATHS:
         raise ValueError(path)
-    if path != "native":
-        monkeypatch.setattr(mysql_extractor, "_native_available", lambda: False)
-    if path == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
     return path

@@ -16,6 +16,7 @@ from osiris.drivers.sql.mysql_extractor import MySQLExtractor
 pytestmark = [pytest.mark.mysql, pytest.mark.usefixtures("read_path")]
 
 PASSWORD = "s3cret-Pa55-" + secrets.token_hex(4)
+STEP = "load_orders"  # the step id of every run here (and of the `recorder` context)
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +36,20 @@ def db(mysql_db: dict[str, Any], mysql_admin: Any) -> dict[str, Any]:
         cur.execute(f"DROP USER IF EXISTS '{user}'@'localhost'")
 
 
-def run(connection: dict[str, Any], recorder: Any, tmp_path: Any, **config: Any) -> int:
-    """Run the driver and read its whole output; the number of rows read."""
-    out = MySQLExtractor().run(
-        step_id="load_orders",
-        config={**config, "resolved_connection": connection},
-        inputs={},
-        ctx=recorder.context("load_orders", tmp_path),
-    )
-    return sum(b.num_rows for b in out["df"])
+@pytest.fixture
+def run(recorder: Any, read_path: str) -> Any:
+    """`run(connection, **config)`: run the driver on the test's read path and read its whole output; the rows."""
+
+    def go(connection: dict[str, Any], **config: Any) -> int:
+        out = MySQLExtractor().run(
+            step_id=STEP,
+            config={"read_path": read_path, **config, "resolved_connection": connection},
+            inputs={},
+            ctx=recorder,
+        )
+        return sum(b.num_rows for b in out["df"])
+
+    return go
 
 
 def check_message(exc: Exception, connection: dict[str, Any], code: int) -> str:
@@ -63,51 +69,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_connection_refused_is_transient(db, recorder, tmp_path):
+def test_connection_refused_is_transient(db, recorder, tmp_path, run):
     conn = {**db, "port": free_port(), "connect_timeout": 2}
     with pytest.raises(TransientError) as info:
-        run(conn, recorder, tmp_path, table="big")
+        run(conn, table="big")
     assert "Connection refused" in check_message(info.value, conn, 2003)
 
 
-def test_wrong_password_is_terminal_and_never_shows_the_password(db, recorder, tmp_path):
+def test_wrong_password_is_terminal_and_never_shows_the_password(db, recorder, tmp_path, run):
     conn = {**db, "password": PASSWORD + "-wrong"}
     with pytest.raises(TerminalError) as info:
-        run(conn, recorder, tmp_path, table="big")
+        run(conn, table="big")
     assert not isinstance(info.value, TransientError)
     text = check_message(info.value, conn, 1045)
     assert "Access denied" in text and conn["password"] not in text
 
 
-def test_unknown_database(db, recorder, tmp_path):
+def test_unknown_database(db, recorder, tmp_path, run):
     # As root: a user without rights on the name gets 1044 (access denied) instead.
     conn = {**db, "user": "root", "password": "", "database": db["database"] + "_missing"}
     with pytest.raises(TerminalError) as info:
-        run(conn, recorder, tmp_path, table="big")
+        run(conn, table="big")
     assert "Unknown database" in check_message(info.value, conn, 1049)
 
 
-def test_sql_syntax_error_fails_before_any_data(db, recorder, tmp_path):
+def test_sql_syntax_error_fails_before_any_data(db, recorder, tmp_path, run):
     with pytest.raises(TerminalError) as info:
-        run(db, recorder, tmp_path, query="SELEC id FROM big")
+        run(db, query="SELEC id FROM big")
     assert "You have an error in your SQL syntax" in check_message(info.value, db, 1064)
 
 
-def test_unknown_table(db, recorder, tmp_path):
+def test_unknown_table(db, recorder, tmp_path, run):
     with pytest.raises(TerminalError) as info:
-        run(db, recorder, tmp_path, table="nope")
+        run(db, table="nope")
     assert "doesn't exist" in check_message(info.value, db, 1146)
 
 
 @pytest.mark.parametrize("path", ["native", "pymysql"])
-def test_a_server_silent_for_longer_than_read_timeout_is_transient(db, recorder, tmp_path, path):
+def test_a_server_silent_for_longer_than_read_timeout_is_transient(db, recorder, tmp_path, path, run):
     # connectorx takes no read timeout; the native and pymysql paths put it on their socket.
     started = time.monotonic()
     with pytest.raises(TransientError) as info:
         run(
             {**db, "read_timeout": 1},
-            recorder,
-            tmp_path,
             query="SELECT seq, SLEEP(IF(seq = 2, 5, 0)) AS pause FROM seq_1_to_3",
         )
     assert time.monotonic() - started < 4.5
@@ -117,17 +121,18 @@ def test_a_server_silent_for_longer_than_read_timeout_is_transient(db, recorder,
 
 
 @pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
-def test_lost_connection_mid_stream_is_transient(db, recorder, tmp_path, mysql_admin, monkeypatch, path):
+def test_lost_connection_mid_stream_is_transient(db, recorder, mysql_admin, path):
     marker = f"osiris_kill_{secrets.token_hex(4)}"
     out = MySQLExtractor().run(
         step_id="load_orders",
         config={
             "query": f"SELECT /* {marker} */ id, s, seq FROM big CROSS JOIN seq_1_to_100",
             "batch_size": 1000,
+            "read_path": path,
             "resolved_connection": db,
         },
         inputs={},
-        ctx=recorder.context("load_orders", tmp_path),
+        ctx=recorder,
     )
     rows = 0
     with pytest.raises(TransientError) as info, mysql_admin() as admin, admin.cursor() as cur:
@@ -213,10 +218,10 @@ def check_date_message(exc: Exception, connection: dict[str, Any]) -> str:
     ],
 )
 def test_a_zero_date_is_a_user_error_naming_the_column_and_the_option(
-    legacy, recorder, tmp_path, monkeypatch, path, config, where
+    legacy, recorder, tmp_path, monkeypatch, path, config, where, run
 ):
     with pytest.raises(UserInputError) as info:
-        run(legacy, recorder, tmp_path, **config)
+        run(legacy, **config)
     text = check_date_message(info.value, legacy)
     assert "the zero or partial date `0000-00-00" in text
     assert where in text
@@ -225,17 +230,17 @@ def test_a_zero_date_is_a_user_error_naming_the_column_and_the_option(
 
 
 @pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
-def test_a_partial_date_is_named_with_its_value(legacy, recorder, tmp_path, monkeypatch, path):
+def test_a_partial_date_is_named_with_its_value(legacy, recorder, tmp_path, monkeypatch, path, run):
     with pytest.raises(UserInputError) as info:
-        run(legacy, recorder, tmp_path, query="SELECT id, dtm FROM legacy_dates WHERE id = 2")
+        run(legacy, query="SELECT id, dtm FROM legacy_dates WHERE id = 2")
     text = check_date_message(info.value, legacy)
     assert "the zero or partial date `2024-00-05 10:00:00.123" in text and "column `dtm` (DATETIME)" in text
 
 
 @pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
-def test_an_invalid_date_is_not_offered_zero_dates(legacy, recorder, tmp_path, monkeypatch, path):
+def test_an_invalid_date_is_not_offered_zero_dates(legacy, recorder, tmp_path, monkeypatch, path, run):
     with pytest.raises(UserInputError) as info:
-        run(legacy, recorder, tmp_path, table="bad_calendar", zero_dates="null")
+        run(legacy, table="bad_calendar", zero_dates="null")
     text = check_date_message(info.value, legacy)
     assert "the invalid date `2024-02-31`" in text and "column `d` (DATE)" in text
     assert "`zero_dates` covers only zero and partial dates" in text
@@ -244,9 +249,9 @@ def test_an_invalid_date_is_not_offered_zero_dates(legacy, recorder, tmp_path, m
 @pytest.mark.parametrize(
     ("value", "shown"), [("maybe", "got `maybe`"), (None, 'got null (no value; write `"null"` in quotes')]
 )
-def test_zero_dates_accepts_error_or_null_only(legacy, recorder, tmp_path, value, shown):
+def test_zero_dates_accepts_error_or_null_only(legacy, recorder, tmp_path, value, shown, run):
     with pytest.raises(UserInputError) as info:
-        run(legacy, recorder, tmp_path, table="legacy_dates", zero_dates=value)
+        run(legacy, table="legacy_dates", zero_dates=value)
     assert "Invalid `zero_dates` for step `load_orders`: expected one of error, null" in str(info.value)
     assert shown in str(info.value)
     assert not recorder.events  # refused before connecting

@@ -1,4 +1,9 @@
-"""`mysql.extractor` against the real MariaDB: every type round-trips into Parquet exactly."""
+"""`mysql.extractor` against the real MariaDB: every type round-trips into Parquet exactly.
+
+Long on purpose: one catalogue of values (`every_type`, `decimals`, `legacy_dates`) is checked on
+every read path, and the native row parser's own tests (crafted, re-cut and corrupted packets)
+run next to it, as `scripts/sanitize_row_parser` selects them.
+"""
 
 from __future__ import annotations
 
@@ -127,19 +132,27 @@ def db(mysql_db: dict[str, Any], mysql_admin: Any) -> dict[str, Any]:
     return mysql_db
 
 
-def extract(tmp_path: Path, connection: dict[str, Any], recorder: Any, **config: Any) -> pa.Table:
-    """Run the driver, stream its reader into a Parquet file as the runtime does, read the file back."""
-    ctx = recorder.context("extract", tmp_path)
-    out = MySQLExtractor().run(
-        step_id="extract", config={**config, "resolved_connection": connection}, inputs={}, ctx=ctx
-    )
-    reader = out["df"]
-    assert isinstance(reader, pa.RecordBatchReader)
-    path = tmp_path / "output.parquet"
-    with pq.ParquetWriter(path, reader.schema) as writer:
-        for batch in reader:
-            writer.write_batch(batch)
-    return pq.read_table(path)
+@pytest.fixture
+def extract(tmp_path: Path, recorder: Any, read_path: str) -> Any:
+    """`extract(connection, **config)`: run the driver on the test's read path (`read_path: ...` in the config,
+    unless it names one), stream its reader into a Parquet file as the runtime does, read the file back."""
+
+    def run(connection: dict[str, Any], **config: Any) -> pa.Table:
+        out = MySQLExtractor().run(
+            step_id="extract",
+            config={"read_path": read_path, **config, "resolved_connection": connection},
+            inputs={},
+            ctx=recorder,
+        )
+        reader = out["df"]
+        assert isinstance(reader, pa.RecordBatchReader)
+        path = tmp_path / "output.parquet"
+        with pq.ParquetWriter(path, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+        return pq.read_table(path)
+
+    return run
 
 
 def check_every_type(table: pa.Table) -> None:
@@ -147,31 +160,34 @@ def check_every_type(table: pa.Table) -> None:
     assert table.sort_by("id").to_pylist() == EXPECTED_ROWS
 
 
-def test_table_mode_round_trips_every_type_exactly(tmp_path, db, recorder):
-    table = extract(tmp_path, db, recorder, table="every_type", batch_size=2)
+@pytest.mark.read_path("connectorx")
+def test_table_mode_round_trips_every_type_exactly(tmp_path, db, recorder, extract):
+    table = extract(db, table="every_type", batch_size=2)
     check_every_type(table)
     plan = recorder.event("extract.plan")
     assert plan["path"] == "connectorx"
     assert "`dec_wide` DECIMAL(65,30)" in plan["reason"] and "`tm` TIME" in plan["reason"]
 
 
-def test_query_without_order_by_reads_inexact_columns_as_text_through_connectorx(tmp_path, db, recorder):
-    table = extract(tmp_path, db, recorder, query="SELECT * FROM every_type WHERE id > 0", batch_size=2)
+@pytest.mark.read_path("connectorx")
+def test_query_without_order_by_reads_inexact_columns_as_text_through_connectorx(tmp_path, db, recorder, extract):
+    table = extract(db, query="SELECT * FROM every_type WHERE id > 0", batch_size=2)
     check_every_type(table)
     assert recorder.event("extract.plan")["path"] == "connectorx"
 
 
-def test_query_with_order_by_and_inexact_columns_uses_pymysql_and_keeps_the_order(tmp_path, db, recorder):
+@pytest.mark.read_path("connectorx")
+def test_query_with_order_by_and_inexact_columns_uses_pymysql_and_keeps_the_order(tmp_path, db, recorder, extract):
     query = "SELECT id, dec_wide, tm, dtm FROM every_type ORDER BY id DESC"
-    table = extract(tmp_path, db, recorder, query=query, batch_size=2)
+    table = extract(db, query=query, batch_size=2)
     assert recorder.event("extract.plan")["path"] == "pymysql"
     keep = ("id", "dec_wide", "tm", "dtm")
     assert table.to_pylist() == [{k: r[k] for k in keep} for r in reversed(EXPECTED_ROWS)]
 
 
-def test_pymysql_path_alone_is_exact_except_float_text(tmp_path, db, recorder, monkeypatch):
-    monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
-    table = extract(tmp_path, db, recorder, table="every_type")
+@pytest.mark.read_path("pymysql")
+def test_pymysql_path_alone_is_exact_except_float_text(tmp_path, db, recorder, extract):
+    table = extract(db, table="every_type")
     assert recorder.event("extract.plan")["path"] == "pymysql"
     assert recorder.event("extract.warning")["columns"] == ["f"]
     # FLOAT over the text protocol carries 6 significant digits: 16777216 arrives as 16777200.
@@ -180,9 +196,10 @@ def test_pymysql_path_alone_is_exact_except_float_text(tmp_path, db, recorder, m
     assert table.sort_by("id").to_pylist() == expected
 
 
-def test_query_with_only_fast_columns_uses_connectorx(tmp_path, db, recorder):
+@pytest.mark.read_path("connectorx")
+def test_query_with_only_fast_columns_uses_connectorx(tmp_path, db, recorder, extract):
     cols = ", ".join(k for k in EXPECTED_TYPES if k not in ("dec_wide", "dec_big", "tm"))
-    table = extract(tmp_path, db, recorder, query=f"SELECT {cols} FROM every_type ORDER BY id")
+    table = extract(db, query=f"SELECT {cols} FROM every_type ORDER BY id")
     assert recorder.event("extract.plan")["path"] == "connectorx"
     assert table.to_pylist() == [
         {k: v for k, v in r.items() if k not in ("dec_wide", "dec_big", "tm")} for r in EXPECTED_ROWS
@@ -190,28 +207,28 @@ def test_query_with_only_fast_columns_uses_connectorx(tmp_path, db, recorder):
 
 
 @pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
-def test_zero_rows_still_give_the_exact_schema(tmp_path, db, recorder, monkeypatch, path):
-    table = extract(tmp_path, db, recorder, table="every_type", where="id < 0")
+def test_zero_rows_still_give_the_exact_schema(tmp_path, db, recorder, monkeypatch, path, extract):
+    table = extract(db, table="every_type", where="id < 0")
     assert table.num_rows == 0
     assert {f.name: f.type for f in table.schema} == EXPECTED_TYPES
     assert recorder.metric("rows_read") == 0
 
 
 @pytest.mark.parametrize("path", ["native", "connectorx", "pymysql"])
-def test_batches_progress_and_metrics(tmp_path, db, recorder, monkeypatch, path):
-    table = extract(tmp_path, db, recorder, table="numbers", batch_size=1000)
+def test_batches_progress_and_metrics(tmp_path, db, recorder, monkeypatch, path, extract):
+    table = extract(db, table="numbers", batch_size=1000)
     assert table.num_rows == 2500
     assert sorted(table.column("n").to_pylist()) == list(range(1, 2501))
-    assert sum(recorder.progress) == 2500 and max(recorder.progress) <= 1000
+    assert sum(recorder.progress_reports) == 2500 and max(recorder.progress_reports) <= 1000
     assert recorder.metric("rows_read") == 2500
-    assert recorder.metric("batches_read") == len(recorder.progress) >= 3
+    assert recorder.metric("batches_read") == len(recorder.progress_reports) >= 3
     assert recorder.metric("bytes_read") > 0
     assert recorder.metric("duration_ms") >= 0
     assert recorder.event("extract.complete")["rows"] == 2500
 
 
-def test_table_with_columns_where_limit(tmp_path, db, recorder):
-    table = extract(tmp_path, db, recorder, table="numbers", columns=["label", "n"], where="n > 10", limit=5)
+def test_table_with_columns_where_limit(tmp_path, db, recorder, extract):
+    table = extract(db, table="numbers", columns=["label", "n"], where="n > 10", limit=5)
     assert table.column_names == ["label", "n"]
     assert table.num_rows == 5 and all(n > 10 for n in table.column("n").to_pylist())
 
@@ -223,23 +240,23 @@ def test_table_with_columns_where_limit(tmp_path, db, recorder):
         ("SELECT n, label FROM numbers WHERE label = %(l)s OR n = %(n)s ORDER BY n", {"l": "n7", "n": 9}),
     ],
 )
-def test_params_are_escaped_not_pasted(tmp_path, db, recorder, query, params):
-    table = extract(tmp_path, db, recorder, query=query, params=params)
+def test_params_are_escaped_not_pasted(tmp_path, db, recorder, query, params, extract):
+    table = extract(db, query=query, params=params)
     assert table.to_pylist() == [{"n": 7, "label": "n7"}, {"n": 9, "label": "n9"}]
-    hostile = extract(tmp_path, db, recorder, query="SELECT n FROM numbers WHERE label = %s", params=["x' OR '1'='1"])
+    hostile = extract(db, query="SELECT n FROM numbers WHERE label = %s", params=["x' OR '1'='1"])
     assert hostile.num_rows == 0
 
 
-def test_timestamp_is_utc_whatever_the_server_zone(tmp_path, db, recorder):
-    table = extract(tmp_path, db, recorder, query="SELECT ts FROM every_type WHERE id = 3")
+def test_timestamp_is_utc_whatever_the_server_zone(tmp_path, db, recorder, extract):
+    table = extract(db, query="SELECT ts FROM every_type WHERE id = 3")
     assert table.column("ts").to_pylist() == [dt.datetime(1970, 1, 1, 0, 0, 1, 1000, tzinfo=UTC)]
 
 
-def test_query_and_table_together_is_a_user_error(tmp_path, db, recorder):
+def test_query_and_table_together_is_a_user_error(tmp_path, db, recorder, extract):
     from osiris.core.errors import UserInputError
 
     with pytest.raises(UserInputError, match="either `query`, or `table`"):
-        extract(tmp_path, db, recorder, query="SELECT 1", table="numbers")
+        extract(db, query="SELECT 1", table="numbers")
 
 
 DECIMALS_DDL = """
@@ -290,16 +307,15 @@ def check_decimals(table: pa.Table) -> None:
         ({"query": "SELECT * FROM decimals WHERE id > 0"}, "connectorx"),  # ... from a derived table
         ({"query": "SELECT id, d1, d5, d18, u18, d19 FROM decimals ORDER BY id"}, "connectorx"),  # not rewritten
         ({"query": "SELECT * FROM decimals ORDER BY id"}, "pymysql"),  # not rewritten, and f18 has scale 18
-        ({"table": "decimals", "force_pymysql": True}, "pymysql"),
+        ({"table": "decimals", "read_path": "pymysql"}, "pymysql"),
     ],
 )
+@pytest.mark.read_path("connectorx")
 def test_decimals_up_to_18_digits_read_as_scaled_integers_stay_exact(
-    tmp_path, db, recorder, mysql_admin, monkeypatch, config, expected
+    tmp_path, db, recorder, mysql_admin, monkeypatch, config, expected, extract
 ):
     create_decimals(mysql_admin, db)
-    if config.pop("force_pymysql", False):
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
-    table = extract(tmp_path, db, recorder, **config)
+    table = extract(db, **config)
     assert recorder.event("extract.plan")["path"] == expected
     check_decimals(table)
 
@@ -311,19 +327,21 @@ def test_decimals_up_to_18_digits_read_as_scaled_integers_stay_exact(
         "SELECT n, CAST(n / 4 AS DECIMAL(10,2)) AS q, NULL AS nothing FROM numbers WHERE n <= 3",  # and a rewrite
     ],
 )
-def test_a_column_no_expression_makes_exact_sends_the_read_to_pymysql(tmp_path, db, recorder, query):
-    table = extract(tmp_path, db, recorder, query=query)
+@pytest.mark.read_path("connectorx")
+def test_a_column_no_expression_makes_exact_sends_the_read_to_pymysql(tmp_path, db, recorder, query, extract):
+    table = extract(db, query=query)
     plan = recorder.event("extract.plan")
     assert plan["path"] == "pymysql" and "`nothing` NULL" in plan["reason"]
     assert table.schema.field("nothing").type == pa.null()
     assert table.sort_by("n").column("n").to_pylist() == [1, 2, 3]
 
 
-def test_fast_path_extraction_never_imports_pandas(db, mysql_admin):
+@pytest.mark.parametrize("path", ["native", "connectorx"])
+def test_binary_path_extraction_never_imports_pandas(db, mysql_admin, path):
     # pandas costs about 50 MiB and a second of start-up; some pyarrow calls import it as a side
     # effect (e.g. comparing with a bare Python scalar), so check a fresh process end to end on
-    # the connectorx path with the everyday types. (The text fallbacks build arrays from Python
-    # lists, which imports it.)
+    # the binary paths (native, connectorx) with the everyday types. (The text fallback builds
+    # arrays from Python lists, which imports it.)
     import json
     import subprocess
     import sys
@@ -338,6 +356,7 @@ def test_fast_path_extraction_never_imports_pandas(db, mysql_admin):
         "print(json.dumps({'rows': rows, 'pandas': 'pandas' in sys.modules}))\n"
     )
     with mysql_admin(db["database"]) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS everyday")
         cur.execute(
             "CREATE TABLE everyday (id BIGINT PRIMARY KEY, flag BOOLEAN, amount DECIMAL(12,2), "
             "name VARCHAR(20), at DATETIME(6), day DATE, doc JSON)"
@@ -347,7 +366,7 @@ def test_fast_path_extraction_never_imports_pandas(db, mysql_admin):
             "TIMESTAMP('2026-01-01') + INTERVAL seq SECOND, DATE('2026-01-01'), JSON_OBJECT('k', seq) "
             "FROM seq_1_to_300"
         )
-    config = {"table": "everyday", "batch_size": 100, "resolved_connection": db}
+    config = {"table": "everyday", "batch_size": 100, "read_path": path, "resolved_connection": db}
     proc = subprocess.run(
         [sys.executable, "-c", probe, json.dumps(config)], capture_output=True, text=True, check=False
     )
@@ -406,12 +425,13 @@ def legacy(db: dict[str, Any], create_legacy_dates: Any) -> dict[str, Any]:
         ("pymysql", {"query": "SELECT id, d, dtm, ts, tm FROM legacy_dates WHERE id > 0"}, "pymysql"),
     ],
 )
+@pytest.mark.read_path("connectorx")
 def test_zero_dates_null_reads_zero_and_partial_dates_as_null_and_the_rest_exactly(
-    tmp_path, legacy, recorder, monkeypatch, forced, config, chosen
+    tmp_path, legacy, recorder, monkeypatch, forced, config, chosen, extract
 ):
-    if forced == "pymysql":
-        monkeypatch.setattr(mysql_extractor, "_connectorx_available", lambda: False)
-    table = extract(tmp_path, legacy, recorder, zero_dates="null", batch_size=2, **config)
+    if forced:
+        config = {**config, "read_path": forced}
+    table = extract(legacy, zero_dates="null", batch_size=2, **config)
     names = config.get("columns") or list(LEGACY_TYPES)
     assert {f.name: f.type for f in table.schema} == {n: LEGACY_TYPES[n] for n in names}
     expected = [{n: r[n] for n in names} for r in LEGACY_AS_NULL]
@@ -442,7 +462,10 @@ def test_zero_dates_null_reads_zero_and_partial_dates_as_null_and_the_rest_exact
         assert "zero_dates_as_null" not in complete
 
 
-def test_zero_dates_null_falls_back_to_text_when_the_rewrite_changes_a_column(tmp_path, legacy, recorder, monkeypatch):
+@pytest.mark.read_path("connectorx")
+def test_zero_dates_null_falls_back_to_text_when_the_rewrite_changes_a_column(
+    tmp_path, legacy, recorder, monkeypatch, extract
+):
     # A server that describes the rewritten date differently (here: forced to text) must not get the fast path.
     real = mysql_extractor._rewrite
 
@@ -453,23 +476,24 @@ def test_zero_dates_null_falls_back_to_text_when_the_rewrite_changes_a_column(tm
         return real(plan, prefix)
 
     monkeypatch.setattr(mysql_extractor, "_rewrite", as_text)
-    table = extract(tmp_path, legacy, recorder, table="legacy_dates", zero_dates="null")
+    table = extract(legacy, table="legacy_dates", zero_dates="null")
     plan = recorder.event("extract.plan")
     assert plan["path"] == "pymysql"
     assert "(the rewritten statement describes `d` differently)" in plan["reason"]
     assert table.sort_by("id").to_pylist() == LEGACY_AS_NULL
 
 
-def test_zero_dates_null_changes_nothing_without_date_columns(tmp_path, legacy, recorder):
-    table = extract(tmp_path, legacy, recorder, table="numbers", zero_dates="null", limit=3)
+@pytest.mark.read_path("connectorx")
+def test_zero_dates_null_changes_nothing_without_date_columns(tmp_path, legacy, recorder, extract):
+    table = extract(legacy, table="numbers", zero_dates="null", limit=3)
     assert table.num_rows == 3
     assert recorder.event("extract.plan")["reason"] == "every column is exact through connectorx"
     assert not [d for n, d in recorder.events if n == "extract.warning"]
 
 
 # -- the native path (`mysql_native`, `_mysql_rows.c`) ------------------------------------------------
-# The tests above run on connectorx unless they name a path; these run on the native path, the
-# default wherever the row parser is built.
+# The tests above run on the native path (the default wherever the row parser is built, as users
+# get it) unless they name another; these are about the native path itself.
 
 native = pytest.mark.read_path("native")
 rows = mysql_native.module()
@@ -489,8 +513,8 @@ def test_the_native_row_parser_is_built():
     ],
 )
 @native
-def test_every_type_round_trips_exactly_including_float(tmp_path, db, recorder, config):
-    table = extract(tmp_path, db, recorder, **config)
+def test_every_type_round_trips_exactly_including_float(tmp_path, db, recorder, config, extract):
+    table = extract(db, **config)
     check_every_type(table)  # FLOAT 16777216 stays 16777216: binary values, not 6-digit text
     plan = recorder.event("extract.plan")
     assert plan["path"] == "native" and "binary protocol" in plan["reason"]
@@ -501,9 +525,9 @@ def test_every_type_round_trips_exactly_including_float(tmp_path, db, recorder, 
 
 @pytest.mark.parametrize("chunk", [1, 5, 7, 64])
 @native
-def test_packets_split_anywhere_between_reads_decode_the_same(tmp_path, db, recorder, monkeypatch, chunk):
+def test_packets_split_anywhere_between_reads_decode_the_same(tmp_path, db, recorder, monkeypatch, chunk, extract):
     monkeypatch.setattr(mysql_native, "CHUNK", chunk)
-    check_every_type(extract(tmp_path, db, recorder, table="every_type", batch_size=2))
+    check_every_type(extract(db, table="every_type", batch_size=2))
 
 
 @pytest.mark.parametrize(
@@ -511,16 +535,16 @@ def test_packets_split_anywhere_between_reads_decode_the_same(tmp_path, db, reco
     [{"table": "decimals"}, {"query": "SELECT * FROM decimals ORDER BY id"}, {"query": "SELECT d19, id FROM decimals"}],
 )
 @native
-def test_decimals_are_exact_at_every_precision_and_scale(tmp_path, db, recorder, mysql_admin, config):
+def test_decimals_are_exact_at_every_precision_and_scale(tmp_path, db, recorder, mysql_admin, config, extract):
     create_decimals(mysql_admin, db)
-    table = extract(tmp_path, db, recorder, **config)
+    table = extract(db, **config)
     assert recorder.event("extract.plan")["path"] == "native"
     check_decimals(table)
 
 
 @native
-def test_zero_dates_null_are_counted_per_column(tmp_path, legacy, recorder):
-    table = extract(tmp_path, legacy, recorder, table="legacy_dates", zero_dates="null", batch_size=2)
+def test_zero_dates_null_are_counted_per_column(tmp_path, legacy, recorder, extract):
+    table = extract(legacy, table="legacy_dates", zero_dates="null", batch_size=2)
     assert {f.name: f.type for f in table.schema} == LEGACY_TYPES
     assert table.sort_by("id").to_pylist() == LEGACY_AS_NULL
     assert recorder.event("extract.plan")["path"] == "native"
@@ -528,7 +552,7 @@ def test_zero_dates_null_are_counted_per_column(tmp_path, legacy, recorder):
 
 
 @native
-def test_a_row_of_several_packets_is_joined(tmp_path, db, recorder, mysql_admin):
+def test_a_row_of_several_packets_is_joined(tmp_path, db, recorder, mysql_admin, extract):
     # A row of 16 MiB or more travels as several protocol packets. The server only sends one when
     # max_allowed_packet allows it: raise it for this test (new sessions read it) and put it back.
     size = 17 * 2**20
@@ -538,7 +562,7 @@ def test_a_row_of_several_packets_is_joined(tmp_path, db, recorder, mysql_admin)
         cur.execute("SET GLOBAL max_allowed_packet = %s", (64 * 2**20,))
         try:
             query = f"SELECT seq, REPEAT(CHAR(64 + seq), {size}) AS big, 'after' AS tail FROM seq_1_to_3"
-            table = extract(tmp_path, db, recorder, query=query, batch_size=2)
+            table = extract(db, query=query, batch_size=2)
         finally:
             cur.execute("SET GLOBAL max_allowed_packet = %s", (before,))
     assert recorder.event("extract.plan")["path"] == "native"

@@ -13,6 +13,7 @@ from osiris.drivers.sql.mysql_extractor import MySQLExtractor
 
 pytestmark = [pytest.mark.mysql]
 PATHS = ["native", "connectorx", "pymysql"]
+STEP = "x"  # the step id of every run here (and of the `recorder` context)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,10 @@ def shaped(mysql_db: dict[str, Any], mysql_admin: Any) -> dict[str, Any]:
     return mysql_db
 
 
-def extract(conn: dict[str, Any], tmp: Path, recorder: Any, **config: Any) -> Any:
+def extract(conn: dict[str, Any], read_path: str, recorder: Any, **config: Any) -> Any:
+    """Run the extractor on `read_path` with the test's recording context; its whole output."""
     out = MySQLExtractor().run(
-        step_id="x", config={**config, "resolved_connection": conn}, ctx=recorder.context("x", tmp)
+        step_id="x", config={"read_path": read_path, **config, "resolved_connection": conn}, ctx=recorder
     )["df"]
     return out.read_all()
 
@@ -48,7 +50,7 @@ def shape(table: Any) -> dict[str, tuple[bool, dict[str, str]]]:
 def test_a_table_read_carries_not_null_lengths_and_its_key(
     shaped: Any, tmp_path: Path, recorder: Any, read_path: str, path: str
 ) -> None:
-    table = extract(shaped, tmp_path, recorder, table="emp")
+    table = extract(shaped, read_path, recorder, table="emp")
     assert shape(table) == {
         "dept": (False, {"osiris.sql_type": "char(4)", "osiris.primary_key": "1"}),
         "emp_no": (False, {"osiris.primary_key": "2"}),
@@ -67,7 +69,7 @@ def test_a_table_read_carries_not_null_lengths_and_its_key(
 def test_a_query_keeps_not_null_and_lengths_but_no_key(
     shaped: Any, tmp_path: Path, recorder: Any, read_path: str, path: str
 ) -> None:
-    table = extract(shaped, tmp_path, recorder, query="SELECT e.emp_no, e.name, UPPER(e.name) AS loud FROM emp e")
+    table = extract(shaped, read_path, recorder, query="SELECT e.emp_no, e.name, UPPER(e.name) AS loud FROM emp e")
     assert shape(table) == {
         "emp_no": (False, {}),
         "name": (False, {"osiris.sql_type": "varchar(40)"}),
@@ -79,7 +81,7 @@ def test_a_query_keeps_not_null_and_lengths_but_no_key(
 def test_a_column_subset_without_the_whole_key_carries_no_key(
     shaped: Any, tmp_path: Path, recorder: Any, read_path: str, path: str
 ) -> None:
-    table = extract(shaped, tmp_path, recorder, table="emp", columns=["emp_no", "name"])
+    table = extract(shaped, read_path, recorder, table="emp", columns=["emp_no", "name"])
     assert all("osiris.primary_key" not in meta for _, meta in shape(table).values())
 
 
@@ -87,7 +89,7 @@ def test_a_column_subset_without_the_whole_key_carries_no_key(
 def test_rollup_nulls_are_not_claimed_not_null(
     shaped: Any, tmp_path: Path, recorder: Any, read_path: str, path: str
 ) -> None:
-    table = extract(shaped, tmp_path, recorder, query="SELECT dept, count(*) AS n FROM emp GROUP BY dept WITH ROLLUP")
+    table = extract(shaped, read_path, recorder, query="SELECT dept, count(*) AS n FROM emp GROUP BY dept WITH ROLLUP")
     assert table.column("dept").to_pylist() == ["d001", "d002", None]
     assert table.schema.field("dept").nullable
 
@@ -99,7 +101,7 @@ def test_a_call_returning_two_result_sets_is_refused(
     with pytest.raises(
         UserInputError, match=r"more than one result set \(the first has columns `a`; another has `b`, `c`\)"
     ):
-        extract(shaped, tmp_path, recorder, query="CALL two_sets()")
+        extract(shaped, read_path, recorder, query="CALL two_sets()")
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -107,12 +109,12 @@ def test_a_call_returning_no_result_set_is_a_clear_error(
     shaped: Any, tmp_path: Path, recorder: Any, read_path: str, path: str
 ) -> None:
     with pytest.raises(UserInputError, match="returned no result set"):
-        extract(shaped, tmp_path, recorder, query="CALL no_set()")
+        extract(shaped, read_path, recorder, query="CALL no_set()")
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_call_returning_one_result_set_is_read(
     shaped: Any, tmp_path: Path, recorder: Any, read_path: str, path: str
 ) -> None:
-    table = extract(shaped, tmp_path, recorder, query="CALL one_set()")
+    table = extract(shaped, read_path, recorder, query="CALL one_set()")
     assert table.to_pylist() == [{"emp_no": 1, "name": "Ann"}, {"emp_no": 1, "name": "Bo"}]

@@ -1,54 +1,22 @@
-"""Fixtures: a fresh PostgreSQL database per test module, and a way to run the writer on Arrow data."""
+"""Fixtures: connections to the module's PostgreSQL database (`pg_db`, tests/support/testkit.py), and a way
+to run the writer on Arrow data."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import POSTGRES, postgres_connect
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-
-
-def _admin() -> Any:
-    import psycopg2
-
-    conn = psycopg2.connect(**PG)
-    conn.autocommit = True
-    return conn
-
-
-@pytest.fixture(scope="module")
-def pg_db() -> Iterator[str]:
-    """A new database (name includes the branch and a random suffix), dropped afterwards."""
-    try:
-        admin = _admin()
-    except Exception as exc:  # pragma: no cover - service missing
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"osiris_supabase_{secrets.token_hex(4)}"
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+from osiris.runtime.testing import RecordingContext
 
 
 @pytest.fixture()
 def pg(pg_db: str) -> Iterator[Any]:
     """An autocommit psycopg2 connection to the test database."""
-    import psycopg2
-
-    conn = psycopg2.connect(**{**PG, "dbname": pg_db})
-    conn.autocommit = True
+    conn = postgres_connect(pg_db)
     yield conn
     conn.close()
 
@@ -56,24 +24,7 @@ def pg(pg_db: str) -> Iterator[Any]:
 @pytest.fixture()
 def connection(pg_db: str) -> dict[str, Any]:
     """A resolved `supabase` connection (host fields) pointing at the test database."""
-    return {**PG, "dbname": pg_db, "sslmode": "disable"}
-
-
-class Recorder:
-    """Collects events, metrics and progress from a `StepContext`."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.metrics: list[tuple[str, float, dict[str, Any]]] = []
-        self.progress = 0
-
-    def names(self) -> list[str]:
-        """Event names in order."""
-        return [n for n, _ in self.events]
-
-    def event(self, name: str) -> dict[str, Any]:
-        """The last event called `name`."""
-        return [d for n, d in self.events if n == name][-1]
+    return {**POSTGRES, "dbname": pg_db, "sslmode": "disable"}
 
 
 def write_parquet(table: Any, path: Path) -> Path:
@@ -86,29 +37,20 @@ def write_parquet(table: Any, path: Path) -> Path:
 
 @pytest.fixture()
 def run_writer(tmp_path: Path, connection: dict[str, Any]):
-    """Call `SupabaseWriter.run` on an Arrow table; returns (result, recorder)."""
-    from osiris.drivers.supabase.writer import SupabaseWriter
-    from osiris.runtime.contract import InputHandle, StepContext
+    """Run a `supabase.writer` step on an Arrow table as the runner does (retries included, `retries: 0`
+    unless given); returns (the driver's facts, its `RecordingContext`)."""
+    from osiris.runtime.testing import run_component
 
     counter = [0]
 
-    def run(data: Any, *, conn: dict[str, Any] | None = None, **config: Any) -> tuple[Any, Recorder]:
+    def run(data: Any, *, conn: dict[str, Any] | None = None, **config: Any) -> tuple[Any, RecordingContext]:
         counter[0] += 1
         path = write_parquet(data, tmp_path / f"in{counter[0]}.parquet")
-        rec = Recorder()
-        out = tmp_path / f"artifacts{counter[0]}" / "load"
-        ctx = StepContext(
-            step_id="load",
-            output_dir=out,
-            on_event=lambda n, d: rec.events.append((n, d)),
-            on_metric=lambda n, v, t: rec.metrics.append((n, v, t)),
-            on_progress=lambda n: setattr(rec, "progress", rec.progress + n),
-        )
         cfg = {"retries": 0, **config, "resolved_connection": conn if conn is not None else connection}
-        handle = InputHandle("upstream", path)
-        result = SupabaseWriter().run(step_id="load", config=cfg, inputs={"df": handle, "upstream": handle}, ctx=ctx)
-        rec.output_dir = out  # type: ignore[attr-defined]
-        return result, rec
+        done = run_component(
+            "supabase.writer", cfg, inputs={"upstream": path}, work_dir=tmp_path / f"run{counter[0]}", step_id="load"
+        )
+        return done.facts, done.ctx
 
     return run
 

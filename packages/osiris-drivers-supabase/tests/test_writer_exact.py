@@ -1,20 +1,21 @@
 """supabase.writer never changes data silently: types, repeated keys, values that do not fit, missing
-columns, long names and concurrent first loads, against the real PostgreSQL."""
+columns, long names and concurrent first loads, against the real PostgreSQL.
+
+Long on purpose: every load path is checked against one catalogue of types and values
+(tests/support/type_catalog.py).
+"""
 
 from __future__ import annotations
 
-import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from type_catalog import ARROW_CASES, ARROW_VALUE_REFUSALS, column_types, read_column
 
 from osiris.core.errors import TerminalError, UserInputError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "support"))
-from type_catalog import ARROW_CASES, ARROW_VALUE_REFUSALS, column_types, read_column
 
 pytestmark = pytest.mark.postgres
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from databases import postgres_connect
 
 from osiris.core.errors import TerminalError, TransientError, UserInputError
 
@@ -92,11 +93,11 @@ def test_mode_matrix(pg: Any, run_writer: Any, mode: str, key: str, exists: bool
         return
     result, rec = run_writer(arrow(data), **config)
     assert sorted(rows(pg, f"SELECT id, region, amount, note FROM {table}")) == model(mode, pk, existing, data)
-    done = rec.event("write.complete")
+    done = rec.last_event("write.complete")
     assert done["channel_used"] == "psycopg2" and done["mode"] == mode
     assert done["rows_written"] == result["rows_written"] > 0
     assert ("rows_written", result["rows_written"]) in [(n, v) for n, v, _ in rec.metrics]
-    assert rec.progress == len(data)
+    assert sum(rec.progress_reports) == len(data)
     if not exists:
         assert ("ddl_attempt" in rec.names()) and ("ddl_succeeded" in rec.names())
         plan = (rec.output_dir / "ddl_plan.sql").read_text()
@@ -196,7 +197,7 @@ def test_new_column_is_an_error_unless_allowed(pg: Any, run_writer: Any) -> None
     assert rows(pg, "SELECT count(*) FROM evolve") == [(0,)]
     _, rec = run_writer(data, table="evolve", write_mode="upsert", primary_key="id", add_new_columns=True)
     assert rows(pg, "SELECT id, a, fresh FROM evolve") == [(1, "x", 2.5)]
-    assert rec.event("ddl_succeeded")["kind"] == "add_column"
+    assert rec.last_event("ddl_succeeded")["kind"] == "add_column"
 
 
 def test_empty_replace_needs_allow_empty_replace(pg: Any, run_writer: Any) -> None:
@@ -254,10 +255,7 @@ def test_failed_replace_leaves_table_as_it_was(pg: Any, run_writer: Any, constra
 
 
 def _kill_copy(pg_db: str, stop: threading.Event, killed: list[int]) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=pg_db)
-    conn.autocommit = True
+    conn = postgres_connect(pg_db)
     try:
         with conn.cursor() as cur:
             while not stop.is_set() and not killed:
@@ -292,7 +290,7 @@ def test_backend_killed_mid_copy(pg: Any, pg_db: str, run_writer: Any, retries: 
             assert snapshot(pg, table) == before
         else:
             _, rec = run_writer(data, table=table, write_mode="replace", primary_key="id", batch_size=5000, retries=1)
-            assert killed and "write.retry" in rec.names()
+            assert killed and "step_retry" in rec.names()
             assert rows(pg, f"SELECT count(*), min(id), max(id) FROM {table}") == [(300_000, 0, 299_999)]
     finally:
         stop.set()
@@ -301,8 +299,8 @@ def test_backend_killed_mid_copy(pg: Any, pg_db: str, run_writer: Any, retries: 
 
 
 def test_connect_lists_every_address_tried(connection: dict[str, Any]) -> None:
-    from osiris.drivers.supabase.connection import connect
-    from osiris.drivers.supabase.settings import SupabaseConnection
+    from osiris.drivers.supabase.connection import SupabaseConnection
+    from osiris.drivers.supabase.postgres_connect import connect
 
     pg, target = connect(SupabaseConnection.from_dict({**connection, "host": "localhost"}), timeout=5)
     pg.close()
@@ -337,7 +335,7 @@ def test_staging_tables_left_by_a_killed_run_are_swept_and_live_ones_kept(pg: An
         _, rec = run_writer(arrow(APPEND_INPUT), table="sweep_target", write_mode="append", create_if_missing=True)
         left = rows(pg, "SELECT tablename FROM pg_tables WHERE starts_with(tablename, '_osiris_stage_') ORDER BY 1")
         assert left == [(live,)]
-        assert rec.event("staging_swept") == {"schema": "public", "tables": [dead]}
+        assert rec.last_event("staging_swept") == {"schema": "public", "tables": [dead]}
         assert sorted(rows(pg, "SELECT id FROM sweep_target")) == [(5,), (6,)]
     finally:
         with pg.cursor() as cur:

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from osiris_cli import compile_build
 
 from osiris.remote import dists, wheels
 
@@ -83,15 +84,9 @@ def test_the_plan_names_exactly_the_manifests_drivers(tmp_path, monkeypatch):
     pytest.importorskip("osiris.compiler")
     monkeypatch.setenv("OSIRIS_WHEEL_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(ROOT)
-    build = tmp_path / "build"
-    subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", "compile", "docs/examples/quickstart.yaml", "--out", str(build)],
-        check=True,
-        capture_output=True,
-    )
     from osiris.core.manifest import load_manifest
 
-    manifest = load_manifest(next(build.rglob("manifest.yaml")))
+    manifest = load_manifest(compile_build("docs/examples/quickstart.yaml", tmp_path / "build", cwd=ROOT))
     plan = wheels.plan_wheels(manifest)
     assert plan.base == [f"{d}=={dists.installed()[d]}" for d in wheels.BASE_DISTRIBUTIONS]
     assert [p.split("==")[0] for p in plan.drivers] == ["osiris-drivers-sql"]

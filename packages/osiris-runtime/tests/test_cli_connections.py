@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from osiris_cli import run_osiris
 
 CONNS = """connections:
   mysql:
@@ -24,10 +24,7 @@ CONNS = """connections:
 
 
 def osiris(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OSIRIS_TEST_UNSET_VAR_XYZ"}
-    return subprocess.run(
-        [sys.executable, "-m", "osiris.core.cli", *args], cwd=cwd, capture_output=True, text=True, env=env
-    )
+    return run_osiris(*args, cwd=cwd, unset=["OSIRIS_TEST_UNSET_VAR_XYZ"])
 
 
 def test_list_masks_literal_secrets_and_shows_references(tmp_path: Path) -> None:

@@ -7,7 +7,11 @@ import shutil
 from pathlib import Path
 
 from osiris.compiler.compiler import compile_to_build
-from osiris.runtime.runner import RunListener, Runner, load_build, manifest_components, resolve_configs
+from osiris.core.build import load_build
+from osiris.runtime.resolve import resolve_configs
+from osiris.runtime.runlog import RunListener
+from osiris.runtime.runner import Runner
+from osiris.runtime.session import RunSession, manifest_components
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,18 +35,21 @@ class Collect(RunListener):
 def test_step_by_step_run_with_listener(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "docs" / "examples", tmp_path / "docs" / "examples")
     out = compile_to_build(tmp_path / "docs/examples/quickstart.yaml", tmp_path / "build")
-    manifest, text, cfgs = load_build(out.manifest_path)
+    build = load_build(out.manifest_path)
+    manifest, text, cfgs = build.manifest, build.manifest_text, build.cfgs
     components = manifest_components(manifest)
     configs = resolve_configs(manifest, cfgs, components, None)
     sink = Collect()
     runner = Runner(
-        manifest,
-        configs,
-        tmp_path / "run",
-        components=components,
-        listeners=[sink],
-        base_dir=tmp_path,
-        manifest_text=text,
+        RunSession(
+            manifest,
+            configs,
+            tmp_path / "run",
+            components=components,
+            listeners=[sink],
+            base_dir=tmp_path,
+            manifest_text=text,
+        )
     )
     summary = runner.prepare()
     assert summary.fingerprint and not summary.failed

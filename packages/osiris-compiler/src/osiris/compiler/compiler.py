@@ -3,14 +3,16 @@
 
 Identical inputs give byte-identical `manifest.yaml` and `cfg/*.json`: no times,
 no absolute paths and no secrets go into them. Times go to `compile.json`.
+
+A little over 400 lines, on purpose: every check of one pipeline runs in one pass (one `_Checker`
+collecting every error of the file); the checks' helpers live apart (`params`, `values`,
+`schema_errors`, `secrets`, `graph`), and the build folder is `osiris.core.build`'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from osiris.compiler.params import ReferenceSyntaxError, resolve_params, substit
 from osiris.compiler.schema_errors import config_errors, key_path, schema_problem
 from osiris.compiler.secrets import find_inline_secrets
 from osiris.compiler.values import value_problems
+from osiris.core import build
 from osiris.core.connections import find_connections_file, load_connections, parse_reference, select_alias
 from osiris.core.discovery import Component, ComponentRegistry
 from osiris.core.documents import LineIndex, did_you_mean, format_path, load_yaml_file
@@ -55,8 +58,6 @@ except ImportError:  # osiris-core 0.2 (the oldest this release allows): shape e
 
 
 from osiris.core.spec import apply_defaults
-
-LAST_COMPILE = ".last_compile.json"
 
 
 @dataclass
@@ -226,7 +227,7 @@ def compile_pipeline(
                     mode=modes[sid],  # type: ignore[arg-type]
                     driver=components[sid].spec.x_runtime.driver,
                     needs=needs[sid],
-                    cfg_path=f"cfg/{sid}.json",
+                    cfg_path=build.cfg_path(sid),
                     cfg_sha256=sha256_hex(cfgs[sid]),
                 )
                 for sid in order
@@ -415,49 +416,28 @@ def _cfg_bytes(config: dict[str, Any]) -> bytes:
 
 
 def write_build(compiled: CompiledPipeline, out_dir: str | Path, *, source: str, started: float) -> CompileOutput:
-    """Write the build folder atomically (a temporary folder renamed into place) and the pointers."""
-    out = Path(out_dir)
+    """Write the build folder (atomically, see `osiris.core.build`) and point `.last_compile.json` at it."""
     manifest = compiled.manifest
-    target = out / manifest.pipeline.name / manifest.short
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.short}.", dir=target.parent))
-    try:
-        (tmp / "cfg").mkdir()
-        (tmp / "manifest.yaml").write_text(compiled.manifest_text, encoding="utf-8")
-        for sid, body in compiled.cfgs.items():
-            (tmp / "cfg" / f"{sid}.json").write_bytes(body)
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        info = {
-            "pipeline": manifest.pipeline.name,
-            "manifest": _text_path(target / "manifest.yaml"),
-            "fingerprint": manifest.fingerprints.manifest,
-            "source": _text_path(Path(source)),
-            "compiled_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "duration_ms": duration_ms,
-            "compiler": {"package": "osiris-compiler", "version": __version__},
-            "params": compiled.params,
-            "warnings": compiled.warnings,
-        }
-        (tmp / "compile.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _write_atomic(out / LAST_COMPILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    return CompileOutput(compiled, target, target / "manifest.yaml", duration_ms)
+    target = build.build_dir(out_dir, manifest)
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    info = {
+        "pipeline": manifest.pipeline.name,
+        "manifest": _text_path(target / build.MANIFEST_FILE),
+        "fingerprint": manifest.fingerprints.manifest,
+        "source": _text_path(Path(source)),
+        "compiled_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "duration_ms": duration_ms,
+        "compiler": {"package": "osiris-compiler", "version": __version__},
+        "params": compiled.params,
+        "warnings": compiled.warnings,
+    }
+    build.write_build(out_dir, manifest, compiled.manifest_text, compiled.cfgs, info)
+    return CompileOutput(compiled, target, target / build.MANIFEST_FILE, duration_ms)
 
 
 def _text_path(path: Path) -> str:
     """An absolute path as UTF-8 text; bytes that are not UTF-8 become `\\xNN` escapes."""
     return os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def compile_to_build(
@@ -471,16 +451,3 @@ def compile_to_build(
     started = time.perf_counter()
     compiled = compile_pipeline(path, param_overrides=param_overrides, connections_file=connections_file)
     return write_build(compiled, out_dir, source=str(path), started=started)
-
-
-def last_compile(out_dir: str | Path = "build") -> Path:
-    """The manifest of the newest compile under `out_dir` (for `osiris run --last-compile`)."""
-    pointer = Path(out_dir) / LAST_COMPILE
-    try:
-        info = json.loads(pointer.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserInputError(f"No compile found: `{pointer}` does not exist; run `osiris compile` first") from None
-    manifest = Path(info["manifest"])
-    if not manifest.is_file():
-        raise UserInputError(f"The newest compile's manifest `{manifest}` no longer exists; compile again")
-    return manifest

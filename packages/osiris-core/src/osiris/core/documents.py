@@ -13,6 +13,9 @@ control characters, lone surrogates and self-referencing aliases are refused wit
 Composing is iterative and measured while the parser's events arrive, so no input can exhaust
 the Python stack or run for long: the events come from libyaml when PyYAML has it (about 30
 times faster than the pure-Python parser, which is the fallback).
+
+Longer than most modules, on purpose: the limits are enforced while composing, so the
+composer, the checks of the text and the line index share one pass over the parser's events.
 """
 
 from __future__ import annotations

@@ -1,13 +1,20 @@
-"""Root error types shared by every Osiris package.
+"""Root error types shared by every Osiris package, and `ErrorInfo`, an error as data.
 
 Every error Osiris raises on purpose derives from `OsirisError`. The split into
-terminal and transient tells the runner what is worth retrying; `UserInputError`
-marks problems in what the user wrote (exit code 2, no traceback).
+terminal and transient tells the runner what is worth retrying: it runs a step again
+after a `TransientError` when the step's component declares it safe
+(`osiris.runtime.retry`). `UserInputError` marks problems in what the user wrote
+(exit code 2, no traceback).
+
+`ErrorInfo` is the one shape an error has as data: the `error` of a run card and of
+`osiris run --json`, a `step_failed` event, and the wire's `Failed` message.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 
 class OsirisError(Exception):
@@ -32,13 +39,8 @@ class OsirisError(Exception):
         return self.message
 
     def to_data(self) -> dict[str, Any]:
-        """Describe the error as plain data, the form in which errors cross the wire."""
-        return {
-            "type": type(self).__name__,
-            "message": self.message,
-            "step": self.step,
-            "retryable": self.retryable,
-        }
+        """The error as plain data (`ErrorInfo.to_data`)."""
+        return ErrorInfo.from_exception(self).to_data()
 
 
 class TerminalError(OsirisError):
@@ -116,3 +118,62 @@ class ComponentError(UserInputError):
 
 class ConnectionConfigError(UserInputError):
     """A connection reference or the connections file is invalid."""
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An error as data: what happened, in which step, whether retrying may help, and the exit code.
+
+    `message` is the error's own text and `hint` what to do about it, apart (`str()` joins
+    them as the CLI prints them). An exception that is not an `OsirisError` (a driver or
+    library bug) keeps its class name as `type` and in `message`, is not retryable, and
+    exits with 1. Readers skip fields they do not know, so this can grow.
+    """
+
+    type: str
+    message: str
+    step: str | None = None
+    retryable: bool = False
+    hint: str | None = None
+    exit_code: int = 1
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, step: str | None = None) -> ErrorInfo:
+        """Describe `exc`; `step` is where it happened unless the error names its own step."""
+        if isinstance(exc, OsirisError):
+            return cls(
+                type=type(exc).__name__,
+                message=exc.message,
+                step=exc.step or step,
+                retryable=exc.retryable,
+                hint=exc.hint,
+                exit_code=exc.exit_code,
+            )
+        return cls(type=type(exc).__name__, message=f"{type(exc).__name__}: {exc}", step=step)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ErrorInfo:
+        """Read `to_data()` back (unknown keys are ignored)."""
+        return msgspec.convert(data, cls)
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data for JSON: a run card, an event, `--json` output."""
+        return msgspec.to_builtins(self)
+
+    def to_exception(self) -> OsirisError:
+        """An Osiris error carrying this description: transient when retryable, a `UserInputError`
+        (exit code 2) when it was one, else terminal. `remote_type` keeps the original type name."""
+        known = globals().get(self.type)
+        if self.retryable:
+            cls: type[OsirisError] = TransientError
+        elif self.exit_code == UserInputError.exit_code or (
+            isinstance(known, type) and issubclass(known, UserInputError)
+        ):
+            cls = UserInputError
+        else:
+            cls = TerminalError
+        err = cls(self.message, step=self.step, hint=self.hint)
+        err.remote_type = self.type  # type: ignore[attr-defined]
+        return err
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message

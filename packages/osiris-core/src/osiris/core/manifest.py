@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import yaml
 
-from osiris.core.documents import load_yaml_file
+from osiris.core.documents import load_yaml_file, load_yaml_text
 from osiris.core.errors import DocumentError
 from osiris.core.fingerprint import fingerprint
 from osiris.core.oml import Mode, convert
@@ -104,11 +104,20 @@ def dump_manifest(manifest: Manifest) -> str:
 def load_manifest(path: str | Path) -> Manifest:
     """Read a `manifest.yaml` and check that its fingerprint still matches its content."""
     data, index = load_yaml_file(path)
-    manifest: Manifest = convert(data, Manifest, file=str(path), index=index)
+    return _checked(convert(data, Manifest, file=str(path), index=index), file=str(path))
+
+
+def parse_manifest(text: str, *, file: str = "manifest.yaml") -> Manifest:
+    """A manifest from its YAML text (e.g. sent over the wire), checked against its fingerprint like a file."""
+    data, index = load_yaml_text(text, file=file)
+    return _checked(convert(data, Manifest, file=file, index=index), file=file)
+
+
+def _checked(manifest: Manifest, *, file: str) -> Manifest:
     if seal(manifest).fingerprints.manifest != manifest.fingerprints.manifest:
         raise DocumentError(
             "The manifest's content does not match its `fingerprints.manifest`; it was edited after "
             "compiling. Compile the pipeline again",
-            file=str(path),
+            file=file,
         )
     return manifest

@@ -84,8 +84,3 @@ def apply_defaults(schema: dict[str, Any], config: dict[str, Any]) -> dict[str, 
         elif isinstance(out.get(key), dict) and prop.get("type") == "object":
             out[key] = apply_defaults(prop, out[key])
     return out
-
-
-def spec_defaults(spec: ComponentSpec) -> dict[str, Any]:
-    """Every top-level default of a spec's config schema."""
-    return apply_defaults(spec.config_schema, {})

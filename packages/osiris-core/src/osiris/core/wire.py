@@ -10,7 +10,16 @@ older peer cannot read bumps `PROTOCOL_VERSION` (which is not the package
 version); both sides check it in the handshake (`Prepare` → `Ready`) and refuse a
 mismatch with an error that names both versions.
 
-Errors cross the wire as data (`ErrorInfo`: type, message, step, retryable).
+A field is removed only when no peer of the same `PROTOCOL_VERSION` can miss it: it had a
+default and no reader acted on it. Then a new reader skips it when an older writer still
+sends it, and an older reader takes its default when a newer writer leaves it out. Removed
+that way, so never to be reused with another meaning: `Prepare.install` (the worker's own
+install of drivers: since the host installs everything before the worker starts, it was
+always empty), `Prepare.redact_logs` (redaction cannot be turned off) and `Prepare.verbose`
+(never read).
+
+Errors cross the wire as data: `osiris.core.errors.ErrorInfo` (type, message, step,
+retryable, hint, exit code), the same shape as a run card's `error`.
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ from typing import Any
 
 import msgspec
 
-from osiris.core.errors import OsirisError, TerminalError, TransientError, UserInputError
+from osiris.core.errors import ErrorInfo as ErrorInfo  # a wire type (inside `Failed`), re-exported here
+from osiris.core.errors import TerminalError
 
 PROTOCOL_VERSION = 1
 
@@ -28,64 +38,7 @@ class ProtocolError(TerminalError):
     """The peer spoke a different protocol version, or sent a line that is not a valid message."""
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """An error as data: what happened, in which step, and whether retrying may help."""
-
-    type: str
-    message: str
-    step: str | None = None
-    retryable: bool = False
-    hint: str | None = None
-
-    @classmethod
-    def from_exception(cls, exc: BaseException, *, step: str | None = None) -> ErrorInfo:
-        """Describe `exc`; an unexpected exception keeps its class name and is not retryable."""
-        if isinstance(exc, OsirisError):
-            return cls(
-                type=type(exc).__name__,
-                message=exc.message,
-                step=exc.step or step,
-                retryable=exc.retryable,
-                hint=exc.hint,
-            )
-        return cls(type=type(exc).__name__, message=str(exc), step=step, retryable=False)
-
-    def to_exception(self) -> OsirisError:
-        """An Osiris error carrying this description: transient when retryable, a `UserInputError`
-        (exit code 2) when it was one of those, else terminal."""
-        from osiris.core import errors
-
-        known = getattr(errors, self.type, None)
-        if self.retryable:
-            cls: type[OsirisError] = TransientError
-        elif isinstance(known, type) and issubclass(known, UserInputError):
-            cls = UserInputError
-        else:
-            cls = TerminalError
-        err = cls(self.message, step=self.step, hint=self.hint)
-        err.remote_type = self.type  # type: ignore[attr-defined]
-        return err
-
-
 # ---------------------------------------------------------------- host -> worker
-
-
-class InstallPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """How the worker installs the driver distributions the manifest names.
-
-    `find_links` is a folder of wheels uploaded by the host; `requirements` are
-    the exact pins (``osiris-drivers-sql==0.1.0``) to install from it with
-    ``--no-index``; `from_index` are pins that have no wheel at hand. Third-party dependencies come from `index_url` (or pip's
-    default index) unless `install_deps` is false, when the sandbox's template
-    must already hold them.
-    """
-
-    find_links: str | None = None
-    requirements: list[str] = []
-    from_index: list[str] = []
-    install_deps: bool = True
-    index_url: str | None = None
-    pip_log: str = "artifacts/_system/pip_install.log"
 
 
 class Prepare(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -105,10 +58,7 @@ class Prepare(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     cfgs: dict[str, dict[str, Any]]
     connections: dict[str, dict[str, Any]] = {}
     secrets: list[str] = []
-    install: InstallPolicy = msgspec.field(default_factory=InstallPolicy)
     run_dir: str = "run"
-    redact_logs: bool = True
-    verbose: bool = False
 
 
 class ExecStep(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -144,7 +94,7 @@ class Ready(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """The worker is set up: drivers installed and registered, ready for `ExecStep`.
 
     `timings` breaks the bootstrap inside the worker down in seconds (e.g.
-    ``install``, ``registration``).
+    ``registration``).
     """
 
     protocol_version: int

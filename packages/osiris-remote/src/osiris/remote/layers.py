@@ -139,6 +139,15 @@ def third_party_requirements(
     return sorted(found)
 
 
+def template_requirements(dists: Iterable[str] | None = None) -> list[str]:
+    """What an E2B template for Osiris holds: the third-party requirements of the installed osiris
+    distributions (`dists`, default all) with every extra they provide, so any manifest runs on it."""
+    from osiris.remote.dists import installed
+
+    names = sorted(dists if dists is not None else installed())
+    return third_party_requirements(names, extras={d: provided_extras(d) for d in names})
+
+
 def python_tag(python_info: dict[str, str] | None = None) -> str:
     """`cpython-3.11-linux-x86_64`: what compiled wheels in a layer depend on."""
     info = python_info or {

@@ -80,6 +80,10 @@ class Sandbox(ABC):
 
     name = "sandbox"
     python = "python3"
+    # Whether the sandbox's own Python already holds the third-party dependencies (an E2B template):
+    # the run's venv then sees its site-packages instead of installing them.
+    preinstalled_dependencies = False
+    _workers: list[WorkerProcess]  # every worker started, set by each sandbox's constructor
 
     @abstractmethod
     def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str, str]:
@@ -108,6 +112,14 @@ class Sandbox(ABC):
         template or are installed from its index.
         """
         return None
+
+    def kill_workers(self, *, wait: float = 0) -> None:
+        """Kill every worker this sandbox started that is still running (waiting up to `wait` s for each to end)."""
+        for worker in self._workers:
+            if worker.returncode() is None:
+                worker.kill()
+                if wait:
+                    worker.returncode(wait=wait)
 
     def check(self, command: str, *, what: str, timeout: float | None = None) -> str:
         """Run `command`; raise with its output when it fails."""
@@ -186,7 +198,7 @@ class LocalSandbox(Sandbox):
             k: v for k, v in os.environ.items() if k in LOCAL_INHERITED_ENV or k.startswith(LOCAL_INHERITED_PREFIXES)
         }
         self.env = {**base, **(env or {})}
-        self._workers: list[_LocalWorker] = []
+        self._workers = []
 
     def dependency_layer(self, requirements: list[str]) -> DependencyLayer | None:
         """The cached layer of `requirements` (built now when missing); its build log goes to `_system/`."""
@@ -238,10 +250,7 @@ class LocalSandbox(Sandbox):
 
     def close(self) -> None:
         """Kill any worker still running and delete the folder (unless `keep`)."""
-        for w in self._workers:
-            if w.returncode() is None:
-                w.kill()
-                w.returncode(wait=5)
+        self.kill_workers(wait=5)
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -299,6 +308,7 @@ class E2BSandbox(Sandbox):
 
     name = "e2b"
     workdir = "osiris"
+    preinstalled_dependencies = True
 
     def __init__(
         self,
@@ -331,7 +341,7 @@ class E2BSandbox(Sandbox):
         except Exception as exc:
             raise TransientError(f"Could not create the E2B sandbox: {type(exc).__name__}: {exc}") from exc
         self.env = dict(env or {})
-        self._workers: list[_E2BWorker] = []
+        self._workers = []
         try:
             self.sbx.commands.run(f"mkdir -p {self.workdir}", timeout=60)
         except Exception as exc:
@@ -368,8 +378,6 @@ class E2BSandbox(Sandbox):
 
     def close(self) -> None:
         """Kill the workers and the sandbox."""
-        for w in self._workers:
-            if w.returncode() is None:
-                w.kill()
+        self.kill_workers()
         with contextlib.suppress(Exception):
             self.sbx.kill()

@@ -1,9 +1,10 @@
 """The sandbox worker: wire commands on stdin, wire messages on stdout, logs on stderr.
 
-It installs the driver distributions the host names (the pip log goes to
-`artifacts/_system/pip_install.log`), registers drivers and runs steps with the
-runtime's own `Runner` — the code the host runs — forwarding every event and
-metric as it happens. Secrets arrive only in `Prepare` and stay in memory.
+The host installs everything before it starts the worker (osiris-core, -runtime, -remote and
+the manifest's drivers, in one installer call), so the worker only runs: it makes a
+`RunSession` from `Prepare` (the manifest, the resolved configs and the secrets, in memory
+only), registers the drivers and runs steps with the runtime's own `Runner` — the code the
+host runs — forwarding every event and metric as it happens.
 
 File descriptor 1 carries the protocol only: anything else that prints to
 stdout (a driver, pip) is sent to stderr, so it cannot corrupt the stream.
@@ -11,11 +12,9 @@ stdout (a driver, pip) is sent to stderr, so it cannot corrupt the stream.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import platform
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from osiris.core import wire
-from osiris.core.errors import OsirisError, TerminalError
+from osiris.core.errors import OsirisError
+from osiris.core.manifest import parse_manifest
 
 log = logging.getLogger("osiris.remote.worker")
 
@@ -73,34 +73,6 @@ class _Forwarder:
         """Progress stays in the sandbox; events and metrics carry the facts."""
 
 
-def pip_install(policy: wire.InstallPolicy, log_path: Path) -> None:
-    """Install the pinned osiris distributions from the uploaded wheels (and deps from the index)."""
-    if not policy.requirements and not policy.from_index:
-        return
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    base = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-    if policy.index_url:
-        base += ["--index-url", policy.index_url]
-    runs = []
-    if policy.requirements and policy.find_links:
-        runs.append([*base, "--no-index", "--no-deps", "--find-links", policy.find_links, *policy.requirements])
-    deps = [*(policy.requirements if policy.install_deps else []), *policy.from_index]
-    if deps:
-        extra = ["--find-links", policy.find_links] if policy.find_links else []
-        runs.append([*base, *extra, *(deps if policy.install_deps else ["--no-deps", *deps])])
-    with log_path.open("a", encoding="utf-8") as f:
-        for cmd in runs:
-            f.write(f"$ python {' '.join(cmd[1:])}\n")
-            f.flush()
-            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
-            if proc.returncode != 0:
-                raise TerminalError(
-                    f"Installing the drivers in the sandbox failed (pip exit code {proc.returncode}); "
-                    f"see `artifacts/_system/pip_install.log`"
-                )
-    importlib.invalidate_caches()
-
-
 def distributions() -> list[wire.Distribution]:
     """Every installed osiris distribution with its version and code hash."""
     from osiris.remote.dists import distribution_sha256, installed
@@ -108,19 +80,6 @@ def distributions() -> list[wire.Distribution]:
     return [
         wire.Distribution(name=name, version=v, sha256=distribution_sha256(name)) for name, v in installed().items()
     ]
-
-
-def _manifest_from_text(text: str) -> Any:
-    from osiris.core.documents import load_yaml_text
-    from osiris.core.errors import DocumentError
-    from osiris.core.manifest import Manifest, seal
-    from osiris.core.oml import convert
-
-    data, index = load_yaml_text(text, file="manifest.yaml")
-    manifest = convert(data, Manifest, file="manifest.yaml", index=index)
-    if seal(manifest).fingerprints.manifest != manifest.fingerprints.manifest:
-        raise DocumentError("The manifest sent by the host does not match its fingerprint", file="manifest.yaml")
-    return manifest
 
 
 class Worker:
@@ -150,15 +109,12 @@ class Worker:
         except wire.ProtocolError as exc:
             self.out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc), fatal=True))
             return False
-        from osiris.runtime.runner import Runner, manifest_components
+        from osiris.runtime.runner import Runner
+        from osiris.runtime.session import RunSession
 
-        run_dir = Path(cmd.run_dir)
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
         try:
-            pip_install(cmd.install, run_dir / cmd.install.pip_log)
-            timings["install"] = round(time.perf_counter() - t0, 3)
-            manifest = _manifest_from_text(cmd.manifest_yaml)
+            manifest = parse_manifest(cmd.manifest_yaml, file="manifest.yaml (sent by the host)")
             configs = {}
             for step in manifest.steps:
                 cfg = dict(cmd.cfgs.get(step.id, {}))
@@ -166,17 +122,17 @@ class Worker:
                     cfg["resolved_connection"] = cmd.connections[step.id]
                 configs[step.id] = cfg
             t1 = time.perf_counter()
-            self.runner = Runner(
+            session = RunSession(
                 manifest,
                 configs,
-                run_dir,
-                components=manifest_components(manifest),
+                Path(cmd.run_dir),
                 listeners=[_Forwarder(self.out)],
                 run_id=cmd.run_id,
                 base_dir=Path.cwd(),
                 manifest_text=cmd.manifest_yaml,
                 secrets=cmd.secrets,
             )
+            self.runner = Runner(session)
             summary = self.runner.prepare()
             timings["registration"] = round(time.perf_counter() - t1, 3)
         except Exception as exc:
@@ -224,7 +180,7 @@ class Worker:
             return
         run = self.runner.finish(error=getattr(self, "_prepare_error", None))
         artifacts = []
-        root = self.runner.run_dir
+        root = self.runner.session.run_dir
         for p in sorted(root.rglob("*")):
             if p.is_file():
                 rel = p.relative_to(root).as_posix()

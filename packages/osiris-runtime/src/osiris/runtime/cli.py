@@ -6,34 +6,20 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from osiris.core.errors import OsirisError, UserInputError
-from osiris.runtime.runner import RunListener
-
-LAST_COMPILE = ".last_compile.json"
+from osiris.core.errors import OsirisError, TerminalError, UserInputError
+from osiris.runtime.runcard import RunResult
+from osiris.runtime.runlog import RunListener
 
 
 def _verbose(ctx: click.Context, flag: bool) -> bool:
     root = ctx.find_root().obj or {}
     return bool(flag or root.get("verbose") or os.environ.get("OSIRIS_DEBUG"))
-
-
-def _last_compile_manifest(build_dir: str) -> Path:
-    pointer = Path(build_dir) / LAST_COMPILE
-    try:
-        info = json.loads(pointer.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserInputError(f"No compile found: `{pointer}` does not exist; run `osiris compile` first") from None
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"`{pointer}` is not valid JSON ({exc}); compile again") from None
-    manifest = Path(str(info.get("manifest", "")))
-    if not manifest.is_file():
-        raise UserInputError(f"The newest compile's manifest `{manifest}` no longer exists; compile again")
-    return manifest
 
 
 def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | None, build_dir: str) -> Path:
@@ -51,63 +37,6 @@ def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | No
     for w in out.compiled.warnings:
         click.echo(f"warning: {w}", err=True)
     return out.manifest_path
-
-
-class ProgressDisplay(RunListener):
-    """Live rows and rows/s per step on a terminal (stderr); used only when stderr is a TTY."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self._last = 0.0
-
-    def on_event(self, record: dict[str, Any]) -> None:
-        """Print a line when a step starts, completes or fails."""
-        name, step = record.get("event"), record.get("step_id")
-        if name == "step_start":
-            self._write(f"  {step}: running ({record.get('component')})")
-        elif name == "step_complete":
-            rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
-            self._write(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", end="\n")
-        elif name == "step_failed":
-            self._write(f"  {step}: FAILED", end="\n")
-
-    def on_metric(self, record: dict[str, Any]) -> None:
-        """Metrics are not displayed live."""
-
-    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
-        """Redraw the step's line at most ten times a second."""
-        now = time.monotonic()
-        if now - self._last < 0.1:
-            return
-        self._last = now
-        rate = rows / elapsed_s if elapsed_s > 0 else 0.0
-        self._write(f"  {step_id}: {rows:,} rows, {rate:,.0f} rows/s")
-
-    def _write(self, text: str, end: str = "") -> None:
-        self.stream.write("\r\033[K" + text + end)
-        self.stream.flush()
-
-
-def _summary_table(run: Any) -> str:
-    header = ("STEP", "COMPONENT", "STATUS", "ROWS IN", "ROWS OUT", "TIME")
-    rows = [
-        (
-            s.step_id,
-            s.component,
-            s.status,
-            f"{s.rows_in:,}",
-            f"{s.rows_out:,}",
-            f"{s.duration_ms / 1000:.2f}s" if s.status != "not_run" else "-",
-        )
-        for s in run.steps
-    ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    right = {3, 4, 5}
-    lines = []
-    for r in [header, *rows]:
-        cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(header))]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
 
 
 @click.command("run")
@@ -168,15 +97,18 @@ def run_command(
 
     retention = policy_from_env()  # a bad retention setting is an error before anything runs
 
-    from osiris.runtime.runner import is_manifest_document
+    from osiris.core.build import is_manifest_document
+    from osiris.core.build import last_compile as last_compile_manifest
 
     if last_compile:
-        manifest_path = _last_compile_manifest(build_dir)
+        manifest_path = last_compile_manifest(build_dir)
     elif is_manifest_document(target):  # type: ignore[arg-type]
         manifest_path = Path(target)  # type: ignore[arg-type]
     else:
         manifest_path = _compile_first(target, params, connections, build_dir)  # type: ignore[arg-type]
     ctx.call_on_close(after_run_hook(Path(runs_dir), manifest_path, retention))  # `osiris runs` retention
+
+    from osiris.runtime.console import ProgressDisplay, StepLines, print_report
 
     if sandbox_name:
         from osiris.runtime.sandbox_api import (
@@ -199,99 +131,46 @@ def run_command(
             artifact_max_mb=artifact_max_mb if artifact_max_mb is not None else default_artifact_max_mb(),
         )
         plugin = load_sandbox_plugin(sandbox_name)
-        code = plugin(
+        result = plugin(
             manifest_path,
             options,
             connections_file=Path(connections) if connections else None,
             runs_dir=Path(runs_dir),
-            verbose=verbose,
-            json_output=as_json,
+            listeners=[] if as_json else [StepLines()],
         )
-        ctx.exit(int(code))
-        return
-
-    code = run_on_host(
-        manifest_path,
-        runs_dir=Path(runs_dir),
-        connections_file=connections,
-        as_json=as_json,
-        verbose=verbose,
-        progress=not no_progress and not as_json and sys.stderr.isatty(),
-    )
-    ctx.exit(code)
+        if not isinstance(result, RunResult):
+            raise TerminalError(
+                f"Sandbox plugin `{sandbox_name}` returned `{type(result).__name__}`; expected a `RunResult` "
+                "(see osiris.runtime.sandbox_api.SandboxPlugin)"
+            )
+    else:
+        progress = not no_progress and not as_json and sys.stderr.isatty()
+        result = run_on_host(
+            manifest_path,
+            runs_dir=Path(runs_dir),
+            connections_file=connections,
+            listeners=[ProgressDisplay()] if progress else [],
+        )
+    print_report(result, as_json=as_json, verbose=verbose)
+    ctx.exit(result.exit_code)
 
 
 def run_on_host(
     manifest_path: Path,
     *,
     runs_dir: Path,
-    connections_file: str | None,
-    as_json: bool,
-    verbose: bool,
-    progress: bool,
-) -> int:
-    """Run a compiled manifest on this machine, print the summary, return the exit code."""
-    from osiris.runtime.resolve import load_connections_for_run
-    from osiris.runtime.runner import Runner, load_build, manifest_components, new_run_id, resolve_configs
+    connections_file: str | Path | None = None,
+    listeners: Iterable[RunListener] = (),
+) -> RunResult:
+    """Run a compiled manifest on this machine; returns the result (nothing is printed)."""
+    from osiris.core.build import load_build
+    from osiris.runtime.runner import Runner
+    from osiris.runtime.session import RunSession
 
-    manifest, text, cfgs = load_build(manifest_path)
-    components = manifest_components(manifest)
-    run_id = new_run_id()
-    run_dir = runs_dir / manifest.pipeline.name / run_id
-    listeners = [ProgressDisplay()] if progress else []
-    try:
-        conns = None
-        if any(getattr(c, "spec", c).x_connection for c in components.values()):
-            conns = load_connections_for_run(connections_file)
-        configs = resolve_configs(manifest, cfgs, components, conns)
-        error: OsirisError | None = None
-    except OsirisError as exc:
-        configs, error = {s.id: {} for s in manifest.steps}, exc
-    runner = Runner(
-        manifest, configs, run_dir, components=components, listeners=listeners, run_id=run_id, manifest_text=text
+    session = RunSession.for_build(
+        load_build(manifest_path), runs_dir=runs_dir, connections_file=connections_file, listeners=listeners
     )
-    if error is not None:
-        runner.prepare_dir_only()
-        runner.emit("run_start", pipeline=manifest.pipeline.name, manifest_fingerprint=manifest.fingerprints.manifest)
-        result = runner.finish(error=error)
-    else:
-        result = runner.run()
-    _report(result, as_json=as_json, verbose=verbose)
-    return result.exit_code
-
-
-def _report(result: Any, *, as_json: bool, verbose: bool) -> None:
-    card = result.run_card
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "status": result.status,
-                    "exit_code": result.exit_code,
-                    "run_id": result.run_id,
-                    "run_dir": str(result.run_dir),
-                    "run_card": str(result.run_dir / "run_card.json"),
-                    "error": result.error,
-                    "steps": card["steps"],
-                },
-                indent=2,
-            )
-        )
-        return
-    click.echo(_summary_table(result))
-    click.echo(f"run {result.status} in {result.duration_ms / 1000:.2f}s: {result.run_dir}")
-    click.echo(f"  run card  {result.run_dir / 'run_card.json'}")
-    for step in result.steps:
-        for fact_key in ("path", "table"):
-            if step.status == "succeeded" and step.facts.get(fact_key):
-                click.echo(f"  output    {step.step_id}: {step.facts[fact_key]}")
-    if result.status != "succeeded":
-        failed = result.failed_step
-        message = (result.error or {}).get("message", "unknown error")
-        where = f"step `{failed.step_id}` failed: " if failed else ""
-        if verbose and failed is not None and failed.traceback:
-            click.echo(failed.traceback, err=True)
-        click.echo(f"error: {where}{message}", err=True)
+    return Runner(session).run()
 
 
 # -- connections ---------------------------------------------------------------------------------

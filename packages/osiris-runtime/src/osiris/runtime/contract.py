@@ -8,21 +8,28 @@ A driver is a class with a no-argument constructor and one method:
 `config` is the step's compiled cfg with spec defaults filled in and, for
 components with a connection, `resolved_connection` holding the resolved
 connection fields. `inputs` maps every upstream step id in `needs` to an
-`InputHandle`; with exactly one upstream, `inputs["df"]` is that same handle.
+`InputHandle`; with exactly one upstream, `inputs["df"]` is that same handle
+(`upstream_inputs`). A step that reads exactly one upstream (every writer) takes
+it with `single_input(inputs, step_id)`, which says what is wrong otherwise.
 A reader or transform returns `{"df": X}` where X is a `pyarrow.Table`, a
 `pyarrow.RecordBatchReader`, an iterator of `pyarrow.RecordBatch` or a pandas
 DataFrame; a writer returns None (or a dict of facts for the run card).
 
 Drivers raise `osiris.core.errors.TerminalError` or `TransientError` (or a
 subclass) for failures they understand; anything else is reported as a driver
-bug. This module is the same on the host and in a sandbox.
+bug. A `TransientError` is retried by the runner when the component's spec
+declares `capabilities: {safe_to_retry: true}` (`osiris.runtime.retry`).
+This module is the same on the host and in a sandbox; `osiris.runtime.testing`
+runs a driver the way the runner does, for tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from osiris.core.errors import UserInputError
 
 if TYPE_CHECKING:
     import pandas
@@ -85,6 +92,29 @@ class InputHandle:
 
     def __repr__(self) -> str:
         return f"InputHandle(step_id={self.step_id!r}, path={str(self.path)!r})"
+
+
+def upstream_inputs(handles: Mapping[str, InputHandle]) -> dict[str, InputHandle]:
+    """The `inputs` of a step: every upstream's handle by step id, and `df` too when there is exactly one."""
+    inputs = dict(handles)
+    if len(inputs) == 1:
+        inputs["df"] = next(iter(inputs.values()))
+    return inputs
+
+
+def single_input(inputs: Mapping[str, InputHandle], step_id: str) -> InputHandle:
+    """The one upstream a step reads (`inputs["df"]`); a `UserInputError` when it has none or several."""
+    handle = inputs.get("df")
+    if handle is not None:
+        return handle
+    distinct = {id(h): h for h in inputs.values()}
+    if len(distinct) == 1:
+        return next(iter(distinct.values()))
+    named = f" ({', '.join(f'`{name}`' for name in sorted(inputs))})" if inputs else ""
+    raise UserInputError(
+        f"Step `{step_id}` writes one input but has {len(distinct)}{named}; give it exactly one step in `needs`",
+        step=step_id,
+    )
 
 
 EventSink = Callable[[str, dict[str, Any]], None]

@@ -10,6 +10,10 @@ with no run card yet, while its files changed in the last `LIVE_GRACE_S` seconds
 of some processes could not be seen), and `damaged` when its run card is missing or unreadable and
 nothing is running it. Steps come from the run card; without a usable one they are rebuilt from
 `events.jsonl` (and the manifest's step list), so a killed run still shows how far it got.
+
+Longer than most modules, on purpose: every way of reading a run directory (card, events,
+manifest, files, liveness) is here, so `runs list`, `show`, `diff`, `prune` and `report` read
+runs one way.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +23,6 @@ if TYPE_CHECKING:
 OUTPUT_FILE = "output.parquet"
 HASH_CHUNK_ROWS = 65536
 HASH_VERSION = "osiris-arrow-v1"
-
-
-@dataclass(frozen=True)
-class OutputInfo:
-    """What was written for one step output."""
-
-    path: Path
-    rows: int
-    data_sha256: str
-    columns: list[str]
 
 
 def as_batches(value: Any, *, step_id: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -91,7 +80,7 @@ def use_lean_memory_pool() -> str:
     Streaming steps allocate and free one batch after another. pyarrow's usual default,
     mimalloc, keeps more of that freed memory mapped: extracting 2M rows into Parquet
     peaked 30-50 MiB higher with it than with jemalloc, at the same speed
-    (`scripts/bench_mysql_extract.py`). An explicit `ARROW_DEFAULT_MEMORY_POOL` is kept,
+    (`scripts/bench mysql-extract`). An explicit `ARROW_DEFAULT_MEMORY_POOL` is kept,
     and so is the default where pyarrow was built without jemalloc.
     """
     import pyarrow as pa

@@ -22,6 +22,7 @@ from osiris.core.discovery import Component
 from osiris.core.errors import TerminalError, UserInputError
 from osiris.core.fingerprint import fingerprint
 from osiris.core.spec import ComponentSpec
+from osiris.runtime.contract import Driver
 
 CONTRACT_ARGS = ("step_id", "config", "inputs", "ctx")
 
@@ -109,7 +110,7 @@ class DriverRegistry:
     """Component name -> driver class, filled only by `populate_from_component_specs`."""
 
     def __init__(self) -> None:
-        self._drivers: dict[str, type] = {}
+        self._drivers: dict[str, type[Driver]] = {}
         self._targets: dict[str, str] = {}
         self.summary = RegistrationSummary()
 
@@ -164,7 +165,7 @@ class DriverRegistry:
         """Registered component names, sorted."""
         return sorted(self._drivers)
 
-    def get(self, component: str) -> type:
+    def get(self, component: str) -> type[Driver]:
         """The driver class of `component`; a clear error when it is not registered."""
         cls = self._drivers.get(component)
         if cls is None:
@@ -172,8 +173,8 @@ class DriverRegistry:
             raise TerminalError(f"No driver registered for component `{component}`: {why}")
         return cls
 
-    def create(self, component: str) -> Any:
-        """A new driver instance for `component`."""
+    def create(self, component: str) -> Driver:
+        """A new driver instance for `component` (its class's no-argument constructor)."""
         return self.get(component)()
 
 

@@ -10,6 +10,9 @@ Sections: a header (status, times, exit code), the pipeline as a graph of steps,
 (rows in/out, durations, `data_sha256`), a timeline of the steps, rows/s over time per step, errors
 with their tracebacks, the run card's hashes and versions (and the whole run card), the events table
 with filters, the metrics, and the files of the run directory.
+
+Longer than most modules, on purpose: one self-contained page, its styles, script and charts
+written next to the code that fills them, so the page is read and changed in one place.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ cfg files; here they become values. A step whose component has an
 `x-connection` gets `config["resolved_connection"]`: the alias's fields with
 `${VAR}` substituted from the environment and the defaults of the spec's
 `x-connection.schema` applied. Nothing resolved here is ever written to disk
-unmasked; `step_secrets` lists the values the redactor must hide.
+unmasked; `step_secrets` (one step) and `run_secrets` (a whole run) list the values the
+redactor must hide.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from osiris.core.connections import find_connections_file, load_connections, parse_reference, select_alias
 from osiris.core.errors import ConnectionConfigError, UserInputError
 from osiris.core.redaction import is_secret_key, secret_values
 from osiris.core.spec import ComponentSpec, apply_defaults
+
+if TYPE_CHECKING:
+    from osiris.core.discovery import Component
+    from osiris.core.manifest import Manifest
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 CONNECTION_META_KEYS = ("default", "description")
@@ -35,8 +40,6 @@ def substitute_env(value: Any, environ: Mapping[str, str], *, where: str) -> Any
 
         def repl(m: re.Match[str]) -> str:
             name = m.group(1)
-            if name.startswith("params."):
-                return m.group(0)
             if name not in environ:
                 raise MissingVariableError(
                     f"Environment variable `{name}` is not set; it is used by {where}",
@@ -122,4 +125,36 @@ def step_secrets(config: dict[str, Any], spec: ComponentSpec | None) -> set[str]
         for k, v in conn.items():
             if is_secret_key(k) and isinstance(v, (str, int, float)) and not isinstance(v, bool):
                 found.add(str(v))
+    return found
+
+
+def spec_of(item: Component | ComponentSpec) -> ComponentSpec:
+    """The spec of a discovered component, or the spec itself."""
+    return getattr(item, "spec", item)
+
+
+def resolve_configs(
+    manifest: Manifest,
+    cfgs: Mapping[str, dict[str, Any]],
+    components: Mapping[str, Component | ComponentSpec],
+    connections: dict[str, dict[str, dict[str, Any]]] | None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every step's config ready for its driver (`${VAR}` substituted, `resolved_connection` set)."""
+    return {
+        step.id: resolve_step_config(step.id, cfgs[step.id], spec_of(components[step.component]), connections, environ)
+        for step in manifest.steps
+    }
+
+
+def run_secrets(
+    manifest: Manifest,
+    configs: Mapping[str, dict[str, Any]],
+    components: Mapping[str, Component | ComponentSpec],
+) -> set[str]:
+    """Every secret value in a run's resolved configs (what its redactor masks)."""
+    found: set[str] = set()
+    for step in manifest.steps:
+        spec = components.get(step.component)
+        found |= step_secrets(configs.get(step.id, {}), spec_of(spec) if spec is not None else None)
     return found

@@ -1,26 +1,35 @@
 """The hook between `osiris run` and sandbox plugins (group `osiris.sandboxes`).
 
-A plugin is a callable registered under a name (e.g. `e2b`, `local`)::
+A plugin is an object registered under a name (e.g. `e2b`, `local`) that runs one build
+in its sandbox and returns the run's result; it prints nothing (`osiris run` reports the
+result, the same way as a run on the host)::
 
-    def plugin(manifest_path: Path, options: SandboxOptions, *, connections_file: Path | None,
-               runs_dir: Path, verbose: bool, json_output: bool) -> int   # the exit code
+    class SandboxPlugin(Protocol):
+        def __call__(self, manifest_path: Path, options: SandboxOptions, *, connections_file: Path | None,
+                     runs_dir: Path, listeners: Sequence[RunListener] = ()) -> RunResult: ...
 
-`osiris-remote` provides the plugins; `osiris run --sandbox NAME` (or `--e2b`) loads one.
+`options` holds everything `osiris run` was told about the sandbox; `listeners` see every
+event and metric of the run as it happens. `osiris-remote` provides the plugins;
+`osiris run --sandbox NAME` (or `--e2b`) loads one.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from osiris.core.errors import UserInputError
 
+if TYPE_CHECKING:
+    from osiris.runtime.runcard import RunResult
+    from osiris.runtime.runlog import RunListener
+
 SANDBOXES_GROUP = "osiris.sandboxes"
 DEFAULT_ARTIFACT_MAX_MB = 5.0
-
-SandboxPlugin = Callable[..., int]
 
 
 def default_artifact_max_mb() -> float:
@@ -48,6 +57,36 @@ class SandboxOptions:
     pass_env: list[str] = field(default_factory=list)
     download_data: bool = False
     artifact_max_mb: float = DEFAULT_ARTIFACT_MAX_MB
+
+    def to_record(self) -> dict[str, Any]:
+        """The options for a run card: environment variables by name only (their values may be secrets)."""
+        return {
+            "cpu": self.cpu,
+            "memory_mb": self.memory_mb,
+            "timeout_s": self.timeout_s,
+            "template": self.template,
+            "install_deps": self.install_deps,
+            "env_keys": sorted(self.env),
+            "pass_env": list(self.pass_env),
+            "download_data": self.download_data,
+            "artifact_max_mb": self.artifact_max_mb,
+        }
+
+
+class SandboxPlugin(Protocol):
+    """A sandbox plugin: runs one build in its sandbox and returns the result, printing nothing."""
+
+    def __call__(
+        self,
+        manifest_path: Path,
+        options: SandboxOptions,
+        *,
+        connections_file: Path | None,
+        runs_dir: Path,
+        listeners: Sequence[RunListener] = (),
+    ) -> RunResult:
+        """Run the build of `manifest_path` in the sandbox described by `options`."""
+        ...
 
 
 def load_sandbox_plugin(name: str) -> SandboxPlugin:

@@ -7,7 +7,7 @@ from typing import Any
 from osiris.core.errors import TerminalError, UserInputError
 from osiris.drivers.sql import duckdb_types
 from osiris.drivers.sql._duckdb import quote_ident, quote_literal
-from osiris.runtime.contract import InputHandle, StepContext
+from osiris.runtime.contract import InputHandle, StepContext, single_input
 
 DUPLICATE_KEY_POLICIES = ("error", "keep_last", "keep_first")
 EXAMPLES = 5
@@ -31,12 +31,7 @@ class DuckDBWriter:
         """Write `inputs["df"]` into `config["table"]` of the DuckDB file `config["path"]`."""
         import duckdb
 
-        source = inputs.get("df")
-        if source is None:
-            raise UserInputError(
-                f"Step `{step_id}` writes one input but has {len(inputs)}; give it exactly one step in `needs`",
-                step=step_id,
-            )
+        source = single_input(inputs, step_id)
         mode = config.get("write_mode", "append")
         keys = config.get("primary_key")
         keys = [keys] if isinstance(keys, str) else list(keys or [])

@@ -22,6 +22,7 @@ TRANSIENT_CODES = {
     1159,  # network read timeout
     1160,  # network write error
     1161,  # network write timeout
+    1203,  # the user has more than `max_user_connections` connections (MySQL)
     1205,  # lock wait timeout
     1213,  # deadlock
     1317,  # query execution was interrupted
@@ -32,6 +33,9 @@ TRANSIENT_CODES = {
     2013,  # lost connection during query
     2055,  # lost connection at reading
 }
+# 1226 is a resource limit of the account: `max_user_connections` (MariaDB) frees up as soon as another
+# connection of the user closes; the hourly ones (`max_queries_per_hour`...) do not, within a retry.
+_USER_CONNECTIONS_LIMIT = re.compile(r"\bmax_user_connections\b")
 _CX_ERROR = re.compile(r"ERROR (\d+) \(([0-9A-Z]{5})\): (.*?)(?:\s*\}|\"|$)", re.S)
 # connectorx (mysql_common) panics on a DATE/DATETIME/TIMESTAMP value chrono cannot hold, e.g.
 # Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: Couldn't convert the value
@@ -163,8 +167,17 @@ def make_error(
         hint = "check the SQL of `query` (or `table`, `columns`, `where`)"
     elif code in (2013, 2006, 1927):
         hint = "the connection was lost while reading; the step can be retried"
-    cls = TransientError if code in TRANSIENT_CODES else TerminalError
+    elif code in (1203, 1226):
+        hint = "the account has reached a connection or resource limit (`max_user_connections` and the like)"
+    cls = TransientError if is_transient(code, text) else TerminalError
     return cls(message, step=step, hint=hint)
+
+
+def is_transient(code: int | None, text: str) -> bool:
+    """Whether MySQL error `code` (with its `text`) may go away when the step is tried again."""
+    if code == 1226:
+        return bool(_USER_CONNECTIONS_LIMIT.search(text))
+    return code in TRANSIENT_CODES
 
 
 def translate(exc: BaseException, *, connection: dict[str, Any], step: str | None, action: str) -> OsirisError:

@@ -7,21 +7,33 @@ How it reads:
    prepare the SQL (COM_STMT_PREPARE) for the result's column metadata without running
    it. The Arrow schema is decided from that metadata alone (see `mysql_types`), so
    zero rows still give the right schema, and invalid SQL fails before any data moves.
-2. The fast path streams the result with connectorx (`arrow_stream`, Rust, binary
-   protocol), then casts each column to the planned type. It is used when every column
-   is exact through connectorx. With `table`, or a `query` without ORDER BY (wrapped as
+2. Where the package is built with its native row parser (`mysql_native`, `_mysql_rows.c`),
+   the statement runs as a prepared statement and its binary rows are decoded straight
+   into Arrow buffers, every type exact: the default path.
+3. Without it, connectorx streams the result (`arrow_stream`, Rust, binary protocol), then
+   each column is cast to the planned type, when every column is exact through
+   connectorx. With `table`, or a `query` without ORDER BY (wrapped as
    a derived table), columns connectorx cannot carry exactly (wide DECIMAL, TIME) are
    selected as text by the server and parsed exactly here; with `zero_dates: "null"`,
    DATE/DATETIME/TIMESTAMP columns are selected so that the server sends NULL for zero
    and partial dates (`0000-00-00`, `2024-02-00`), which have no Arrow value; and a
    DECIMAL of up to 18 digits is selected as its unscaled integer, which connectorx
    reads far more cheaply (each column's expression: `ColumnPlan.cx_select`).
-3. Otherwise (a `query` with ORDER BY and such columns, `ssl`, a statement that cannot
-   be prepared) pymysql streams the rows unbuffered (`SSCursor`) as raw text, and
-   Arrow's own parsers build each column (zero dates become NULL there, or an error).
+4. Otherwise (a `query` with ORDER BY and such columns, `ssl`, `?` placeholders, a
+   statement that cannot be prepared) pymysql streams the rows unbuffered (`SSCursor`) as
+   raw text, and Arrow's own parsers build each column (zero dates become NULL there, or an error).
+
+`read_path` (`auto`, the default: the first of these that applies) narrows the choice to
+`native`, `connectorx` or `pymysql`, e.g. to compare them; `ssl`, `?` placeholders and
+statements that cannot be prepared are read with pymysql whatever it says.
 
 Only a few batches are held in memory at a time, as long as the consumer keeps up
 (connectorx reads ahead into a queue without a bound; see the package README).
+
+Longer than most modules, on purpose: one driver whose read paths share the planning (the
+prepared statement's metadata, the column plans, the rewrites) and the translation of their
+failures; what each path needs below that lives apart (`mysql_native` and `_mysql_rows.c`,
+`mysql_client`, `mysql_types`).
 """
 
 from __future__ import annotations
@@ -53,6 +65,7 @@ if TYPE_CHECKING:
 PATH_NATIVE = "native"
 PATH_CONNECTORX = "connectorx"
 PATH_PYMYSQL = "pymysql"
+READ_PATHS = ("auto", PATH_NATIVE, PATH_CONNECTORX, PATH_PYMYSQL)
 ZERO_DATES_MODES = ("error", "null")
 
 
@@ -251,6 +264,23 @@ def _connectorx_available() -> bool:
     return True
 
 
+def _check_read_path(read_path: str, step_id: str) -> None:
+    """A `read_path` that names a path this installation lacks is an error, not a silent fallback."""
+    if read_path == PATH_NATIVE and not _native_available():
+        raise UserInputError(
+            f"Step `{step_id}` asks for `read_path: native`, but this osiris-drivers-sql was built without its "
+            "native row parser",
+            step=step_id,
+            hint="install a wheel built with it (Linux x86-64), or use `read_path: auto`",
+        )
+    if read_path == PATH_CONNECTORX and not _connectorx_available():
+        raise UserInputError(
+            f"Step `{step_id}` asks for `read_path: connectorx`, which is not installed",
+            step=step_id,
+            hint="pip install connectorx, or use `read_path: auto`",
+        )
+
+
 def _another_result_set(cur: Any) -> list[str] | None:
     """After the first result set: the column names of a further one, or None when only status results follow."""
     while cur.nextset():
@@ -295,6 +325,13 @@ class MySQLExtractor:
                 f"Invalid `zero_dates` for step `{step_id}`: expected one of error, null; got {got}", step=step_id
             )
         zero_null = zero_dates == "null"
+        read_path = config.get("read_path") or "auto"
+        if read_path not in READ_PATHS:
+            raise UserInputError(
+                f"Invalid `read_path` for step `{step_id}`: expected one of {', '.join(READ_PATHS)}; got `{read_path}`",
+                step=step_id,
+            )
+        _check_read_path(read_path, step_id)
 
         import pymysql
 
@@ -399,7 +436,10 @@ class MySQLExtractor:
             return PATH_PYMYSQL, "`ssl` connections are read with pymysql", sql, plans
         if nparams:
             return PATH_PYMYSQL, "the SQL contains `?` placeholders", sql, plans
-        if _native_available():
+        read_path = config.get("read_path") or "auto"
+        if read_path == PATH_PYMYSQL:
+            return PATH_PYMYSQL, "`read_path: pymysql`", sql, plans
+        if read_path in ("auto", PATH_NATIVE) and _native_available():
             return PATH_NATIVE, "every column is exact in the binary protocol (native row parser)", sql, plans
         if not _connectorx_available():
             return PATH_PYMYSQL, "neither the native row parser nor connectorx is installed", sql, plans

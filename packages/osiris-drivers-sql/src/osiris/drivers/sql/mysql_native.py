@@ -10,7 +10,7 @@ strings, BLOBs and JSON as offsets plus bytes. Every type is exact this way, so 
 column is rewritten on the server.
 
 The binary protocol also costs the server less than the text protocol the `mariadb`
-client reads (see `scripts/bench_mysql_extract.py`).
+client reads (see `scripts/bench mysql-extract`).
 """
 
 from __future__ import annotations

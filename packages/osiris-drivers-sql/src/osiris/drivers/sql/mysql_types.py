@@ -62,7 +62,7 @@ CX_MAX_DECIMAL_SCALE = 10
 # A DECIMAL of up to 18 digits, times 10**scale, fits a signed BIGINT. Reading it that way
 # (the server multiplies, connectorx reads an integer) costs less than connectorx's decimal
 # parsing: 2M rows with two such columns took 0.6 s less CPU in the reading process and
-# 0.1-0.2 s more in the server (the narrow table of scripts/bench_mysql_extract.py).
+# 0.1-0.2 s more in the server (the narrow table of scripts/bench mysql-extract).
 SCALED_DECIMAL_MAX_PRECISION = 18
 
 _TIME_TEXT = re.compile(r"^(-)?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")

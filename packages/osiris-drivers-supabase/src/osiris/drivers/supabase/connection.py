@@ -1,117 +1,94 @@
-"""Direct Postgres connections: libpq parameters, IPv4 resolution and trying every A record.
-
-Sandboxes often have no IPv6 route while Supabase hosts publish AAAA records, so the
-host name is resolved to its IPv4 addresses and each is tried with `hostaddr=` (the
-host name is kept for TLS) until one connects; the error lists every address tried.
-"""
+"""The `supabase` connection family: which fields mean what, and which channels they allow."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
-from osiris.core.errors import OsirisError, TerminalError, TransientError
-from osiris.drivers.supabase.settings import SupabaseConnection, redact
-
-APPLICATION_NAME = "osiris-supabase"
+from osiris.core.errors import UserInputError
 
 
-def conninfo(conn: SupabaseConnection, *, timeout: float) -> dict[str, Any]:
-    """The libpq parameters of a connection (without `hostaddr`)."""
-    params: dict[str, Any] = {}
-    if conn.dsn:
-        from psycopg2.extensions import parse_dsn
+@dataclass(frozen=True)
+class SupabaseConnection:
+    """A resolved `supabase` connection, normalised.
 
-        params.update(parse_dsn(conn.dsn))
-    else:
-        params.update(host=conn.host, port=conn.port, dbname=conn.dbname, sslmode=conn.sslmode)
-        if conn.user:
-            params["user"] = conn.user
-        if conn.password is not None:
-            params["password"] = conn.password
-    params.setdefault("connect_timeout", max(1, int(timeout)))
-    params.setdefault("application_name", APPLICATION_NAME)
-    return params
+    A direct Postgres connection comes from `dsn`, or from `host`/`port`/`user`/
+    `password`/`dbname`/`sslmode`, or from `project_ref` + `password` (the
+    project's `db.<ref>.supabase.co` host). The REST channel needs `url` and a key
+    (`service_role_key` or `key`); the HTTP SQL channel needs `sql_url` and `access_token`.
+    """
 
+    url: str | None = None
+    key: str | None = None
+    project_ref: str | None = None
+    dsn: str | None = None
+    host: str | None = None
+    port: int = 5432
+    user: str | None = None
+    password: str | None = None
+    dbname: str = "postgres"
+    sslmode: str = "prefer"
+    sql_url: str | None = None
+    access_token: str | None = None
+    schema: str = "public"
 
-def ipv4_addresses(host: str, port: int) -> list[str]:
-    """Every IPv4 address of `host`, in resolver order, without duplicates ([] for a socket path)."""
-    if not host or host.startswith("/"):
-        return []
-    try:
-        ipaddress.ip_address(host)
-        return [host]
-    except ValueError:
-        pass
-    infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
-    out: list[str] = []
-    for info in infos:
-        addr = str(info[4][0])
-        if addr not in out:
-            out.append(addr)
-    return out
-
-
-@dataclass
-class Target:
-    """Where a connection actually went: the libpq parameters that worked."""
-
-    params: dict[str, Any]
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, *, step: str | None = None) -> SupabaseConnection:
+        """Build from `config["resolved_connection"]` (unknown keys such as `default` are ignored)."""
+        if not data:
+            raise UserInputError(
+                f'Step `{step}` has no resolved `supabase` connection; expected `connection: "@supabase.<alias>"`',
+                step=step,
+            )
+        d = dict(data)
+        host = d.get("host")
+        if not host and not d.get("dsn") and d.get("project_ref") and d.get("password"):
+            host = f"db.{d['project_ref']}.supabase.co"
+        try:
+            port = int(d.get("port") or 5432)
+        except (TypeError, ValueError):
+            raise UserInputError(
+                f"Invalid `port` in the `supabase` connection of step `{step}`: expected an integer", step=step
+            ) from None
+        return cls(
+            url=(d.get("url") or None),
+            key=d.get("service_role_key") or d.get("key") or None,
+            project_ref=d.get("project_ref") or None,
+            dsn=d.get("dsn") or None,
+            host=host or None,
+            port=port,
+            user=d.get("user") or None,
+            password=d.get("password") if d.get("password") not in ("", None) else None,
+            dbname=d.get("dbname") or "postgres",
+            sslmode=d.get("sslmode") or "prefer",
+            sql_url=d.get("sql_url") or None,
+            access_token=d.get("access_token") or None,
+            schema=d.get("schema") or "public",
+        )
 
     @property
-    def hostaddr(self) -> str | None:
-        """The IPv4 address used, if the host was resolved."""
-        return self.params.get("hostaddr")
+    def has_postgres(self) -> bool:
+        """Whether a direct Postgres connection (the `psycopg2` channel) is configured."""
+        return bool(self.dsn or self.host)
 
-    def uri(self, **extra: Any) -> str:
-        """The parameters as a libpq URI (for ADBC), e.g. `postgresql:///?host=…&hostaddr=…`."""
-        merged = {k: v for k, v in {**self.params, **extra}.items() if v is not None}
-        return "postgresql:///?" + urlencode({k: str(v) for k, v in merged.items()})
+    @property
+    def has_rest(self) -> bool:
+        """Whether the REST API (the `http` channel) is configured."""
+        return bool(self.url and self.key)
+
+    @property
+    def has_http_sql(self) -> bool:
+        """Whether the Management API SQL endpoint (the `http_sql` DDL channel) is configured."""
+        return bool(self.sql_url and self.access_token and (self.project_ref or "{ref}" not in self.sql_url))
+
+    def secrets(self) -> list[str]:
+        """Every secret value of this connection (to keep out of messages)."""
+        return [s for s in (self.key, self.password, self.access_token, self.dsn) if s]
 
 
-def connect(
-    conn: SupabaseConnection, *, timeout: float = 30, step: str | None = None, application_name: str | None = None
-) -> tuple[Any, Target]:
-    """A psycopg2 connection (autocommit off) and the parameters that worked.
-
-    Tries each IPv4 address of the host in turn; fails with every address and its error.
-    """
-    import psycopg2
-
-    params = conninfo(conn, timeout=timeout)
-    if application_name:
-        params["application_name"] = application_name
-    host = str(params.get("host") or "")
-    port = int(params.get("port") or 5432)
-    secrets = conn.secrets()
-    if "hostaddr" in params or "," in host:
-        candidates: list[str | None] = [None]
-    else:
-        try:
-            candidates = list(ipv4_addresses(host, port)) or [None]
-        except OSError as exc:
-            raise TransientError(
-                f"Cannot resolve the Postgres host `{host}` to an IPv4 address: {exc}", step=step
-            ) from None
-    failures: list[str] = []
-    auth_failure = False
-    for addr in candidates:
-        attempt = dict(params)
-        if addr is not None:
-            attempt["hostaddr"] = addr
-        try:
-            pg = psycopg2.connect(**attempt)
-            return pg, Target(attempt)
-        except psycopg2.OperationalError as exc:
-            msg = redact(str(exc).strip().replace("\n", " "), secrets)
-            failures.append(f"{addr or host}: {msg}")
-            low = msg.lower()
-            if "authentication failed" in low or ("database" in low and "does not exist" in low):
-                auth_failure = True
-    listed = "; ".join(failures)
-    text = f"Cannot connect to Postgres `{host}:{port}` (tried {len(failures)} address(es)): {listed}"
-    err: OsirisError = TerminalError(text, step=step) if auth_failure else TransientError(text, step=step)
-    raise err
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret value replaced by `***`."""
+    for s in sorted(secrets, key=len, reverse=True):
+        if s and len(s) >= 3:
+            text = text.replace(s, "***")
+    return text

@@ -21,8 +21,8 @@ from osiris.drivers.supabase.sqltypes import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from osiris.drivers.supabase.connection import SupabaseConnection
     from osiris.drivers.supabase.options import WriteOptions
-    from osiris.drivers.supabase.settings import SupabaseConnection
 
 SqlRunner = Callable[[str], list[dict[str, Any]]]
 

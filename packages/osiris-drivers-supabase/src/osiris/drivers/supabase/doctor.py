@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from osiris.core.errors import OsirisError
-from osiris.drivers.supabase.settings import SupabaseConnection, redact
+from osiris.drivers.supabase.connection import SupabaseConnection, redact
 
 
 def check(connection: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def check(connection: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
     except OsirisError as exc:
         return {"ok": False, "message": str(exc)}
     if conn.has_postgres:
-        from osiris.drivers.supabase.connection import connect
+        from osiris.drivers.supabase.postgres_connect import connect
 
         try:
             pg, target = connect(conn, timeout=timeout)

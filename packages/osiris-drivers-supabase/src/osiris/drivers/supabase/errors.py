@@ -1,15 +1,10 @@
-"""Mapping database and HTTP failures onto Osiris's terminal / transient errors, and retries."""
+"""Mapping database and HTTP failures onto Osiris's terminal / transient errors (the runner retries the latter)."""
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
-
-T = TypeVar("T")
 
 # SQLSTATEs worth retrying: connection exceptions (08…), serialization failure, deadlock,
 # admin shutdown / crash / cannot connect now, too many connections, lock timeout.
@@ -62,29 +57,6 @@ def from_postgres(exc: BaseException, *, step: str | None, table: str, doing: st
     if is_transient_sqlstate(code) or lost:
         return TransientError(text, step=step)
     return TerminalError(text, step=step)
-
-
-def with_retries(
-    op: Callable[[], T],
-    *,
-    retries: int,
-    on_retry: Callable[[int, OsirisError, float], Any] | None = None,
-    base_delay: float = 0.5,
-    max_delay: float = 10.0,
-) -> T:
-    """Run `op`, retrying `TransientError`s up to `retries` times with exponential backoff."""
-    attempt = 0
-    while True:
-        try:
-            return op()
-        except TransientError as exc:
-            if attempt >= retries:
-                raise
-            delay = min(max_delay, base_delay * (2**attempt))
-            if on_retry is not None:
-                on_retry(attempt + 1, exc, delay)
-            time.sleep(delay)
-            attempt += 1
 
 
 def http_error(status: int, body: str, *, step: str | None, doing: str) -> OsirisError:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import UserInputError
-from osiris.drivers.supabase.settings import SupabaseConnection
+from osiris.drivers.supabase.connection import SupabaseConnection
 from osiris.drivers.supabase.sqltypes import qualified, quote_ident
 from osiris.runtime.contract import InputHandle, StepContext
 
@@ -99,8 +99,8 @@ class SupabaseExtractor:
         import psycopg2.extras
         import pyarrow as pa
 
-        from osiris.drivers.supabase.connection import connect
         from osiris.drivers.supabase.errors import from_postgres
+        from osiris.drivers.supabase.postgres_connect import connect
 
         pg, _ = connect(conn, step=ctx.step_id)
         # JSON stays text (jsonb → Arrow string), not parsed into Python objects.

@@ -60,7 +60,6 @@ class WriteOptions:
     ddl_channel: str
     batch_size: int
     timeout: float
-    retries: int
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, step: str, default_schema: str = "public") -> WriteOptions:
@@ -102,6 +101,8 @@ class WriteOptions:
                 f"{', '.join(MISSING_COLUMN_POLICIES)}; got `{on_missing}`",
                 step=step,
             )
+        # `retries` is the runner's (osiris.runtime.retry); its range is checked here, as the others.
+        _number(config, "retries", 3, RANGES["retries"], step, integer=True)
         return cls(
             table=table,
             schema=config.get("schema") or default_schema,
@@ -117,7 +118,6 @@ class WriteOptions:
             ddl_channel=config.get("ddl_channel") or "auto",
             batch_size=int(_number(config, "batch_size", 10000, RANGES["batch_size"], step, integer=True)),
             timeout=float(_number(config, "timeout", 60, RANGES["timeout"], step)),
-            retries=int(_number(config, "retries", 3, RANGES["retries"], step, integer=True)),
         )
 
     @property

@@ -13,6 +13,9 @@ Two things beyond the Arrow type shape the column, both set by upstream drivers:
 - field metadata `osiris.sql_type`: the type the source declared where Arrow has no exact
   word for it (`varchar(40)`, `char(2)`, `bit(5)`, `json`, `uuid`, `interval`, `timetz`,
   `varbit`, `numeric`), and `osiris.primary_key`: the column's position in the source's key.
+
+Longer than most modules, on purpose: it is that one table, every Arrow type with its column
+type and its conversion side by side, so the mapping is read (and printed) from one place.
 """
 
 from __future__ import annotations

@@ -9,26 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.drivers.supabase import ddl, identifiers
-from osiris.drivers.supabase.errors import with_retries
+from osiris.drivers.supabase.connection import SupabaseConnection
 from osiris.drivers.supabase.options import WriteOptions
-from osiris.drivers.supabase.settings import SupabaseConnection
-from osiris.runtime.contract import InputHandle, StepContext
+from osiris.runtime.contract import InputHandle, StepContext, single_input
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-
-def single_input(inputs: dict[str, InputHandle], step: str) -> InputHandle:
-    """The one upstream handle a writer loads (`inputs["df"]`, or the only one there is)."""
-    if "df" in inputs:
-        return inputs["df"]
-    distinct = {id(h): h for h in inputs.values()}
-    if len(distinct) == 1:
-        return next(iter(distinct.values()))
-    names = ", ".join(sorted(inputs)) or "none"
-    raise UserInputError(
-        f"Step `{step}` (supabase.writer) needs exactly one upstream step in `needs`; got: {names}", step=step
-    )
 
 
 def stream_batches(handle: InputHandle, batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -98,7 +84,12 @@ class SupabaseWriter:
     def run(
         self, *, step_id: str, config: dict[str, Any], inputs: dict[str, InputHandle], ctx: StepContext
     ) -> dict[str, Any] | None:
-        """Load `inputs["df"]` into the configured table; emits `write.complete`."""
+        """Load `inputs["df"]` into the configured table; emits `write.complete`.
+
+        A transient failure (lost connection, SQLSTATE 08xxx, 40001, HTTP 5xx...) is raised as a
+        `TransientError`; the runner loads again up to `retries` times (`capabilities.safe_to_retry`:
+        nothing is committed before the load's final transaction).
+        """
         start = time.perf_counter()
         conn = SupabaseConnection.from_dict(config.get("resolved_connection"), step=step_id)
         opts = WriteOptions.from_config(config, step=step_id, default_schema=conn.schema)
@@ -106,22 +97,10 @@ class SupabaseWriter:
         check_input(opts, handle.schema, step_id)
         channel = choose_channel(opts.channel, conn, step_id)
         ddl_channel, no_ddl_reason = ddl.choose_ddl_channel(opts.ddl_channel, conn)
-
-        def on_retry(attempt: int, exc: OsirisError, delay: float) -> None:
-            ctx.log_event("write.retry", attempt=attempt, of=opts.retries, delay_s=delay, error=str(exc))
-
         if channel == "psycopg2":
-            result = with_retries(
-                lambda: self._load_postgres(conn, opts, handle, ctx, ddl_channel, no_ddl_reason),
-                retries=opts.retries,
-                on_retry=on_retry,
-            )
+            result = self._load_postgres(conn, opts, handle, ctx, ddl_channel, no_ddl_reason)
         else:
-            result = with_retries(
-                lambda: self._load_http(conn, opts, handle, ctx, ddl_channel, no_ddl_reason),
-                retries=opts.retries,
-                on_retry=on_retry,
-            )
+            result = self._load_http(conn, opts, handle, ctx, ddl_channel, no_ddl_reason)
         duration_ms = int((time.perf_counter() - start) * 1000)
         facts = {
             "table": opts.display,
@@ -212,8 +191,8 @@ class SupabaseWriter:
         import psycopg2
 
         from osiris.drivers.supabase.channels.postgres import PostgresLoader, run_sql
-        from osiris.drivers.supabase.connection import connect
         from osiris.drivers.supabase.errors import from_postgres
+        from osiris.drivers.supabase.postgres_connect import connect
 
         pg, _ = connect(conn, timeout=opts.timeout, step=ctx.step_id)
         try:

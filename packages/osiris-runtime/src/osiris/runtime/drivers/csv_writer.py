@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from osiris.core.errors import UserInputError
-from osiris.runtime.contract import InputHandle, StepContext
+from osiris.runtime.contract import InputHandle, StepContext, single_input
 from osiris.runtime.drivers._files import atomic_target
 
 
@@ -19,7 +19,7 @@ class CsvWriter:
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        source = _single_input(step_id, inputs)
+        source = single_input(inputs, step_id)
         names = list(source.schema.names)
         columns = config.get("columns")
         if columns:
@@ -67,13 +67,3 @@ def _line_terminator(step_id: str, eol: str) -> dict[str, str]:
             hint="pip install 'pyarrow>=26'",
         )
     return {"eol": eol}
-
-
-def _single_input(step_id: str, inputs: dict[str, InputHandle]) -> InputHandle:
-    handle = inputs.get("df")
-    if handle is None:
-        raise UserInputError(
-            f"Step `{step_id}` writes one input but has {len(inputs)}; give it exactly one step in `needs`",
-            step=step_id,
-        )
-    return handle

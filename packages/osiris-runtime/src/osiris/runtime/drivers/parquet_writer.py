@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from osiris.runtime.contract import InputHandle, StepContext
-from osiris.runtime.drivers.csv_writer import _single_input
+from osiris.runtime.contract import InputHandle, StepContext, single_input
 from osiris.runtime.io import write_parquet_atomic
 
 
@@ -16,7 +15,7 @@ class ParquetWriter:
         self, *, step_id: str, config: dict[str, Any], inputs: dict[str, InputHandle], ctx: StepContext
     ) -> dict[str, Any]:
         """Write `inputs["df"]` to `config["path"]`."""
-        source = _single_input(step_id, inputs)
+        source = single_input(inputs, step_id)
         compression = config.get("compression", "zstd")
         rows = write_parquet_atomic(
             ctx.resolve_path(config["path"]),

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
+from osiris.drivers.supabase.connection import SupabaseConnection, redact
 from osiris.drivers.supabase.errors import is_transient_sqlstate
-from osiris.drivers.supabase.settings import SupabaseConnection, redact
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from osiris.core.errors import TransientError
+from osiris.drivers.supabase.connection import SupabaseConnection, redact
 from osiris.drivers.supabase.errors import http_error
-from osiris.drivers.supabase.settings import SupabaseConnection, redact
 
 
 def query_endpoint(conn: SupabaseConnection) -> str:

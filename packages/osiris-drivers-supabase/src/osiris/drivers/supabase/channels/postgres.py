@@ -9,13 +9,17 @@ table exactly, and a keyed `replace` of a table that nothing references (the "di
 DDL, TRUNCATE and the binary COPY straight into the target, in one ADBC transaction). If the
 input turns out to repeat a key, the direct swap is rolled back and the load goes through
 staging, where duplicates are reduced to the last row.
+
+Longer than most modules, on purpose: one load is one transaction over two connections
+(psycopg2 for DDL and the merge, ADBC for the binary COPY), and its strategies (stage and
+merge, direct append, direct swap, restage) share that state; the types, the DDL text and
+the COPY-ready batches live apart (`sqltypes`, `ddl`, `staging`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets as _secrets
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,18 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
 from osiris.drivers.supabase import ddl, identifiers, typefit
-from osiris.drivers.supabase.channels.adbc import AdbcSession
-from osiris.drivers.supabase.connection import connect
+from osiris.drivers.supabase.adbc_session import AdbcSession
 from osiris.drivers.supabase.errors import from_postgres
 from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, duplicate_keys_error, misfit_values
+from osiris.drivers.supabase.postgres_connect import connect
 from osiris.drivers.supabase.sqltypes import mapping, qualified, quote_ident
 from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from osiris.drivers.supabase.connection import SupabaseConnection
     from osiris.drivers.supabase.options import WriteOptions
-    from osiris.drivers.supabase.settings import SupabaseConnection
 
 
 class _InputErrors:
@@ -81,7 +85,6 @@ class LoadResult:
     rows_written: int
     rows_deleted: int = 0
     rows_input: int = 0
-    staged: bool = True
     strategy: str = "merge"
     duplicates_dropped: int = 0
 
@@ -392,9 +395,7 @@ class PostgresLoader:
                 ac.rollback()
                 return None  # the staged path raises the clear "empty input" error
             ac.commit()
-            return LoadResult(
-                rows_written=rows, rows_deleted=before, rows_input=rows, staged=False, strategy="direct_swap"
-            )
+            return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, strategy="direct_swap")
         except OsirisError:
             with contextlib.suppress(Exception):
                 ac.rollback()
@@ -458,7 +459,7 @@ class PostgresLoader:
         finally:
             with contextlib.suppress(Exception):
                 ac.close()
-        return LoadResult(rows_written=rows, rows_input=rows, staged=False, strategy="direct")
+        return LoadResult(rows_written=rows, rows_input=rows, strategy="direct")
 
     # -- the merge -----------------------------------------------------------------------
 
@@ -670,8 +671,3 @@ class PostgresLoader:
             f"OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({reg}) AND NOT tgisinternal) AS busy"
         )
         return not rows[0]["busy"]
-
-
-def elapsed_ms(start: float) -> int:
-    """Milliseconds since `start` (a `time.perf_counter()` value)."""
-    return int((time.perf_counter() - start) * 1000)

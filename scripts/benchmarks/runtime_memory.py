@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peak memory of `osiris run` on a CSV -> DuckDB -> Parquet pipeline over generated rows.
 
-Usage: .venv/bin/python scripts/bench_runtime_memory.py [--rows 500000 --rows 5000000] [--keep DIR]
+Usage: scripts/bench memory [--rows 500000 --rows 5000000] [--keep DIR]
 
 For each row count it generates a CSV, runs the pipeline under `/usr/bin/time -v`
 and prints the CSV size, the output size, the peak RSS and the wall time. The
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OSIRIS = ROOT / ".venv" / "bin" / "osiris"
 
 PIPELINE = """oml_version: "0.1.0"

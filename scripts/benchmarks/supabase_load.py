@@ -9,7 +9,7 @@ Generates N rows × 15 columns as Parquet, then, each in its own child process (
 Prints rows/s, the ratio to the raw COPY, and each child's peak RSS. Needs PostgreSQL on
 127.0.0.1:5432 (creates and drops its own database).
 
-    .venv/bin/python scripts/bench_supabase_load.py [--rows 1000000] [--batch-size 10000]
+    scripts/bench supabase-load [--rows 1000000] [--batch-size 10000]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Runs the quickstart once (in a temporary folder), copies its run directory N times with distinct run ids
 and start times, then times each command in a fresh process and prints the figures:
 
-    .venv/bin/python scripts/bench_runs_history.py [--runs 2000]
+    scripts/bench runs-history [--runs 2000]
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OSIRIS = [sys.executable, "-m", "osiris.core.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from osiris_cli import OSIRIS  # noqa: E402  (the test toolkit's `osiris` command line)
 
 
 def timed(args: list[str], cwd: Path) -> tuple[float, str]:

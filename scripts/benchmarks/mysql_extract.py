@@ -19,7 +19,7 @@ step inside `osiris run` spends it.
 Shapes: `narrow` (short strings, two DOUBLE/FLOAT columns: the client's best case) and
 `wide` (the table of `scripts/bench`: long TEXT, JSON, three DECIMAL columns).
 
-    .venv/bin/python scripts/bench_mysql_extract.py [--rows 200000,2000000] [--shapes narrow,wide]
+    scripts/bench mysql-extract [--rows 200000,2000000] [--shapes narrow,wide]
         [--repeat 3] [--batch-size 50000] [--paths auto,connectorx,pymysql]
 """
 
@@ -73,10 +73,9 @@ FROM seq_1_to_{n}
 
 
 # `wide` is the table of `scripts/bench` (S1): longer rows, TEXT, JSON and NULLs in several columns.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
-from tables import ROWS_DDL, ROWS_FILL  # noqa: E402
+from tables import ROWS_DDL, ROWS_FILL  # noqa: E402  (this folder is on the path of a script run from it)
 
-WORKER = Path(__file__).resolve().parent / "benchmarks" / "mysql_extract_worker.py"
+WORKER = Path(__file__).resolve().parent / "mysql_extract_worker.py"
 
 SHAPES = {
     "narrow": (NARROW_DDL, NARROW_FILL),

@@ -13,7 +13,7 @@ install, registration, steps, download, teardown). Modes:
 - e2b (template): the E2B plugin through the real SDK against the stand-in envd,
   whose "template" has the dependencies on its ``PYTHONPATH``.
 
-Usage: .venv/bin/python scripts/bench_remote.py [--rows N] [--skip-full]
+Usage: scripts/bench remote [--rows N] [--skip-full]
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 
@@ -54,9 +53,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from envd_standin import StandinEnvd
+    from osiris_cli import compile_build
 
-    from osiris.remote.dists import installed
-    from osiris.remote.layers import ensure_layer, third_party_requirements
+    from osiris.remote.layers import ensure_layer, template_requirements
     from osiris.remote.plugins import e2b_plugin, local_plugin
     from osiris.runtime.cli import run_on_host
     from osiris.runtime.sandbox_api import SandboxOptions
@@ -64,36 +63,22 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="osiris-bench-"))
     _make_input(work, args.rows)
     os.chdir(work)
-    build = work / "build"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "osiris.core.cli",
-            "compile",
-            str(ROOT / "docs/examples/quickstart.yaml"),
-            "-o",
-            str(build),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    manifest = next(build.rglob("manifest.yaml"))
-    kw = {"connections_file": None, "verbose": False, "json_output": True}
+    manifest = compile_build(ROOT / "docs/examples/quickstart.yaml", work / "build", cwd=work)
+    kw = {"connections_file": None}
     results = []
 
     def timed(name: str, fn) -> None:
         runs = work / "runs" / f"{len(results)}_{name.replace(' ', '_')}"
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             t0 = time.perf_counter()
-            code = fn(runs)
+            code = fn(runs).exit_code
             wall = time.perf_counter() - t0
         card = json.loads(next(runs.glob("*/*/run_card.json")).read_text())
         results.append((name, code, wall, card.get("sandbox", {}).get("timings", {}), card))
 
     timed(
         "host",
-        lambda r: run_on_host(manifest, runs_dir=r, connections_file=None, as_json=True, verbose=False, progress=False),
+        lambda r: run_on_host(manifest, runs_dir=r),
     )
     local = SandboxOptions(name="local")
     if not args.skip_full:
@@ -108,9 +93,9 @@ def main() -> int:
             os.environ["OSIRIS_CACHE_DIR"] = saved
     timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))  # builds it if missing
     timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))
-    template = ensure_layer(third_party_requirements(sorted(installed())))
-    os.environ["E2B_DEBUG"] = "true"
-    with StandinEnvd(work / "e2b-root", template_env={"PYTHONPATH": str(template.site)}):
+    template = ensure_layer(template_requirements())
+    with StandinEnvd(work / "e2b-root", template_env={"PYTHONPATH": str(template.site)}) as envd:
+        os.environ.update(envd.sdk_env())
         timed("e2b (template)", lambda r: e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=r, **kw))
 
     rows = results[0][4]["steps"][0]["rows_out"]
@@ -121,6 +106,9 @@ def main() -> int:
         steps = sum(s["duration_ms"] for s in card["steps"]) / 1000
         cells = "".join(f"{t[c]:>13.2f}" if c in t else f"{'-':>13}" for c in cols)
         print(f"{name:<20}{code:>5}{wall:>8.2f}{cells}{steps:>8.2f}")
+    for name, code, _, _, card in results:
+        if code != 0:
+            print(f"{name} failed: {(card.get('error') or {}).get('message')}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

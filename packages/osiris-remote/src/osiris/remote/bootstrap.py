@@ -1,0 +1,146 @@
+"""Setting a sandbox up for a run, and bringing its files back: the host side of the file transfers.
+
+`make_environment` makes the run's venv in a fresh sandbox (seeing the dependency layer, the
+template's site-packages, or neither) and uploads the wheels and the read steps' input files;
+`install_osiris` installs the osiris wheels in one installer call (its output:
+`artifacts/_system/pip_install.log`).
+`download` brings back what the run left: diagnostics always, data files on request or
+under the size limit.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from osiris.core import wire
+from osiris.core.manifest import Manifest
+from osiris.remote.layers import DependencyLayer, pth_line
+from osiris.remote.sandbox import Sandbox
+from osiris.remote.wheels import WheelPlan
+from osiris.runtime.sandbox_api import SandboxOptions
+
+PIP_LOG = "artifacts/_system/pip_install.log"
+PIP = "venv/bin/python -m pip install --disable-pip-version-check --no-input"
+STREAMED = ("events.jsonl", "metrics.jsonl", "manifest.yaml")  # written on the host as they arrive
+
+
+def make_environment(
+    sandbox: Sandbox,
+    plan: WheelPlan,
+    layer: DependencyLayer | None,
+    options: SandboxOptions,
+    inputs: list[str],
+) -> bool:
+    """Make the venv (seeing its dependencies) and upload the files; whether the install must fetch dependencies."""
+    if layer is not None:
+        # The layer carries pip and every third-party dependency: no ensurepip, no index.
+        venv_flags, install_deps = "--without-pip", False
+    elif sandbox.preinstalled_dependencies and not options.install_deps:
+        venv_flags, install_deps = "--system-site-packages", False  # the template's Python holds them
+    else:
+        venv_flags, install_deps = "", True
+    sandbox.check(
+        f"mkdir -p wheels run/artifacts/_system && {sandbox.python} -m venv {venv_flags} venv",
+        what="environment (venv)",
+        timeout=300,
+    )
+    if layer is not None:
+        sandbox.check(
+            "venv/bin/python -c 'import sysconfig,sys; "
+            'open(sysconfig.get_paths()["purelib"] + "/_osiris_layer.pth", "w").write(sys.argv[1])\' '
+            + shlex.quote(pth_line(layer.site)),
+            what="environment (dependency layer)",
+        )
+    for wheel in plan.wheels.values():
+        sandbox.upload(wheel, f"wheels/{wheel.name}")
+    for rel in inputs:
+        sandbox.upload(Path(rel), rel)
+    return install_deps
+
+
+def install_osiris(
+    sandbox: Sandbox, plan: WheelPlan, layer: DependencyLayer | None, install_deps: bool, *, deadline: float
+) -> None:
+    """Install the osiris wheels into the venv (`install_commands`), logging to the pip log."""
+    for cmd in install_commands(plan, install_deps, layer.uv if layer is not None else None):
+        sandbox.check(
+            f"echo '$ {cmd}' >> run/{PIP_LOG} && {cmd} >> run/{PIP_LOG} 2>&1",
+            what=f"install of osiris (see {PIP_LOG})",
+            timeout=max(60.0, deadline - time.monotonic()),
+        )
+
+
+def install_commands(plan: WheelPlan, install_deps: bool, uv: Path | None = None) -> list[str]:
+    """The installer calls for the osiris distributions: one, unless some have no wheel at hand.
+
+    With a dependency layer that carries `uv`, the wheels are installed by `uv pip` (same
+    flags, a fraction of pip's start-up time); otherwise by the venv's pip.
+    """
+
+    def specs(pins: list[str]) -> str:
+        return " ".join(shlex.quote(plan.install_spec(p)) for p in pins)
+
+    wheel_pins = [p for p in plan.all_pins if p not in plan.from_index]
+    if install_deps:  # third-party dependencies from the index, osiris ones from the uploaded wheels
+        return [f"{PIP} --find-links wheels {specs(plan.all_pins)}"]
+    tool = f"{shlex.quote(str(uv))} pip install --python venv/bin/python" if uv is not None else PIP
+    cmds = [f"{tool} --no-index --no-deps --find-links wheels {specs(wheel_pins)}"] if wheel_pins else []
+    if plan.from_index:
+        cmds.append(f"{tool} --no-deps {specs(plan.from_index)}")
+    return cmds
+
+
+def data_paths(manifest: Manifest, configs: dict[str, dict[str, Any]], mode: str) -> list[str]:
+    """Relative `path` values of the steps in `mode` (files to upload before, or fetch after, a run)."""
+    found = []
+    for step in manifest.steps:
+        if step.mode != mode:
+            continue
+        value = configs.get(step.id, {}).get("path")
+        relative = isinstance(value, str) and value and not Path(value).is_absolute() and ".." not in Path(value).parts
+        if relative and (mode == "write" or Path(value).is_file()):
+            found.append(value)
+    return found
+
+
+def download(
+    sandbox: Sandbox,
+    cleaned: wire.Cleaned,
+    run_dir: Path,
+    outputs: list[str],
+    options: SandboxOptions,
+    emit: Callable[..., Any],
+) -> dict[str, Any]:
+    """Diagnostics always; data files when asked or under the size limit; streamed logs are not re-fetched."""
+    limit = options.artifact_max_mb * 1024 * 1024
+    fetched, skipped, written = [], [], []
+    for art in cleaned.artifacts:
+        if art.path in STREAMED:
+            continue
+        if art.data and not options.download_data and art.size > limit:
+            skipped.append(art.path)
+            continue
+        target = run_dir / art.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(sandbox.read(f"run/{art.path}"))
+        fetched.append(art.path)
+    for rel in outputs:
+        try:
+            data = sandbox.read(rel)
+        except Exception:
+            continue
+        if not options.download_data and len(data) > limit:
+            skipped.append(rel)
+            continue
+        Path(rel).parent.mkdir(parents=True, exist_ok=True)
+        Path(rel).write_bytes(data)
+        written.append(rel)
+    sandbox_card = run_dir / "run_card.json"
+    if sandbox_card.exists():
+        (run_dir / "artifacts" / "_system" / "run_card.json").write_bytes(sandbox_card.read_bytes())
+    emit("artifacts_downloaded", origin="host", files=len(fetched), outputs=written, skipped=skipped)
+    return {"files": len(fetched), "outputs": written, "skipped": skipped}

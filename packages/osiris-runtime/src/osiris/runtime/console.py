@@ -1,0 +1,130 @@
+"""What `osiris run` prints on the console: live progress while a run goes, and its result at the end.
+
+Only the CLI prints; a run (on the host or in a sandbox) returns a `RunResult` and the
+same report is made of it wherever it ran: a table of the steps, where the run dir and
+the run card are, and the error (with its hint); `--json` prints the same as data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from osiris.core.errors import ErrorInfo
+from osiris.runtime.runcard import RunResult
+from osiris.runtime.runlog import RunListener
+
+
+class ProgressDisplay(RunListener):
+    """Live rows and rows/s per step on a terminal (stderr); used only when stderr is a TTY."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self._last = 0.0
+
+    def on_event(self, record: dict[str, Any]) -> None:
+        """Print a line when a step starts, completes or fails."""
+        name, step = record.get("event"), record.get("step_id")
+        if name == "step_start":
+            self._write(f"  {step}: running ({record.get('component')})")
+        elif name == "step_complete":
+            rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
+            self._write(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", end="\n")
+        elif name == "step_failed":
+            self._write(f"  {step}: FAILED", end="\n")
+
+    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
+        """Redraw the step's line at most ten times a second."""
+        now = time.monotonic()
+        if now - self._last < 0.1:
+            return
+        self._last = now
+        rate = rows / elapsed_s if elapsed_s > 0 else 0.0
+        self._write(f"  {step_id}: {rows:,} rows, {rate:,.0f} rows/s")
+
+    def _write(self, text: str, end: str = "") -> None:
+        self.stream.write("\r\033[K" + text + end)
+        self.stream.flush()
+
+
+class StepLines(RunListener):
+    """One plain line on stderr per finished step (a sandboxed run without a terminal display)."""
+
+    def on_event(self, record: dict[str, Any]) -> None:
+        """Print the line of a `step_complete` or `step_failed`."""
+        name, step = record.get("event"), record.get("step_id")
+        if name == "step_complete":
+            rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
+            click.echo(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", err=True)
+        elif name == "step_failed":
+            click.echo(f"  {step}: FAILED: {(record.get('error') or {}).get('message', '')}", err=True)
+
+
+def summary_table(run: RunResult) -> str:
+    """The steps of a run as an aligned table: step, component, status, rows in and out, time."""
+    header = ("STEP", "COMPONENT", "STATUS", "ROWS IN", "ROWS OUT", "TIME")
+    rows = [
+        (
+            s.step_id,
+            s.component,
+            s.status,
+            f"{s.rows_in:,}",
+            f"{s.rows_out:,}",
+            f"{s.duration_ms / 1000:.2f}s" if s.status != "not_run" else "-",
+        )
+        for s in run.steps
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    right = {3, 4, 5}
+    lines = []
+    for r in [header, *rows]:
+        cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(header))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def result_data(result: RunResult) -> dict[str, Any]:
+    """The result as `osiris run --json` prints it (a sandboxed run adds its `sandbox` section)."""
+    data: dict[str, Any] = {
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "run_id": result.run_id,
+        "run_dir": str(result.run_dir),
+        "run_card": str(result.run_dir / "run_card.json"),
+        "error": result.error,
+        "steps": result.run_card.get("steps", []),
+    }
+    if result.sandbox is not None:
+        data["sandbox"] = result.sandbox
+    return data
+
+
+def print_report(result: RunResult, *, as_json: bool, verbose: bool) -> None:
+    """Print the outcome of a run: as JSON on stdout, or the table and where things are (errors on stderr)."""
+    if as_json:
+        click.echo(json.dumps(result_data(result), indent=2))
+        return
+    sandbox = result.sandbox
+    where = f" in sandbox `{sandbox.get('name', '?')}`" if sandbox is not None else ""
+    click.echo(summary_table(result))
+    click.echo(f"run {result.status} in {result.duration_ms / 1000:.2f}s{where}: {result.run_dir}")
+    click.echo(f"  run card  {result.run_dir / 'run_card.json'}")
+    if sandbox is not None:
+        t = sandbox.get("timings") or {}
+        phases = ("layer", "environment", "install", "registration")
+        click.echo("  bootstrap " + ", ".join(f"{k} {t[k]:.2f}s" for k in phases if k in t))
+    for step in result.steps:
+        for fact_key in ("path", "table"):
+            if step.status == "succeeded" and step.facts.get(fact_key):
+                click.echo(f"  output    {step.step_id}: {step.facts[fact_key]}")
+    if result.status != "succeeded":
+        failed = result.failed_step
+        message = str(ErrorInfo.from_data(result.error)) if result.error else "unknown error"
+        where = f"step `{failed.step_id}` failed: " if failed else ""
+        if verbose and failed is not None and failed.traceback:
+            click.echo(failed.traceback, err=True)
+        click.echo(f"error: {where}{message}", err=True)

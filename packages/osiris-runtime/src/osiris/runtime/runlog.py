@@ -1,0 +1,153 @@
+"""A run's event and metric log: `events.jsonl`, `metrics.jsonl` and the listeners, all redacted.
+
+Every record is plain JSON data; an event is ``{"ts", "run_id", "event", "step_id"?, ...}``
+and a metric ``{"ts", "run_id", "metric", "value", "step_id"?, ...tags}``. Each is masked by
+the run's `Redactor` before it is written or handed to a `RunListener`, so no listener (a
+progress display, a sandbox worker forwarding records to its host) ever sees a secret.
+Records made elsewhere (a sandbox worker's, streamed to the host) are written as they came,
+redacted again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from osiris.core.redaction import Redactor
+
+EVENTS_FILE = "events.jsonl"
+METRICS_FILE = "metrics.jsonl"
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 with milliseconds (the `ts` of every record)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON data: mappings with string keys, lists, scalars; anything else as `str()`."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class RunListener:
+    """Receives every (already redacted) event, metric and progress tick of a run; override what you need."""
+
+    def on_event(self, record: dict[str, Any]) -> None:
+        """An event record as written to `events.jsonl`."""
+
+    def on_metric(self, record: dict[str, Any]) -> None:
+        """A metric record as written to `metrics.jsonl`."""
+
+    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
+        """`rows` rows processed so far by `step_id`, `elapsed_s` seconds after it started."""
+
+
+class RunLog:
+    """The event and metric files of one run directory, and the listeners that see every record.
+
+    Records go to the listeners from the start; to the files once `open()` was called
+    (until `close()`).
+    """
+
+    def __init__(self, run_dir: Path, run_id: str, redactor: Redactor, listeners: Iterable[RunListener] = ()) -> None:
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.redactor = redactor
+        self.listeners = list(listeners)
+        self._events: IO[str] | None = None
+        self._metrics: IO[str] | None = None
+
+    def open(self) -> None:
+        """Open (append to) `events.jsonl` and `metrics.jsonl`; the run dir must exist."""
+        if self._events is None:
+            self._events = (self.run_dir / EVENTS_FILE).open("a", encoding="utf-8")
+        if self._metrics is None:
+            self._metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        """Close the files (records still reach the listeners)."""
+        for f in (self._events, self._metrics):
+            if f is not None:
+                f.close()
+        self._events = self._metrics = None
+
+    def event(self, name: str, step_id: str | None = None, **data: Any) -> dict[str, Any]:
+        """Record the event `name` (of `step_id`, when given); returns the record as written."""
+        record: dict[str, Any] = {"ts": now(), "run_id": self.run_id, "event": name}
+        if step_id is not None:
+            record["step_id"] = step_id
+        record.update(data)
+        return self.write_event(record)
+
+    def metric(self, name: str, value: float, step_id: str | None = None, **tags: Any) -> dict[str, Any]:
+        """Record the metric `name` (of `step_id`, when given); returns the record as written."""
+        record: dict[str, Any] = {"ts": now(), "run_id": self.run_id, "metric": name, "value": value}
+        if step_id is not None:
+            record["step_id"] = step_id
+        record.update(tags)
+        return self.write_metric(record)
+
+    def write_event(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write an event record made elsewhere (e.g. streamed from a sandbox), redacted."""
+        record = self.redactor.redact(jsonable(record))
+        self._write(self._events, record)
+        for listener in self.listeners:
+            listener.on_event(record)
+        return record
+
+    def write_metric(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write a metric record made elsewhere (e.g. streamed from a sandbox), redacted."""
+        record = self.redactor.redact(jsonable(record))
+        self._write(self._metrics, record)
+        for listener in self.listeners:
+            listener.on_metric(record)
+        return record
+
+    def progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
+        """Tell the listeners how far `step_id` got (progress is not written to a file)."""
+        for listener in self.listeners:
+            listener.on_progress(step_id, rows, elapsed_s)
+
+    @staticmethod
+    def _write(stream: IO[str] | None, record: dict[str, Any]) -> None:
+        if stream is not None:
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            stream.flush()
+
+
+class LogRedaction(logging.Filter):
+    """Masks the run's secrets in every log record of the process's root handlers while installed."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message by its redacted text."""
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        record.msg = self.redactor.redact_text(message)
+        record.args = None
+        return True
+
+    def install(self) -> None:
+        """Add this filter to every handler of the root logger."""
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(self)
+
+    def remove(self) -> None:
+        """Take this filter off the root logger's handlers again."""
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self)

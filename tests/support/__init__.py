@@ -1,1 +1,0 @@
-"""Test support code (not shipped in any package)."""

@@ -43,20 +43,7 @@ from osiris.core.manifest import (
     dump_manifest,
     seal,
 )
-from osiris.core.oml import Pipeline, Step
-
-try:
-    from osiris.core.oml import check_pipeline
-except ImportError:  # osiris-core 0.2 (the oldest this release allows): shape errors one at a time
-    from types import SimpleNamespace
-
-    from osiris.core.oml import decode_pipeline
-
-    def check_pipeline(data: Any, *, file: str | None = None, index: LineIndex | None = None) -> Any:  # type: ignore[misc]
-        """`decode_pipeline`, shaped like the newer core's `check_pipeline` result."""
-        return SimpleNamespace(pipeline=decode_pipeline(data, file=file, index=index), errors=[], invalid_steps=set())
-
-
+from osiris.core.oml import Pipeline, Step, check_pipeline
 from osiris.core.spec import apply_defaults
 
 

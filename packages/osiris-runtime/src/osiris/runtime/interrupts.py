@@ -25,7 +25,6 @@ psycopg2's `wait_select`) treats SIGTERM the same way.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import os
 import signal
@@ -155,7 +154,8 @@ def interrupt_main(signum: int, reason: str) -> None:
             return
         _state.from_thread = reason
     if _state.installed:
-        _thread.interrupt_main(signum)
+        # A real signal to the main thread: it also ends a blocking system call there (a socket read).
+        signal.pthread_kill(threading.main_thread().ident or 0, signum)
     else:
         _state.signum, _state.reason = signum, reason
 

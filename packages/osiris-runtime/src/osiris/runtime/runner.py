@@ -307,7 +307,6 @@ class Runner:
                 interrupts.raise_if_requested()
                 if self.run_step(step.id).status != "succeeded":
                     break
-            interrupts.raise_if_requested()
         except KeyboardInterrupt as exc:
             return self.finish(interrupted=interrupts.as_interrupt(exc))
         return self.finish()

@@ -33,6 +33,7 @@ from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, dupli
 from osiris.drivers.supabase.postgres_connect import connect
 from osiris.drivers.supabase.sqltypes import mapping, qualified, quote_ident
 from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
+from osiris.runtime.interrupts import check_before_commit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -177,6 +178,7 @@ class PostgresLoader:
                 if info is None:
                     raise TerminalError(f"Table `{opts.display}` does not exist (step `{self.step}`)", step=self.step)
                 result = self._merge(cur, info, arrow_schema, stage, staged_rows)
+            check_before_commit(self.step)  # a stopped run (or a sandbox whose host is gone) rolls back
             pg.commit()
             result.rows_input = staged_rows
             return result
@@ -184,6 +186,10 @@ class PostgresLoader:
             with contextlib.suppress(psycopg2.Error):
                 pg.rollback()
             raise self._fail(exc, f"Loading into ({opts.write_mode})") from None
+        except KeyboardInterrupt:  # a stop (`RunInterrupted`): nothing of this load is committed
+            with contextlib.suppress(psycopg2.Error):
+                pg.rollback()
+            raise
         finally:
             if stage is not None:
                 self._drop_stage(pg, stage)
@@ -394,8 +400,13 @@ class PostgresLoader:
             if rows == 0 and not opts.allow_empty_replace:
                 ac.rollback()
                 return None  # the staged path raises the clear "empty input" error
+            check_before_commit(self.step)
             ac.commit()
             return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, strategy="direct_swap")
+        except KeyboardInterrupt:  # a stop (`RunInterrupted`): nothing of this load is committed
+            with contextlib.suppress(Exception):
+                ac.rollback()
+            raise
         except OsirisError:
             with contextlib.suppress(Exception):
                 ac.rollback()
@@ -446,7 +457,12 @@ class PostgresLoader:
         ac = self._adbc(target)
         try:
             rows = self._copy_in(ac, self.opts.table, arrow_schema, batches)
+            check_before_commit(self.step)
             ac.commit()
+        except KeyboardInterrupt:  # a stop (`RunInterrupted`): nothing of this load is committed
+            with contextlib.suppress(Exception):
+                ac.rollback()
+            raise
         except OsirisError:
             raise
         except Exception as exc:

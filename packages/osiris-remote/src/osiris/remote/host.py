@@ -37,7 +37,6 @@ committing.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
@@ -267,11 +266,13 @@ class HostAdapter:
             session.emit("sandbox_stop_failed", origin="host", error=session.error_data(exc))
             return None
         self.worker.returncode(wait=10)
-        with contextlib.suppress(OsirisError, OSError):
+        try:
             outputs = bootstrap.data_paths(session.manifest, session.configs, "write")
             self.downloaded = bootstrap.download(
                 self.sandbox, msg, session.run_dir, outputs, self.options, session.emit
             )
+        except (OsirisError, OSError) as exc:
+            session.problems.add("the sandbox's run directory (download)", exc)
         return dict(msg.run_card) or None
 
     def _drive(self, session: RunSession) -> dict[str, Any]:
@@ -353,7 +354,10 @@ class HostAdapter:
         self.worker.returncode(wait=10)
         t0 = time.perf_counter()
         outputs = bootstrap.data_paths(manifest, configs, "write")
-        self.downloaded = bootstrap.download(sandbox, cleaned, session.run_dir, outputs, self.options, session.emit)
+        try:
+            self.downloaded = bootstrap.download(sandbox, cleaned, session.run_dir, outputs, self.options, session.emit)
+        except OSError as exc:  # the host's disk is full: the run's data is committed all the same
+            session.problems.add("the sandbox's run directory (download)", exc)
         self.timings["download"] = round(time.perf_counter() - t0, 3)
         card = dict(cleaned.run_card)
         if prepare_error is not None and not card.get("error"):
@@ -478,7 +482,9 @@ class HostAdapter:
         }
         card = session.write_run_card(card)
         session.close()
-        return RunResult.from_card(card, session.run_dir)
+        result = RunResult.from_card(card, session.run_dir)
+        result.diagnostics_incomplete = session.problems.messages()
+        return result
 
     def _step_results(
         self, manifest: Manifest, error: dict[str, Any] | None, interrupted: bool = False

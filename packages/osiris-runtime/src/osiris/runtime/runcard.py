@@ -82,6 +82,8 @@ class RunResult:
     duration_ms: float
     run_card: dict[str, Any]
     error: dict[str, Any] | None = None
+    # Diagnostics that could not be written (disk full); the status and the data are as reported anyway.
+    diagnostics_incomplete: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:

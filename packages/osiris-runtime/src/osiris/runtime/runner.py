@@ -132,7 +132,7 @@ class Runner:
         out_dir.mkdir(parents=True, exist_ok=True)
         config = session.configs.get(step_id, {})
         cleaned = json.dumps(session.redactor.redact(config), indent=2, sort_keys=True, ensure_ascii=False)
-        (out_dir / "cleaned_config.json").write_text(cleaned + "\n", encoding="utf-8")
+        session.write_diagnostic(out_dir / "cleaned_config.json", cleaned + "\n")
         session.emit("step_start", step_id, component=step.component, mode=step.mode, driver=step.driver)
         result.status = "running"
         rows = {"driver": 0, "written": 0}  # progress of the current attempt, as told by the driver / the writer
@@ -216,7 +216,7 @@ class Runner:
             result.status = "failed"
             result.error = session.error_data(exc, step_id)
             result.traceback = session.redactor.redact_text(traceback.format_exc())
-            (out_dir / "error.txt").write_text(result.traceback, encoding="utf-8")
+            session.write_diagnostic(out_dir / "error.txt", result.traceback)
             session.metric("duration_ms", result.duration_ms, step_id)
             session.emit("step_failed", step_id, error=result.error, duration_ms=result.duration_ms)
         _release_arrow_memory()
@@ -294,6 +294,7 @@ class Runner:
         card = session.write_run_card(card)
         session.close()
         self._finished = RunResult.from_card(card, session.run_dir, steps=steps)
+        self._finished.diagnostics_incomplete = session.problems.messages()
         return self._finished
 
     def run(self) -> RunResult:

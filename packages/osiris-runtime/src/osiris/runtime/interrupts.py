@@ -12,7 +12,9 @@ exception: a driver's `finally` closes its connections (uncommitted work is roll
 `interrupted`, emits `run_interrupted`, and writes a run card with status `interrupted` while
 further signals are only recorded (`deferred`). A second signal while the run is stopping forces
 the exit at once (`os._exit(128 + signum)`), after the `on_force_exit` callbacks (a sandbox host
-kills its worker there).
+kills its worker there). A thread sees every signal as it arrives (`signal.set_wakeup_fd`), so this
+works while the main thread is blocked in C code; it also calls the `cancel_on_interrupt` callbacks
+(a writer cancels its running statement), so that a blocked step stops now.
 
 A writer calls `check_before_commit(step_id)` right before the COMMIT that makes a load visible:
 it raises `RunInterrupted` when a stop was requested (even one a library swallowed) or when a
@@ -105,6 +107,9 @@ class _State:
         self.from_thread: str | None = None
         self.force_callbacks: list[Callable[[], None]] = []
         self.commit_checks: list[Callable[[str | None], None]] = []
+        self.cancels: list[Callable[[], None]] = []
+        self.watcher: threading.Thread | None = None
+        self.thread_signals = 0  # signals this process sent itself (`interrupt_main`), not yet seen
         self.lock = threading.Lock()
 
 
@@ -153,6 +158,8 @@ def interrupt_main(signum: int, reason: str) -> None:
         if _state.signum is not None:
             return
         _state.from_thread = reason
+        if _state.installed:
+            _state.thread_signals += 1
     if _state.installed:
         # A real signal to the main thread: it also ends a blocking system call there (a socket read).
         signal.pthread_kill(threading.main_thread().ident or 0, signum)
@@ -170,28 +177,111 @@ def deferred() -> Iterator[None]:
         _state.deferred -= 1
 
 
+def cancel_on_interrupt(cancel: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
+    """While inside, a stop calls `cancel()` at once from another thread (e.g. psycopg2's `connection.cancel`),
+    so a statement that blocks the main thread in C ends now instead of when it is done."""
+
+    @contextlib.contextmanager
+    def registered() -> Iterator[None]:
+        _state.cancels.append(cancel)
+        try:
+            if _state.signum is not None:
+                _run_cancels()
+            yield
+        finally:
+            with contextlib.suppress(ValueError):
+                _state.cancels.remove(cancel)
+
+    return registered()
+
+
+def _run_cancels() -> None:
+    for cancel in list(_state.cancels):
+        with contextlib.suppress(Exception):
+            cancel()
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"\nosiris: {text}\n")
+        sys.stderr.flush()
+
+
+def _force_exit(signum: int) -> None:
+    _say(f"{signal.Signals(signum).name} again: forcing the exit")
+    for callback in list(_state.force_callbacks):
+        with contextlib.suppress(BaseException):
+            callback()
+    os._exit(128 + signum)
+
+
+def _watch(read_fd: int) -> None:
+    """Sees every signal as it arrives (the wakeup fd), even while the main thread is blocked in C code:
+    the first cancels blocking work, a second one from outside forces the exit."""
+    seen = 0
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        for signum in data:
+            if signum not in SIGNALS:
+                continue
+            seen += 1
+            from_thread = _state.thread_signals > 0
+            if from_thread:
+                _state.thread_signals = max(0, _state.thread_signals - 1)
+            if seen == 1 or from_thread:
+                if _state.announce and not from_thread:
+                    _say(f"{signal.Signals(signum).name}: stopping the run cleanly (again to force the exit)")
+                _run_cancels()
+            elif _state.force_on_second:
+                _force_exit(signum)
+
+
 def _handler(signum: int, _frame: Any) -> None:
     reason, _state.from_thread = _state.from_thread, None
     if _state.signum is not None:
-        if reason is None and _state.force_on_second:
-            name = signal.Signals(signum).name
-            with contextlib.suppress(Exception):
-                sys.stderr.write(f"\nosiris: {name} again: forcing the exit\n")
-                sys.stderr.flush()
-            for callback in list(_state.force_callbacks):
-                with contextlib.suppress(BaseException):
-                    callback()
-            os._exit(128 + signum)
+        if reason is None and _state.force_on_second and _state.watcher is None:
+            _force_exit(signum)
         return
     _state.signum, _state.reason = signum, reason or "signal"
-    if _state.announce and reason is None:
-        name = signal.Signals(signum).name
-        with contextlib.suppress(Exception):
-            sys.stderr.write(f"\nosiris: {name}: stopping the run cleanly (again to force the exit)\n")
-            sys.stderr.flush()
+    if _state.announce and reason is None and _state.watcher is None:
+        _say(f"{signal.Signals(signum).name}: stopping the run cleanly (again to force the exit)")
     if _state.deferred:
         return
     raise RunInterrupted(signum, _state.reason)
+
+
+def _start_watcher() -> tuple[int, int, int] | None:
+    """A wakeup fd and the thread that reads it; (read fd, write fd, previous wakeup fd), or None."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    _state.watcher = threading.Thread(target=_watch, args=(read_fd,), name="osiris-signals", daemon=True)
+    _state.watcher.start()
+    return read_fd, write_fd, previous
+
+
+def _stop_watcher(fds: tuple[int, int, int] | None) -> None:
+    if fds is None:
+        return
+    read_fd, write_fd, previous = fds
+    signal.set_wakeup_fd(previous)
+    os.close(write_fd)  # the watcher reads the end of the pipe and stops
+    if _state.watcher is not None:
+        _state.watcher.join(timeout=5)
+    _state.watcher = None
+    os.close(read_fd)
 
 
 @contextlib.contextmanager
@@ -206,6 +296,7 @@ def handle_signals(*, force_on_second: bool = True, announce: bool = False) -> I
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     outer = (_state.force_on_second, _state.announce)
     _state.force_on_second, _state.announce = force_on_second, announce
+    fds = _start_watcher() if not _state.installed else None
     for s in SIGNALS:
         signal.signal(s, _handler)
     _state.installed += 1
@@ -215,6 +306,7 @@ def handle_signals(*, force_on_second: bool = True, announce: bool = False) -> I
         _state.installed -= 1
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _stop_watcher(fds)
         _state.force_on_second, _state.announce = outer
         if not _state.installed:
             reset()
@@ -229,6 +321,7 @@ __all__ = [
     "RunInterrupted",
     "add_commit_check",
     "as_interrupt",
+    "cancel_on_interrupt",
     "check_before_commit",
     "deferred",
     "handle_signals",

@@ -33,7 +33,7 @@ from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, dupli
 from osiris.drivers.supabase.postgres_connect import connect
 from osiris.drivers.supabase.sqltypes import mapping, qualified, quote_ident
 from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
-from osiris.runtime.interrupts import check_before_commit
+from osiris.runtime.interrupts import cancel_on_interrupt, check_before_commit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -145,10 +145,24 @@ class PostgresLoader:
         ddl_in_transaction: bool,
     ) -> LoadResult:
         """Load the input; `ddl_statements` run first in the load's transaction when `ddl_in_transaction`."""
+        pg, target = self._pg()
+        # A stop (SIGINT, SIGTERM, the sandbox's host gone) cancels the running statement at once.
+        with cancel_on_interrupt(pg.cancel):
+            return self._load_on(pg, target, arrow_schema, batches, num_rows, ddl_statements, ddl_in_transaction)
+
+    def _load_on(
+        self,
+        pg: Any,
+        target: Any,
+        arrow_schema: pa.Schema,
+        batches: Callable[[], Iterable[pa.RecordBatch]],
+        num_rows: int,
+        ddl_statements: list[ddl.Statement],
+        ddl_in_transaction: bool,
+    ) -> LoadResult:
         import psycopg2
 
         opts = self.opts
-        pg, target = self._pg()
         stage: str | None = None
         try:
             with pg.cursor() as cur:

@@ -9,14 +9,97 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from databases import Database
+from osiris_cli import start_osiris
 
 LIMITED_RUN = Path(__file__).with_name("limited_run.py")
+
+
+SOURCE_ROWS = 3000
+OLD_ROWS = [(1, "old one"), (2, "old two"), (9999, "old only")]
+EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def pipeline(*, write_mode: str, sleep_at: int | None = None, table: str = "target") -> str:
+    """MariaDB `items` -> `table` in PostgreSQL; with `sleep_at`, the extract stalls at that row."""
+    stall = f"SLEEP(IF(id = {sleep_at}, 60, 0))" if sleep_at else "0"
+    columns = "id, name" if table == "plain" else f"id, name, {stall} AS stalled"
+    return f"""
+oml_version: "0.1.0"
+name: stops
+steps:
+  - id: items
+    component: mysql.extractor
+    mode: read
+    config:
+      connection: "@mysql.default"
+      query: "SELECT {columns} FROM items ORDER BY id"
+      batch_size: 100
+  - id: load
+    component: supabase.writer
+    mode: write
+    needs: [items]
+    config:
+      connection: "@supabase.default"
+      table: {table}
+      write_mode: {write_mode}
+      primary_key: [id]
+"""
+
+
+def make_project(new_mysql_db: Any, new_pg_db: Any, tmp_path: Path) -> tuple[Database, Database, Path]:
+    """A source with `SOURCE_ROWS` items, a target holding `OLD_ROWS`, and a connections file in `tmp_path`."""
+    import flagship
+
+    source, target = new_mysql_db("osiris_stops"), new_pg_db("osiris_stops")
+    with source.cursor() as cur:
+        cur.execute("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40))")
+        cur.execute(f"INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_{SOURCE_ROWS}")
+    with target.cursor() as cur:
+        cur.execute("CREATE TABLE target (id integer PRIMARY KEY, name text, stalled bigint)")
+        cur.executemany("INSERT INTO target VALUES (%s, %s, 0)", OLD_ROWS)
+    flagship.write_connections(
+        tmp_path / "osiris_connections.yaml", mysql_database=source.name, pg_database=target.name
+    )
+    return source, target, tmp_path
+
+
+def start(tmp_path: Path, text: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`osiris run` of the pipeline `text` (written to `stops.yaml`) in `tmp_path`, left running."""
+    import flagship
+
+    (tmp_path / "stops.yaml").write_text(text)
+    return start_osiris("run", "stops.yaml", *extra, cwd=tmp_path, env={**flagship.ENV, **(env or {})})
+
+
+def old_rows() -> list[tuple[Any, ...]]:
+    """The target's rows before any run."""
+    return [(i, name, 0) for i, name in OLD_ROWS]
+
+
+def assert_interrupted(proc: subprocess.Popen[str], runs: Path, sig: int, step: str) -> dict[str, Any]:
+    """The run exited 128 + sig, left an `interrupted` card naming `step`, no temporary file."""
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT[sig], err
+    assert "internal error" not in err and "interrupted" in err
+    run_dir = the_run_dir(runs)
+    assert run_dir is not None
+    card = json.loads((run_dir / "run_card.json").read_text())
+    assert card["status"] == "interrupted"
+    assert card["interrupted"]["signal"] == signal.Signals(sig).name and card["interrupted"]["step"] == step
+    assert card["error"]["exit_code"] == EXIT[sig] and card["error"]["step"] == step
+    statuses = {s["id"]: s["status"] for s in card["steps"]}
+    assert statuses[step] == "interrupted"
+    assert [e for e in events(run_dir) if e["event"] == "run_interrupted"]
+    assert temporary_files(run_dir) == []
+    return card
 
 
 def wait_for(what: str, check: Callable[[], Any], *, timeout: float = 120, every: float = 0.05) -> Any:

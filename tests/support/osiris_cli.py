@@ -34,9 +34,12 @@ def compile_build(pipeline: str | Path, out: str | Path, *, cwd: str | Path) -> 
     return next(Path(cwd, out).rglob("manifest.yaml"))
 
 
-def start_osiris(*args: str | Path, cwd: str | Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+def start_osiris(
+    *args: str | Path, cwd: str | Path, env: Mapping[str, str] | None = None, unset: Iterable[str] = ()
+) -> subprocess.Popen[str]:
     """`osiris ARGS` in `cwd`, started and left running (to signal or kill it); as `run_osiris` otherwise."""
-    full_env = {k: v for k, v in os.environ.items() if k != "OSIRIS_DEBUG"}
+    dropped = {"OSIRIS_DEBUG", *unset}
+    full_env = {k: v for k, v in os.environ.items() if k not in dropped}
     full_env.update(env or {})
     return subprocess.Popen(
         [*OSIRIS, *map(str, args)],

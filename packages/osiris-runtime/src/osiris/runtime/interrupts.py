@@ -32,6 +32,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -110,6 +111,7 @@ class _State:
         self.cancels: list[Callable[[], None]] = []
         self.watcher: threading.Thread | None = None
         self.thread_signals = 0  # signals this process sent itself (`interrupt_main`), not yet seen
+        self.pending_raise = False  # a stop seen during an import, raised once the import is done
         self.lock = threading.Lock()
 
 
@@ -243,9 +245,40 @@ def _watch(read_fd: int) -> None:
                 _force_exit(signum)
 
 
-def _handler(signum: int, _frame: Any) -> None:
+def _importing(frame: Any) -> bool:
+    """Whether `frame` runs inside an import: an exception raised there can break a C extension's
+    initialisation (DuckDB's aborts the process), so the interrupt waits until the import is done."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _retry_later(signum: int) -> None:
+    """Send the interrupt to the main thread again until it could be raised (an import was running)."""
+
+    def retry() -> None:
+        while _state.pending_raise and _state.installed:
+            time.sleep(0.05)
+            with _state.lock:
+                if not _state.pending_raise:
+                    return
+                _state.from_thread = "retry"
+                _state.thread_signals += 1
+            signal.pthread_kill(threading.main_thread().ident or 0, signum)
+
+    threading.Thread(target=retry, name="osiris-interrupt-retry", daemon=True).start()
+
+
+def _handler(signum: int, frame: Any) -> None:
     reason, _state.from_thread = _state.from_thread, None
     if _state.signum is not None:
+        if reason == "retry":
+            if _state.pending_raise and not _state.deferred and not _importing(frame):
+                _state.pending_raise = False
+                raise RunInterrupted(_state.signum, _state.reason)
+            return
         if reason is None and _state.force_on_second and _state.watcher is None:
             _force_exit(signum)
         return
@@ -253,6 +286,10 @@ def _handler(signum: int, _frame: Any) -> None:
     if _state.announce and reason is None and _state.watcher is None:
         _say(f"{signal.Signals(signum).name}: stopping the run cleanly (again to force the exit)")
     if _state.deferred:
+        return
+    if _importing(frame):
+        _state.pending_raise = True
+        _retry_later(signum)
         return
     raise RunInterrupted(signum, _state.reason)
 
@@ -315,6 +352,7 @@ def handle_signals(*, force_on_second: bool = True, announce: bool = False) -> I
 def reset() -> None:
     """Forget a requested stop (a new run in the same process starts clean)."""
     _state.signum, _state.reason, _state.from_thread = None, "signal", None
+    _state.pending_raise = False
 
 
 __all__ = [

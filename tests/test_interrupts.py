@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from osiris_cli import run_osiris
 from stops import (
     LIMITED_RUN,
     SOURCE_ROWS,
@@ -56,6 +57,11 @@ def test_a_signal_during_an_extract_stops_it_cleanly(project: Any, sig: int) -> 
     assert {s["id"]: s["status"] for s in card["steps"]} == {"items": "interrupted", "load": "not_run"}
     assert not (run_dir / "artifacts/items/output.parquet").exists()
     assert rows(target, "target") == old_rows()
+    # The run history reads it as what it is.
+    shown = run_osiris("runs", "show", "latest", "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    run = json.loads(shown.stdout)["run"]
+    assert run["status"] == "interrupted" and run["run_id"] == run_dir.name
 
 
 @pytest.mark.parametrize(("sig", "write_mode"), [(signal.SIGINT, "upsert"), (signal.SIGTERM, "append")])
@@ -94,8 +100,7 @@ def test_a_second_ctrl_c_forces_the_exit(project: Any) -> None:
     assert rows(target, "plain") == [(1, "old one")]
 
 
-@pytest.mark.parametrize("trigger", ["write.complete", "step_complete"])
-def test_a_full_disk_after_the_commit_is_a_warning_not_a_failure(project: Any, trigger: str) -> None:
+def test_a_full_disk_after_the_commit_is_a_warning_not_a_failure(project: Any) -> None:
     import flagship
 
     _, target, tmp_path = project
@@ -103,7 +108,7 @@ def test_a_full_disk_after_the_commit_is_a_warning_not_a_failure(project: Any, t
     done = subprocess.run(
         [sys.executable, str(LIMITED_RUN), "run", "stops.yaml", "--json"],
         cwd=tmp_path,
-        env={**_env(), **flagship.ENV, "OSIRIS_TEST_FULL_AFTER": trigger},
+        env={**_env(), **flagship.ENV, "OSIRIS_TEST_FULL_AFTER": "write.complete"},
         capture_output=True,
         text=True,
         timeout=300,

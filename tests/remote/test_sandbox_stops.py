@@ -111,18 +111,6 @@ def test_a_killed_e2b_host_stops_its_sandbox_worker(project: Any, envd: Any, mon
     assert rows(target, "target") == old_rows()
 
 
-def test_an_interrupted_e2b_host_kills_its_sandbox(project: Any, envd: Any) -> None:
-    source, target, tmp_path = project
-    with table_locked(target, "target"):
-        proc = start(tmp_path, pipeline(write_mode="upsert"), "--e2b")
-        _moment("load", source, target, tmp_path)
-        proc.send_signal(signal.SIGTERM)
-        card = assert_interrupted(proc, tmp_path / "runs", signal.SIGTERM, "load")
-        assert not envd.running_pids()
-    assert card["sandbox"]["name"] == "e2b"
-    assert rows(target, "target") == old_rows()
-
-
 def test_a_full_host_disk_after_a_sandbox_commit_is_a_warning(project: Any) -> None:
     import flagship
 

@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from osiris_cli import run_osiris
+from osiris_cli import run_osiris, start_osiris
 
 pytestmark = pytest.mark.mysql
 
@@ -71,6 +72,11 @@ steps:
 GOOD_SQL = (
     "SELECT c.country, count(*) AS orders, sum(o.total) AS revenue FROM orders o "
     "JOIN customers c ON c.id = o.customer_id GROUP BY ALL ORDER BY 1"
+)
+# Runs for minutes on one thread: long enough to be interrupted.
+SLOW_SQL = (
+    "SELECT count(*) AS n FROM range(400000) a, range(400000) b, (SELECT count(*) AS k FROM orders) o "
+    "WHERE (a.range * 7 + b.range + o.k) % 13 = 5"
 )
 # Fails at run time with the connection's password in DuckDB's own message: the runner must mask it.
 BAD_SQL = "SELECT CAST('${SHOP_PW}' AS INTEGER) AS broken, * FROM orders"
@@ -131,54 +137,33 @@ def runs(shop: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict
         assert CANARY not in proc.stdout + proc.stderr
         out[kind] = json.loads(proc.stdout)["run_id"]
     run_dir = work / "runs" / "shop_report"
-    out["interrupted"] = make_interrupted(run_dir / out["succeeded"], run_dir)
+    out["interrupted"] = run_interrupted(work, env)
     out["unknown"] = make_unknown_status(run_dir / out["succeeded"], run_dir)
     return out
 
 
-def make_interrupted(source: Path, run_dir: Path) -> str:
-    """What a run stopped by Ctrl-C during `revenue` looks like (no runtime writes `interrupted` yet)."""
-    run_id = source.name[:-6] + "1ntr00"
-    target = run_dir / run_id
-    shutil.copytree(source, target)
-    for step in ("revenue", "save_csv", "save_parquet"):
-        shutil.rmtree(target / "artifacts" / step, ignore_errors=True)
-    events = [json.loads(line) for line in (source / "events.jsonl").read_text().splitlines()]
-    cut = next(i for i, e in enumerate(events) if e["event"] == "step_start" and e.get("step_id") == "revenue")
-    kept = [dict(e, run_id=run_id) for e in events[: cut + 2]]
-    last_ts = kept[-1]["ts"]
-    kept.append(
-        {
-            "ts": last_ts,
-            "run_id": run_id,
-            "event": "run_interrupted",
-            "step_id": "revenue",
-            "signal": "SIGINT",
-            "message": "Interrupted by SIGINT (Ctrl-C) during step `revenue`",
-        }
+def run_interrupted(work: Path, env: dict[str, str]) -> str:
+    """A real run stopped by Ctrl-C (SIGINT) while `revenue` runs a long query; its run id."""
+    from stops import events, wait_for
+
+    (work / "slow.yaml").write_text(PIPELINE.format(query=SLOW_SQL))
+    runs = work / "runs" / "shop_report"
+    before = set(runs.iterdir())
+    proc = start_osiris(
+        "run", "slow.yaml", cwd=work, env=env, unset=[k for k in os.environ if k.startswith("OSIRIS_RUNS_")]
     )
-    kept.append({"ts": last_ts, "run_id": run_id, "event": "run_complete", "status": "interrupted"})
-    (target / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in kept))
-    metrics = [json.loads(line) for line in (source / "metrics.jsonl").read_text().splitlines()]
-    keep_m = [dict(m, run_id=run_id) for m in metrics if m.get("step_id") in ("orders", "customers")]
-    (target / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in keep_m))
-    card = json.loads((source / "run_card.json").read_text())
-    card.update(run_id=run_id, status="interrupted", finished_at=last_ts)
-    card["error"] = {
-        "type": "RunInterrupted",
-        "message": "Interrupted by SIGINT (Ctrl-C) during step `revenue`",
-        "step": "revenue",
-        "retryable": True,
-        "exit_code": 130,
-    }
-    card["interrupted"] = {"signal": "SIGINT", "step": "revenue"}
-    for step in card["steps"]:
-        if step["id"] == "revenue":
-            step.update(status="interrupted", rows_out=0, outputs=[], error=card["error"])
-        elif step["id"] in ("save_csv", "save_parquet"):
-            step.update(status="not_run", rows_in=0, rows_out=0, duration_ms=0.0, outputs=[], facts={})
-    (target / "run_card.json").write_text(json.dumps(card, indent=2))
-    return run_id
+
+    def started() -> Path | None:
+        new = [p for p in runs.iterdir() if p not in before]
+        if new and any(e["event"] == "step_start" and e.get("step_id") == "revenue" for e in events(new[0])):
+            return new[0]
+        return None
+
+    run_dir = wait_for("the step `revenue` to start", started)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    return run_dir.name
 
 
 def make_unknown_status(source: Path, run_dir: Path) -> str:
@@ -329,8 +314,9 @@ def test_report_in_headless_chromium(browser: Any, runs: dict[str, Any], kind: s
         assert "revenue" in errors.text
         assert [s["status"] for s in card["steps"]] == ["succeeded", "succeeded", "failed", "not_run", "not_run"]
     elif kind == "interrupted":
-        assert problems == ["run_interrupted"]
-        assert "Interrupted by SIGINT" in errors.text and "130" in errors.text
+        assert problems == ["step_interrupted", "run_interrupted"]
+        assert "interrupted in step `revenue`" in errors.text and "SIGINT" in errors.text and "130" in errors.text
+        assert [s["status"] for s in card["steps"]] == ["succeeded", "succeeded", "interrupted", "not_run", "not_run"]
         assert browser.find_element("css selector", ".node[data-step='revenue']").get_attribute("class").split() == [
             "node",
             "st-interrupted",

@@ -32,3 +32,20 @@ def compile_build(pipeline: str | Path, out: str | Path, *, cwd: str | Path) -> 
     done = run_osiris("compile", pipeline, "-o", out, cwd=cwd)
     assert done.returncode == 0, f"`osiris compile {pipeline}` failed:\n{done.stderr}"
     return next(Path(cwd, out).rglob("manifest.yaml"))
+
+
+def start_osiris(
+    *args: str | Path, cwd: str | Path, env: Mapping[str, str] | None = None, unset: Iterable[str] = ()
+) -> subprocess.Popen[str]:
+    """`osiris ARGS` in `cwd`, started and left running (to signal or kill it); as `run_osiris` otherwise."""
+    dropped = {"OSIRIS_DEBUG", *unset}
+    full_env = {k: v for k, v in os.environ.items() if k not in dropped}
+    full_env.update(env or {})
+    return subprocess.Popen(
+        [*OSIRIS, *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -71,10 +71,25 @@ def test_broken_unknown_or_incomplete_lines_raise_protocol_errors(line, expected
         wire.LineDecoder().decode(line)
 
 
-def test_a_worker_decoder_refuses_worker_messages_as_commands():
-    line = wire.LineEncoder().encode(wire.Pong(nonce=1))
+@pytest.mark.parametrize("message", [wire.StepDone(step_id="x"), wire.Cleaned(run_dir="run")])
+def test_a_worker_decoder_refuses_worker_messages_as_commands(message):
+    line = wire.LineEncoder().encode(message)
     with pytest.raises(wire.ProtocolError):
         wire.LineDecoder(wire.HostCommand).decode(line)
+
+
+@pytest.mark.parametrize("message", [wire.Interrupt(signal="SIGINT"), wire.ExecStep(step_id="x")])
+def test_a_host_decoder_refuses_commands_as_worker_messages(message):
+    line = wire.LineEncoder().encode(message)
+    with pytest.raises(wire.ProtocolError):
+        wire.LineDecoder(wire.WorkerMessage).decode(line)
+
+
+@pytest.mark.parametrize("kind", [wire.HostCommand, wire.WorkerMessage])
+def test_liveness_checks_go_both_ways(kind):
+    decoder, encoder = wire.LineDecoder(kind), wire.LineEncoder()
+    assert decoder.decode(encoder.encode(wire.Ping(nonce=7))) == wire.Ping(nonce=7)
+    assert decoder.decode(encoder.encode(wire.Pong(nonce=7))) == wire.Pong(nonce=7)
 
 
 def test_protocol_mismatch_names_both_versions():

@@ -4,6 +4,9 @@ The host writes commands to the worker's stdin, one JSON object per line; the
 worker writes messages to its stdout the same way and its logs to stderr. Every
 message is a tagged, frozen, keyword-only struct whose tag (`"type"`) names it.
 
+Protocol 2 added `Interrupt`, `Ping` from the worker and `Pong` from the host (the commit check),
+and `Prepare.heartbeat_s`.
+
 Compatibility rules: a new field always gets a default, and no wire type forbids
 unknown fields, so an older reader skips what it does not know. A change that an
 older peer cannot read bumps `PROTOCOL_VERSION` (which is not the package
@@ -31,7 +34,7 @@ import msgspec
 from osiris.core.errors import ErrorInfo as ErrorInfo  # a wire type (inside `Failed`), re-exported here
 from osiris.core.errors import TerminalError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(TerminalError):
@@ -59,6 +62,7 @@ class Prepare(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     connections: dict[str, dict[str, Any]] = {}
     secrets: list[str] = []
     run_dir: str = "run"
+    heartbeat_s: float = 0.0
 
 
 class ExecStep(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -73,8 +77,19 @@ class Cleanup(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     status: str = "success"
 
 
+class Interrupt(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Stop now: the host was interrupted by `signal` (`SIGINT`, `SIGTERM`). The worker stops the running
+    step (its open database work rolled back), writes an `interrupted` run card, answers `Cleaned` and exits."""
+
+    signal: str = "SIGTERM"
+
+
 class Ping(msgspec.Struct, tag=True, frozen=True, kw_only=True):
-    """Liveness check; answered by `Pong` with the same nonce."""
+    """Liveness check, either way; answered by `Pong` with the same nonce.
+
+    The host's are its heartbeat. The worker's come right before a COMMIT: the host answers
+    only while its run goes on, and a worker without an answer does not commit.
+    """
 
     nonce: int = 0
 
@@ -154,8 +169,9 @@ class Cleaned(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     run_card: dict[str, Any] = {}
 
 
-HostCommand = Prepare | ExecStep | Cleanup | Ping
-WorkerMessage = Ready | Event | Metric | StepDone | Failed | Pong | Cleaned
+HostCommand = Prepare | ExecStep | Cleanup | Interrupt | Ping | Pong
+WorkerMessage = Ready | Event | Metric | StepDone | Failed | Ping | Pong | Cleaned
+HOST_SILENCE_FACTOR = 6
 Message = HostCommand | WorkerMessage
 
 

@@ -24,12 +24,22 @@ redactor, run directory, event log, listeners and run card. What differs is wher
 A worker that dies, hangs past the timeout, or sends a line that is not a valid message ends
 the run with an error naming the running step, the worker's exit code and the tail of its stderr.
 Nothing is printed here: the result goes back to `osiris run`, which reports it.
+
+Stops (`osiris.runtime.interrupts`): when the host gets SIGINT or SIGTERM it sends `Interrupt`,
+waits up to `INTERRUPT_GRACE_S` for the worker's `interrupted` run card (the running step's
+database work rolled back), takes the diagnostics, tears the sandbox down and writes an
+`interrupted` run card here too (exit 130 / 143); a second signal kills the worker and exits at
+once. While the run goes on, the host sends a heartbeat `Ping` every `heartbeat_s`
+(`OSIRIS_SANDBOX_HEARTBEAT_S`, default 5) and answers the worker's commit checks; a host that dies
+(SIGKILL) closes the worker's stdin (`local`) or falls silent (E2B), and the worker stops without
+committing.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -41,6 +51,7 @@ from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.core.manifest import Manifest
 from osiris.remote import bootstrap
 from osiris.remote.sandbox import EOF, Sandbox, WorkerProcess
+from osiris.runtime import interrupts
 from osiris.runtime.registry import RegistrationSummary
 from osiris.runtime.resolve import run_secrets
 from osiris.runtime.runcard import RunResult, StepResult, build_run_card
@@ -51,6 +62,21 @@ from osiris.runtime.session import RunSession
 
 WORKER_COMMAND = "venv/bin/python -m osiris.remote.worker"
 DEFAULT_TIMEOUT_S = 3600.0
+DEFAULT_HEARTBEAT_S = 5.0
+# How long an interrupted host waits for the worker to stop its step and send its run card (seconds).
+INTERRUPT_GRACE_S = 30.0
+
+
+def heartbeat_from_env() -> float:
+    """`OSIRIS_SANDBOX_HEARTBEAT_S` (seconds between the host's heartbeats), default 5."""
+    raw = os.environ.get("OSIRIS_SANDBOX_HEARTBEAT_S", "")
+    try:
+        value = float(raw) if raw else DEFAULT_HEARTBEAT_S
+    except ValueError:
+        raise UserInputError(f"`OSIRIS_SANDBOX_HEARTBEAT_S`: expected a number of seconds, got `{raw}`") from None
+    if value <= 0:
+        raise UserInputError(f"`OSIRIS_SANDBOX_HEARTBEAT_S`: expected a positive number of seconds, got `{raw}`")
+    return value
 
 
 class SandboxRunError(TerminalError):
@@ -97,6 +123,9 @@ class HostAdapter:
         self.downloaded: dict[str, Any] | None = None
         self._decoder = wire.LineDecoder(wire.WorkerMessage)
         self._encoder = wire.LineEncoder()
+        self._send_lock = threading.Lock()
+        self._stopped = threading.Event()  # the heartbeat ends
+        self.heartbeat_s = heartbeat_from_env()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -120,7 +149,15 @@ class HostAdapter:
     def send(self, message: Any) -> None:
         """Send one command to the worker."""
         assert self.worker is not None
-        self.worker.send(self._encoder.encode(message))
+        with self._send_lock:
+            self.worker.send(self._encoder.encode(message))
+
+    def _heartbeat(self) -> None:
+        """Ping the worker every `heartbeat_s` until the session ends (so a silent host means a dead one)."""
+        while not self._stopped.wait(self.heartbeat_s):
+            if self.worker is None or interrupts.requested() is not None:
+                continue
+            self.send(wire.Ping(nonce=0))
 
     def receive(self) -> Any:
         """The next message from the worker; a clear error when it dies, hangs or breaks the protocol."""
@@ -150,7 +187,11 @@ class HostAdapter:
                 session.log.write_event(msg.record)
             elif isinstance(msg, wire.Metric):
                 session.log.write_metric(msg.record)
-            else:
+            elif isinstance(msg, wire.Ping):
+                # A commit check: say yes only while the run goes on (an interrupted host never does).
+                if interrupts.requested() is None:
+                    self.send(wire.Pong(nonce=msg.nonce))
+            elif not isinstance(msg, wire.Pong):
                 return msg
 
     # -- the run -------------------------------------------------------------------------------
@@ -170,22 +211,69 @@ class HostAdapter:
         self.deadline = time.monotonic() + self._timeout_s()
         card: dict[str, Any] | None = None
         error: OsirisError | None = None
+        interrupted: interrupts.RunInterrupted | None = None
+        forget = interrupts.on_force_exit(self._kill_now)
         try:
-            card = self._drive(session)
-        except OsirisError as exc:
-            error = exc
-        except Exception as exc:  # an unexpected failure still tears down and reports
-            error = SandboxRunError(f"{type(exc).__name__}: {exc}", step=self.current_step)
+            try:
+                card = self._drive(session)
+            except OsirisError as exc:
+                error = exc
+            except KeyboardInterrupt as exc:  # SIGINT / SIGTERM on the host: stop the worker's step cleanly
+                interrupted = interrupts.as_interrupt(exc)
+                with interrupts.deferred():
+                    card = self._stop_worker(session, interrupted)
+            except Exception as exc:  # an unexpected failure still tears down and reports
+                error = SandboxRunError(f"{type(exc).__name__}: {exc}", step=self.current_step)
+            finally:
+                self._stopped.set()
+                with interrupts.deferred():
+                    t_down = time.perf_counter()
+                    if self.sandbox is not None:
+                        self.sandbox.close()
+                    self.timings["teardown"] = round(time.perf_counter() - t_down, 3)
+                    self.timings["total"] = round(time.perf_counter() - t_start, 3)
+            with interrupts.deferred():
+                if error is not None:
+                    session.emit(
+                        "sandbox_failed", origin="host", error=session.error_data(error), step_id=self.current_step
+                    )
+                session.emit("sandbox_closed", origin="host", timings=self.timings)
+                return self._finish(session, card, error, interrupted)
         finally:
-            t_down = time.perf_counter()
-            if self.sandbox is not None:
-                self.sandbox.close()
-            self.timings["teardown"] = round(time.perf_counter() - t_down, 3)
-            self.timings["total"] = round(time.perf_counter() - t_start, 3)
-        if error is not None:
-            session.emit("sandbox_failed", origin="host", error=session.error_data(error), step_id=self.current_step)
-        session.emit("sandbox_closed", origin="host", timings=self.timings)
-        return self._finish(session, card, error)
+            forget()
+
+    def _kill_now(self) -> None:
+        """A forced exit (second signal): kill the worker and the sandbox before the host goes."""
+        if self.sandbox is not None:
+            self.sandbox.kill_workers()
+            self.sandbox.close()
+
+    def _stop_worker(self, session: RunSession, interrupted: interrupts.RunInterrupted) -> dict[str, Any] | None:
+        """Tell the worker to stop and wait (a grace period) for its `interrupted` run card and the diagnostics."""
+        interrupted.step = self.current_step
+        if self.worker is None or self.sandbox is None or self.worker.returncode() is not None:
+            return None
+        self.send(wire.Interrupt(signal=interrupted.signal_name))
+        self.deadline = min(self.deadline, time.monotonic() + INTERRUPT_GRACE_S)
+        try:
+            while True:
+                msg = self._receive_control(session)
+                if isinstance(msg, wire.StepDone):
+                    self.steps[msg.step_id] = msg.result
+                elif isinstance(msg, wire.Cleaned):
+                    break
+        except OsirisError as exc:  # the worker did not stop in time or died: the teardown kills it
+            session.emit("sandbox_stop_failed", origin="host", error=session.error_data(exc))
+            return None
+        self.worker.returncode(wait=10)
+        try:
+            outputs = bootstrap.data_paths(session.manifest, session.configs, "write")
+            self.downloaded = bootstrap.download(
+                self.sandbox, msg, session.run_dir, outputs, self.options, session.emit
+            )
+        except (OsirisError, OSError) as exc:
+            session.problems.add("the sandbox's run directory (download)", exc)
+        return dict(msg.run_card) or None
 
     def _drive(self, session: RunSession) -> dict[str, Any]:
         """Bootstrap, prepare, run every step and clean up; the worker's run card."""
@@ -226,6 +314,7 @@ class HostAdapter:
                 raise UserInputError(f"`--e2b-pass-env {name}`: `{name}` is not set on the host")
             env[name] = os.environ[name]
         self.worker = sandbox.start_worker(self.worker_command, env)
+        threading.Thread(target=self._heartbeat, name="osiris-heartbeat", daemon=True).start()
 
         t0 = time.perf_counter()
         configs = session.configs
@@ -243,6 +332,7 @@ class HostAdapter:
                 },
                 secrets=sorted(run_secrets(manifest, configs, session.components)),
                 run_dir="run",
+                heartbeat_s=self.heartbeat_s,
             )
         )
         prepare_error = self._await_ready(session, plan, distribution_sha256, t0)
@@ -264,7 +354,10 @@ class HostAdapter:
         self.worker.returncode(wait=10)
         t0 = time.perf_counter()
         outputs = bootstrap.data_paths(manifest, configs, "write")
-        self.downloaded = bootstrap.download(sandbox, cleaned, session.run_dir, outputs, self.options, session.emit)
+        try:
+            self.downloaded = bootstrap.download(sandbox, cleaned, session.run_dir, outputs, self.options, session.emit)
+        except OSError as exc:  # the host's disk is full: the run's data is committed all the same
+            session.problems.add("the sandbox's run directory (download)", exc)
         self.timings["download"] = round(time.perf_counter() - t0, 3)
         card = dict(cleaned.run_card)
         if prepare_error is not None and not card.get("error"):
@@ -348,20 +441,37 @@ class HostAdapter:
                 raise err
             raise self._fail(f"sent an unexpected `{type(msg).__name__}`")
 
-    def _finish(self, session: RunSession, card: dict[str, Any] | None, error: OsirisError | None) -> RunResult:
+    def _finish(
+        self,
+        session: RunSession,
+        card: dict[str, Any] | None,
+        error: OsirisError | None,
+        interrupted: interrupts.RunInterrupted | None = None,
+    ) -> RunResult:
         """Write the run card (the worker's, or the host's own when there is none) and close the session."""
         error_data = session.error_data(error, self.current_step) if error is not None else None
+        if interrupted is not None and (card is None or card.get("status") != "succeeded"):
+            # The host's signal decides the exit code, whatever the worker saw.
+            interrupted.step = interrupted.step or (card or {}).get("interrupted", {}).get("step")
+            error_data = session.redactor.redact(interrupted.to_data())
+            if card is None:
+                session.emit("run_interrupted", origin="host", **interrupted.record())
+        else:
+            interrupted = None
         if card is None:
             card = build_run_card(
                 run_id=session.run_id,
                 manifest=session.manifest,
-                steps=self._step_results(session.manifest, error_data),
+                steps=self._step_results(session.manifest, error_data, interrupted is not None),
                 error=error_data,
                 started_at=session.started_at,
                 finished_at=now(),
                 duration_ms=session.duration_ms,
                 drivers_fingerprint=self.registration.fingerprint if self.registration else None,
+                interrupted=interrupted.record() if interrupted is not None else None,
             )
+        elif interrupted is not None:
+            card = {**card, "status": "interrupted", "error": error_data, "interrupted": interrupted.record()}
         elif error_data is not None:
             card = {**card, "status": "failed", "error": error_data}
         card["sandbox"] = {
@@ -372,10 +482,15 @@ class HostAdapter:
         }
         card = session.write_run_card(card)
         session.close()
-        return RunResult.from_card(card, session.run_dir)
+        result = RunResult.from_card(card, session.run_dir)
+        result.diagnostics_incomplete = session.problems.messages()
+        return result
 
-    def _step_results(self, manifest: Manifest, error: dict[str, Any] | None) -> list[StepResult]:
-        """Every step as the worker reported it; the one running when the run broke off failed with `error`."""
+    def _step_results(
+        self, manifest: Manifest, error: dict[str, Any] | None, interrupted: bool = False
+    ) -> list[StepResult]:
+        """Every step as the worker reported it; the one running when the run broke off failed (or was
+        interrupted) with `error`."""
         results = []
         for step in manifest.steps:
             if step.id in self.steps:
@@ -387,7 +502,7 @@ class HostAdapter:
                         step_id=step.id,
                         component=step.component,
                         mode=step.mode,
-                        status="failed" if failed else "not_run",
+                        status=("interrupted" if interrupted else "failed") if failed else "not_run",
                         error=error if failed else None,
                     )
                 )

@@ -8,27 +8,43 @@ host runs — forwarding every event and metric as it happens.
 
 File descriptor 1 carries the protocol only: anything else that prints to
 stdout (a driver, pip) is sent to stderr, so it cannot corrupt the stream.
+
+The worker never outlives its host's run. A reader thread takes every line from stdin, so the
+host can reach the worker while a step runs: `Interrupt` (the host got SIGINT / SIGTERM), the
+end of stdin (the host process died: the pipe closed) or, with `Prepare.heartbeat_s`, a host
+silent for too long (an E2B host that was killed) stop the running step as SIGTERM would
+(`osiris.runtime.interrupts`): its database work is rolled back, an `interrupted` run card is
+written, `Cleaned` is sent when the host can still read it, and the worker exits with 130 / 143.
+Before a writer commits, the worker asks the host (`Ping`, answered by `Pong` only while the host's
+run goes on) and does not commit without an answer.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import platform
+import queue
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from osiris.core import wire
 from osiris.core.errors import OsirisError
 from osiris.core.manifest import parse_manifest
+from osiris.runtime import interrupts
 
 log = logging.getLogger("osiris.remote.worker")
 
 EXIT_OK = 0
 EXIT_PROTOCOL = 3
+# How long a worker waits for the host's answer before a commit (seconds).
+COMMIT_CHECK_TIMEOUT_S = 15.0
 
 
 class _Output:
@@ -45,8 +61,11 @@ class _Output:
 
     def raw(self, data: bytes) -> None:
         with self._lock:
-            self._stream.write(data)
-            self._stream.flush()
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                pass  # the host is gone: nobody reads any more
 
 
 def _take_stdout() -> BinaryIO:
@@ -82,11 +101,100 @@ def distributions() -> list[wire.Distribution]:
     ]
 
 
+_END = object()
+
+
+class _HostLink:
+    """Reads the host's commands on a thread of its own: the ones to run go to `commands`; `Interrupt`,
+    the end of stdin and a silent host stop the main thread at once; `Pong` answers a commit check."""
+
+    def __init__(self, source: Iterable[bytes], out: _Output) -> None:
+        self.source = source
+        self.out = out
+        self.commands: queue.Queue[Any] = queue.Queue()
+        self.decoder = wire.LineDecoder(wire.HostCommand)
+        self.last_seen = time.monotonic()
+        self.heartbeat_s = 0.0
+        self.gone = threading.Event()
+        self.done = threading.Event()  # the session ended normally: no more stops
+        self._pongs: dict[int, threading.Event] = {}
+        self._nonces = itertools.count(1)
+
+    def start(self) -> None:
+        threading.Thread(target=self._read, name="osiris-host-link", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in self.source:
+                self.last_seen = time.monotonic()
+                if not line.strip():
+                    continue
+                try:
+                    cmd = self.decoder.decode(line)
+                except wire.ProtocolError as exc:
+                    self.commands.put(exc)
+                    return
+                if isinstance(cmd, wire.Pong):
+                    event = self._pongs.pop(cmd.nonce, None)
+                    if event is not None:
+                        event.set()
+                elif isinstance(cmd, wire.Ping):
+                    self.out.send(wire.Pong(nonce=cmd.nonce))
+                elif isinstance(cmd, wire.Interrupt):
+                    log.info("the host was interrupted (%s): stopping", cmd.signal)
+                    signum = signal.SIGINT if cmd.signal == "SIGINT" else signal.SIGTERM
+                    interrupts.interrupt_main(signum, "host_interrupted")
+                else:
+                    self.commands.put(cmd)
+        except (OSError, ValueError) as exc:
+            log.warning("reading the host's commands failed: %s", exc)
+        self._host_gone("the host closed the worker's input")
+
+    def _host_gone(self, why: str) -> None:
+        if self.done.is_set() or self.gone.is_set():
+            self.commands.put(_END)
+            return
+        self.gone.set()
+        log.warning("%s: stopping (nothing is committed from now on)", why)
+        interrupts.interrupt_main(signal.SIGTERM, "host_gone")
+        self.commands.put(_END)
+
+    def watch(self, heartbeat_s: float) -> None:
+        """Take the host for gone when it is silent for `HOST_SILENCE_FACTOR` heartbeats."""
+        if heartbeat_s <= 0 or self.heartbeat_s > 0:
+            return
+        self.heartbeat_s = heartbeat_s
+        limit = heartbeat_s * wire.HOST_SILENCE_FACTOR
+
+        def watchdog() -> None:
+            while not self.done.wait(min(heartbeat_s, 1.0)):
+                if time.monotonic() - self.last_seen > limit:
+                    self._host_gone(f"no word from the host for {limit:g} s")
+                    return
+
+        threading.Thread(target=watchdog, name="osiris-host-watchdog", daemon=True).start()
+
+    def confirm_commit(self, step: str | None) -> None:
+        """The commit check: the host must answer a `Ping` now; otherwise `RunInterrupted` (nothing commits)."""
+        if self.gone.is_set():
+            raise interrupts.RunInterrupted(signal.SIGTERM, "host_gone", step)
+        nonce = next(self._nonces)
+        answered = self._pongs[nonce] = threading.Event()
+        self.out.send(wire.Ping(nonce=nonce))
+        deadline = time.monotonic() + COMMIT_CHECK_TIMEOUT_S
+        while not answered.wait(0.05):
+            if self.gone.is_set() or time.monotonic() > deadline:
+                self._pongs.pop(nonce, None)
+                log.warning("the host did not confirm the commit of step `%s`: rolling back", step)
+                raise interrupts.RunInterrupted(signal.SIGTERM, "host_gone", step)
+
+
 class Worker:
     """The state of one session: the runner once prepared, and the output stream."""
 
-    def __init__(self, out: _Output) -> None:
+    def __init__(self, out: _Output, link: _HostLink | None = None) -> None:
         self.out = out
+        self.link = link
         self.runner: Any = None
 
     def handle(self, cmd: Any) -> bool:
@@ -133,6 +241,9 @@ class Worker:
                 secrets=cmd.secrets,
             )
             self.runner = Runner(session)
+            if self.link is not None:
+                self.link.watch(cmd.heartbeat_s)
+                interrupts.add_commit_check(self.link.confirm_commit)
             summary = self.runner.prepare()
             timings["registration"] = round(time.perf_counter() - t1, 3)
         except Exception as exc:
@@ -173,12 +284,14 @@ class Worker:
         log.info("step `%s`: %s", cmd.step_id, result.status)
         self.out.send(wire.StepDone(step_id=cmd.step_id, result=result.to_data()))
 
-    def cleanup(self, cmd: wire.Cleanup) -> None:
-        """Finish the run (run card) and list the run directory's files."""
+    def cleanup(self, cmd: wire.Cleanup | None, interrupted: interrupts.RunInterrupted | None = None) -> None:
+        """Finish the run (run card; `interrupted` when it was stopped) and list the run directory's files."""
+        if self.link is not None and interrupted is None:
+            self.link.done.set()
         if self.runner is None:
             self.out.send(wire.Cleaned(run_dir=""))
             return
-        run = self.runner.finish(error=getattr(self, "_prepare_error", None))
+        run = self.runner.finish(error=getattr(self, "_prepare_error", None), interrupted=interrupted)
         artifacts = []
         root = self.runner.session.run_dir
         for p in sorted(root.rglob("*")):
@@ -192,20 +305,35 @@ class Worker:
 
 
 def serve(stdin: BinaryIO | None = None) -> int:
-    """Serve commands until `Cleanup`, end of input or a fatal error; returns the exit code."""
+    """Serve commands until `Cleanup`, end of input, an interrupt or a fatal error; returns the exit code."""
     out = _Output(_take_stdout())
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    source = stdin if stdin is not None else sys.stdin.buffer
-    decoder = wire.LineDecoder(wire.HostCommand)
-    worker = Worker(out)
-    for line in source:
-        if not line.strip():
-            continue
+    link = _HostLink(stdin if stdin is not None else sys.stdin.buffer, out)
+    worker = Worker(out, link)
+    # The host forwards its own signals as `Interrupt`; a signal sent to the worker stops it the same way,
+    # and a second one never cuts a rollback short.
+    with interrupts.handle_signals(force_on_second=False):
         try:
-            cmd = decoder.decode(line)
-        except wire.ProtocolError as exc:
-            log.error("%s", exc)
-            out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc), fatal=True))
+            link.start()
+            return _serve(worker, link)
+        except KeyboardInterrupt as exc:
+            interrupted = interrupts.as_interrupt(exc)
+            log.warning("%s", interrupted.message)
+            with interrupts.deferred():
+                worker.cleanup(None, interrupted=interrupted)
+                link.done.set()
+            return interrupted.exit_code
+
+
+def _serve(worker: Worker, link: _HostLink) -> int:
+    out = worker.out
+    while True:
+        cmd = link.commands.get()
+        if cmd is _END:
+            return EXIT_OK
+        if isinstance(cmd, wire.ProtocolError):
+            log.error("%s", cmd)
+            out.send(wire.Failed(error=wire.ErrorInfo.from_exception(cmd), fatal=True))
             return EXIT_PROTOCOL
         try:
             if not worker.handle(cmd):
@@ -213,7 +341,6 @@ def serve(stdin: BinaryIO | None = None) -> int:
         except Exception as exc:  # a worker bug: report it as data, keep the session for Cleanup
             log.exception("command %s failed", type(cmd).__name__)
             out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc)))
-    return EXIT_OK
 
 
 def main() -> int:

@@ -109,6 +109,10 @@ def run_command(
     ctx.call_on_close(after_run_hook(Path(runs_dir), manifest_path, retention))  # `osiris runs` retention
 
     from osiris.runtime.console import ProgressDisplay, StepLines, print_report
+    from osiris.runtime.interrupts import handle_signals
+
+    # SIGINT / SIGTERM stop the run cleanly (run card `interrupted`, exit 130 / 143); a second one forces the exit.
+    ctx.with_resource(handle_signals(announce=not as_json))
 
     if sandbox_name:
         from osiris.runtime.sandbox_api import (

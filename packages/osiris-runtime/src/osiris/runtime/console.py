@@ -100,11 +100,26 @@ def result_data(result: RunResult) -> dict[str, Any]:
     }
     if result.sandbox is not None:
         data["sandbox"] = result.sandbox
+    if result.diagnostics_incomplete:
+        data["diagnostics_incomplete"] = result.diagnostics_incomplete
     return data
+
+
+def warn_diagnostics(result: RunResult) -> None:
+    """Say on stderr which diagnostics could not be written (the run's status and exit code stand)."""
+    if not result.diagnostics_incomplete:
+        return
+    click.echo(
+        f"warning: the run {result.status} (exit code {result.exit_code} stands), but its diagnostics are incomplete:",
+        err=True,
+    )
+    for line in result.diagnostics_incomplete:
+        click.echo(f"warning:   {line}", err=True)
 
 
 def print_report(result: RunResult, *, as_json: bool, verbose: bool) -> None:
     """Print the outcome of a run: as JSON on stdout, or the table and where things are (errors on stderr)."""
+    warn_diagnostics(result)
     if as_json:
         click.echo(json.dumps(result_data(result), indent=2))
         return

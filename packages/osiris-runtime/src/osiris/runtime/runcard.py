@@ -1,6 +1,6 @@
 """The run card (`run_card.json`) and the results it is made of.
 
-A run card says what a run did, per step: status (`succeeded`, `failed`, `not_run`), rows
+A run card says what a run did, per step: status (`succeeded`, `failed`, `interrupted`, `not_run`), rows
 in and out, duration, outputs with their `data_sha256`, the driver's facts, the error (an
 `osiris.core.errors.ErrorInfo` as data). Two run cards of the same build, anywhere, are
 compared with `comparable_run_card`, which drops times and run ids. A sandbox run's card is
@@ -82,12 +82,17 @@ class RunResult:
     duration_ms: float
     run_card: dict[str, Any]
     error: dict[str, Any] | None = None
+    # Diagnostics that could not be written (disk full); the status and the data are as reported anyway.
+    diagnostics_incomplete: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """0 when every step succeeded, 1 when a step failed, else the run error's exit code (2: bad input)."""
+        """0 when every step succeeded, 130 / 143 when interrupted (SIGINT / SIGTERM), 1 when a step failed,
+        else the run error's exit code (2: bad input)."""
         if self.status == "succeeded":
             return 0
+        if self.status == "interrupted":
+            return int((self.error or {}).get("exit_code") or 130)
         if self.failed_step is not None:
             return 1
         return int((self.error or {}).get("exit_code", 1))
@@ -126,23 +131,29 @@ def build_run_card(
     finished_at: str,
     duration_ms: float,
     drivers_fingerprint: str | None,
+    interrupted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run card of a run: succeeded only when there is no error and every step succeeded."""
+    """The run card of a run: succeeded only when there is no error and every step succeeded; `interrupted`
+    (the signal, the step, the reason) when it was stopped."""
     ok = error is None and all(s.status == "succeeded" for s in steps)
-    return {
+    status = "interrupted" if interrupted is not None else "succeeded" if ok else "failed"
+    card = {
         "run_card_version": RUN_CARD_VERSION,
         "run_id": run_id,
         "pipeline": manifest.pipeline.name,
         "manifest_fingerprint": manifest.fingerprints.manifest,
         "drivers_fingerprint": drivers_fingerprint,
         "runtime": {"package": "osiris-runtime", "version": __version__},
-        "status": "succeeded" if ok else "failed",
+        "status": status,
         "started_at": started_at,
         "finished_at": finished_at,
         "duration_ms": duration_ms,
         "error": error,
         "steps": [s.to_data() for s in steps],
     }
+    if interrupted is not None:
+        card["interrupted"] = interrupted
+    return card
 
 
 def write_run_card(run_dir: Path, card: dict[str, Any]) -> Path:

@@ -39,6 +39,31 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+class DiagnosticProblems:
+    """Diagnostics a run could not write (a full disk, a file size limit): never a reason to fail the run,
+    always reported (`RunResult.diagnostics_incomplete`, a warning from `osiris run`)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+        self._count: dict[str, int] = {}
+
+    def add(self, what: str, exc: BaseException) -> None:
+        """Record that writing `what` (a file of the run dir) failed with `exc`."""
+        self._first.setdefault(what, f"{type(exc).__name__}: {exc}")
+        self._count[what] = self._count.get(what, 0) + 1
+
+    def messages(self) -> list[str]:
+        """One line per file: what failed first, and how many writes failed."""
+        return [
+            f"`{what}` not written completely ({error}"
+            + (f"; {n} writes failed)" if (n := self._count[what]) > 1 else ")")
+            for what, error in self._first.items()
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._first)
+
+
 class RunListener:
     """Receives every (already redacted) event, metric and progress tick of a run; override what you need."""
 
@@ -59,26 +84,41 @@ class RunLog:
     (until `close()`).
     """
 
-    def __init__(self, run_dir: Path, run_id: str, redactor: Redactor, listeners: Iterable[RunListener] = ()) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        redactor: Redactor,
+        listeners: Iterable[RunListener] = (),
+        problems: DiagnosticProblems | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.run_id = run_id
         self.redactor = redactor
         self.listeners = list(listeners)
+        # A record that cannot be written (disk full) is noted here; the run and the listeners go on.
+        self.problems = problems if problems is not None else DiagnosticProblems()
         self._events: IO[str] | None = None
         self._metrics: IO[str] | None = None
 
     def open(self) -> None:
         """Open (append to) `events.jsonl` and `metrics.jsonl`; the run dir must exist."""
-        if self._events is None:
-            self._events = (self.run_dir / EVENTS_FILE).open("a", encoding="utf-8")
-        if self._metrics is None:
-            self._metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
+        try:
+            if self._events is None:
+                self._events = (self.run_dir / EVENTS_FILE).open("a", encoding="utf-8")
+            if self._metrics is None:
+                self._metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
+        except OSError as exc:
+            self.problems.add(EVENTS_FILE if self._events is None else METRICS_FILE, exc)
 
     def close(self) -> None:
         """Close the files (records still reach the listeners)."""
-        for f in (self._events, self._metrics):
+        for name, f in ((EVENTS_FILE, self._events), (METRICS_FILE, self._metrics)):
             if f is not None:
-                f.close()
+                try:
+                    f.close()
+                except OSError as exc:  # the last buffered bytes could not be written
+                    self.problems.add(name, exc)
         self._events = self._metrics = None
 
     def event(self, name: str, step_id: str | None = None, **data: Any) -> dict[str, Any]:
@@ -100,7 +140,7 @@ class RunLog:
     def write_event(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write an event record made elsewhere (e.g. streamed from a sandbox), redacted."""
         record = self.redactor.redact(jsonable(record))
-        self._write(self._events, record)
+        self._write(EVENTS_FILE, self._events, record)
         for listener in self.listeners:
             listener.on_event(record)
         return record
@@ -108,7 +148,7 @@ class RunLog:
     def write_metric(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write a metric record made elsewhere (e.g. streamed from a sandbox), redacted."""
         record = self.redactor.redact(jsonable(record))
-        self._write(self._metrics, record)
+        self._write(METRICS_FILE, self._metrics, record)
         for listener in self.listeners:
             listener.on_metric(record)
         return record
@@ -118,11 +158,13 @@ class RunLog:
         for listener in self.listeners:
             listener.on_progress(step_id, rows, elapsed_s)
 
-    @staticmethod
-    def _write(stream: IO[str] | None, record: dict[str, Any]) -> None:
+    def _write(self, name: str, stream: IO[str] | None, record: dict[str, Any]) -> None:
         if stream is not None:
-            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-            stream.flush()
+            try:
+                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                stream.flush()
+            except OSError as exc:
+                self.problems.add(name, exc)
 
 
 class LogRedaction(logging.Filter):

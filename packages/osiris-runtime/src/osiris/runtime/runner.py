@@ -36,6 +36,7 @@ import traceback
 from pathlib import Path
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
+from osiris.runtime import interrupts
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext, upstream_inputs
 from osiris.runtime.io import use_lean_memory_pool
@@ -131,7 +132,7 @@ class Runner:
         out_dir.mkdir(parents=True, exist_ok=True)
         config = session.configs.get(step_id, {})
         cleaned = json.dumps(session.redactor.redact(config), indent=2, sort_keys=True, ensure_ascii=False)
-        (out_dir / "cleaned_config.json").write_text(cleaned + "\n", encoding="utf-8")
+        session.write_diagnostic(out_dir / "cleaned_config.json", cleaned + "\n")
         session.emit("step_start", step_id, component=step.component, mode=step.mode, driver=step.driver)
         result.status = "running"
         rows = {"driver": 0, "written": 0}  # progress of the current attempt, as told by the driver / the writer
@@ -205,19 +206,55 @@ class Runner:
                 duration_ms=result.duration_ms,
                 outputs=result.outputs,
             )
+        except KeyboardInterrupt as exc:  # RunInterrupted (SIGINT, SIGTERM, the host went away) or Ctrl-C
+            raise self._step_interrupted(result, out_dir, started, interrupts.as_interrupt(exc)) from None
         except Exception as exc:
+            pending = interrupts.requested()
+            if pending is not None:  # a library turned the interrupt into its own error (a cancelled query...)
+                raise self._step_interrupted(result, out_dir, started, pending) from None
             result.duration_ms = _ms_since(started)
             result.status = "failed"
             result.error = session.error_data(exc, step_id)
             result.traceback = session.redactor.redact_text(traceback.format_exc())
-            (out_dir / "error.txt").write_text(result.traceback, encoding="utf-8")
+            session.write_diagnostic(out_dir / "error.txt", result.traceback)
             session.metric("duration_ms", result.duration_ms, step_id)
             session.emit("step_failed", step_id, error=result.error, duration_ms=result.duration_ms)
         _release_arrow_memory()
         return result
 
-    def finish(self, error: BaseException | None = None) -> RunResult:
-        """Write `run_card.json`, emit `run_complete` and close the session; returns the `RunResult`."""
+    def _step_interrupted(
+        self, result: StepResult, out_dir: Path, started: float, interrupt: interrupts.RunInterrupted
+    ) -> interrupts.RunInterrupted:
+        """Record the step as `interrupted` (its temporary files removed); the interrupt to raise."""
+        with interrupts.deferred():
+            interrupt.step = result.step_id
+            result.duration_ms = _ms_since(started)
+            result.status = "interrupted"
+            result.error = self.session.redactor.redact(interrupt.to_data())
+            removed = _remove_temporary_files(out_dir)
+            self.session.emit(
+                "step_interrupted",
+                result.step_id,
+                signal=interrupt.signal_name,
+                reason=interrupt.reason,
+                duration_ms=result.duration_ms,
+                removed_temporary_files=removed,
+            )
+            self.session.metric("duration_ms", result.duration_ms, result.step_id)
+        _release_arrow_memory()
+        return interrupt
+
+    def finish(
+        self, error: BaseException | None = None, *, interrupted: interrupts.RunInterrupted | None = None
+    ) -> RunResult:
+        """Write `run_card.json`, emit `run_complete` and close the session; returns the `RunResult`.
+
+        `interrupted`: the run was stopped (its card says `interrupted`, with the signal and the step).
+        """
+        with interrupts.deferred():
+            return self._finish(error, interrupted)
+
+    def _finish(self, error: BaseException | None, interrupted: interrupts.RunInterrupted | None) -> RunResult:
         if self._finished is not None:
             return self._finished
         session = self.session
@@ -228,6 +265,11 @@ class Runner:
         run_error = session.error_data(error, getattr(error, "step", None)) if error is not None else None
         if run_error is None and failed is not None:
             run_error = failed.error
+        if interrupted is not None:
+            if interrupted.step is None:
+                interrupted.step = next((s.step_id for s in steps if s.status == "interrupted"), None)
+            run_error = session.redactor.redact(interrupted.to_data())
+            session.emit("run_interrupted", **interrupted.record())
         duration_ms = session.duration_ms
         card = build_run_card(
             run_id=session.run_id,
@@ -238,6 +280,7 @@ class Runner:
             finished_at=now(),
             duration_ms=duration_ms,
             drivers_fingerprint=self.registration.fingerprint if self.registration else None,
+            interrupted=interrupted.record() if interrupted is not None else None,
         )
         session.emit(
             "run_complete",
@@ -246,26 +289,43 @@ class Runner:
             steps_succeeded=sum(s.status == "succeeded" for s in steps),
             steps_failed=sum(s.status == "failed" for s in steps),
             steps_not_run=sum(s.status == "not_run" for s in steps),
+            steps_interrupted=sum(s.status == "interrupted" for s in steps),
         )
         card = session.write_run_card(card)
         session.close()
         self._finished = RunResult.from_card(card, session.run_dir, steps=steps)
+        self._finished.diagnostics_incomplete = session.problems.messages()
         return self._finished
 
     def run(self) -> RunResult:
-        """Prepare, run every step in manifest order until one fails, and finish."""
+        """Prepare, run every step in manifest order until one fails or the run is interrupted, and finish."""
         try:
-            self.prepare()
-        except OsirisError as exc:
-            return self.finish(error=exc)
-        for step in self.session.manifest.steps:
-            if self.run_step(step.id).status != "succeeded":
-                break
+            try:
+                self.prepare()
+            except OsirisError as exc:
+                return self.finish(error=exc)
+            for step in self.session.manifest.steps:
+                interrupts.raise_if_requested()
+                if self.run_step(step.id).status != "succeeded":
+                    break
+        except KeyboardInterrupt as exc:
+            return self.finish(interrupted=interrupts.as_interrupt(exc))
         return self.finish()
 
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _remove_temporary_files(folder: Path) -> list[str]:
+    """Remove the hidden temporary files (`.name.<pid>.tmp`) a stopped step left in its artifact folder."""
+    removed = []
+    if folder.is_dir():
+        for path in sorted(folder.glob(".*.tmp")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path.name)
+    return removed
 
 
 def _release_arrow_memory() -> None:

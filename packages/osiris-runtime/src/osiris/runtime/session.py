@@ -31,6 +31,7 @@ streams back through the same log and card.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import uuid
@@ -48,7 +49,7 @@ from osiris.core.spec import ComponentSpec
 from osiris.runtime.registry import DriverRegistry
 from osiris.runtime.resolve import load_connections_for_run, resolve_configs, run_secrets, spec_of
 from osiris.runtime.runcard import write_run_card
-from osiris.runtime.runlog import LogRedaction, RunListener, RunLog, jsonable, now
+from osiris.runtime.runlog import DiagnosticProblems, LogRedaction, RunListener, RunLog, jsonable, now
 
 TEXT_SCRUB_LIMIT = 64 * 1024 * 1024
 SYSTEM_DIR = "artifacts/_system"
@@ -112,7 +113,9 @@ class RunSession:
         self.redactor = Redactor(secrets)
         for value in run_secrets(manifest, self.configs, self.components):
             self.redactor.add(value)
-        self.log = RunLog(self.run_dir, self.run_id, self.redactor, listeners)
+        # Diagnostics that could not be written (disk full): reported, never a run failure.
+        self.problems = DiagnosticProblems()
+        self.log = RunLog(self.run_dir, self.run_id, self.redactor, listeners, self.problems)
         self.setup_error: OsirisError | None = None
         self.started = time.perf_counter()
         self.started_at = now()
@@ -173,7 +176,7 @@ class RunSession:
             return
         self._open = True
         (self.run_dir / SYSTEM_DIR).mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "manifest.yaml").write_text(self.manifest_text, encoding="utf-8")
+        self.write_diagnostic(self.run_dir / "manifest.yaml", self.manifest_text)
         self.log.open()
         self._log_redaction.install()
 
@@ -191,18 +194,39 @@ class RunSession:
 
         return self.redactor.redact(ErrorInfo.from_exception(exc, step=step_id).to_data())
 
+    def write_diagnostic(self, path: Path, text: str) -> bool:
+        """Write a diagnostics file of the run dir; a failure (disk full) is noted in `problems`, not raised."""
+        try:
+            path.write_text(text, encoding="utf-8")
+            return True
+        except OSError as exc:
+            self.problems.add(path.relative_to(self.run_dir).as_posix(), exc)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)  # no half-written file
+            return False
+
     def write_run_card(self, card: dict[str, Any]) -> dict[str, Any]:
-        """Write `run_card.json` (redacted); returns the card as written."""
+        """Write `run_card.json` (redacted); returns the card (kept in memory when it cannot be written)."""
         card = self.redactor.redact(jsonable(card))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_run_card(self.run_dir, card)
+        if self.problems:
+            card["diagnostics_incomplete"] = self.problems.messages()
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_card(self.run_dir, card)
+        except OSError as exc:
+            self.problems.add("run_card.json", exc)
+            with contextlib.suppress(OSError):
+                (self.run_dir / ".run_card.json.tmp").unlink(missing_ok=True)
         return card
 
     def close(self) -> None:
         """Close the log, stop masking log lines, and scrub secrets from the text files left in the run dir."""
         self.log.close()
         self._log_redaction.remove()
-        self.scrub_run_dir()
+        try:
+            self.scrub_run_dir()
+        except OSError as exc:
+            self.problems.add("(secret scrub of the run dir)", exc)
 
     def scrub_run_dir(self) -> None:
         """Mask known secret values in every text file a driver left in the run dir (defence in depth)."""

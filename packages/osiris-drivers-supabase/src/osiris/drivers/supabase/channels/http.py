@@ -18,6 +18,14 @@ from osiris.core.errors import OsirisError, TerminalError, TransientError
 from osiris.drivers.supabase.connection import SupabaseConnection, redact
 from osiris.drivers.supabase.errors import is_transient_sqlstate
 
+try:
+    from osiris.runtime.interrupts import raise_if_requested
+except ImportError:  # an osiris-runtime older than its stop handling
+
+    def raise_if_requested(step: str | None = None) -> None:
+        """No stop handling in this runtime: nothing to check."""
+
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -113,6 +121,8 @@ class RestLoader:
         import httpx
         from postgrest.exceptions import APIError
 
+        # Every request commits on its own: a stopped run (or a sandbox whose host is gone) sends no more.
+        raise_if_requested(self.step)
         try:
             return fn()
         except APIError as exc:

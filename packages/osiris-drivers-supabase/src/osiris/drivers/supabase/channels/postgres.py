@@ -64,6 +64,18 @@ class _InputErrors:
         )
 
 
+try:  # a stop (SIGINT, SIGTERM, a sandbox's host gone) cancels the load's statement and refuses its COMMIT
+    from osiris.runtime.interrupts import cancel_on_interrupt, check_before_commit
+except ImportError:  # an osiris-runtime older than its stop handling: loads run as before
+
+    def check_before_commit(step: str | None = None) -> None:
+        """No stop handling in this runtime: nothing to check."""
+
+    def cancel_on_interrupt(cancel: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
+        """No stop handling in this runtime: nothing to cancel."""
+        return contextlib.nullcontext()
+
+
 STAGE_APPLICATION_NAME = "osiris-supabase-stage"
 STAGE_PREFIX = identifiers.STAGE_PREFIX
 # A load holds a session-level advisory lock on its staging table's name, in this namespace,
@@ -144,10 +156,24 @@ class PostgresLoader:
         ddl_in_transaction: bool,
     ) -> LoadResult:
         """Load the input; `ddl_statements` run first in the load's transaction when `ddl_in_transaction`."""
+        pg, target = self._pg()
+        # A stop (SIGINT, SIGTERM, the sandbox's host gone) cancels the running statement at once.
+        with cancel_on_interrupt(pg.cancel):
+            return self._load_on(pg, target, arrow_schema, batches, num_rows, ddl_statements, ddl_in_transaction)
+
+    def _load_on(
+        self,
+        pg: Any,
+        target: Any,
+        arrow_schema: pa.Schema,
+        batches: Callable[[], Iterable[pa.RecordBatch]],
+        num_rows: int,
+        ddl_statements: list[ddl.Statement],
+        ddl_in_transaction: bool,
+    ) -> LoadResult:
         import psycopg2
 
         opts = self.opts
-        pg, target = self._pg()
         stage: str | None = None
         try:
             with pg.cursor() as cur:
@@ -177,6 +203,7 @@ class PostgresLoader:
                 if info is None:
                     raise TerminalError(f"Table `{opts.display}` does not exist (step `{self.step}`)", step=self.step)
                 result = self._merge(cur, info, arrow_schema, stage, staged_rows)
+            check_before_commit(self.step)  # a stopped run (or a sandbox whose host is gone) rolls back
             pg.commit()
             result.rows_input = staged_rows
             return result
@@ -184,6 +211,10 @@ class PostgresLoader:
             with contextlib.suppress(psycopg2.Error):
                 pg.rollback()
             raise self._fail(exc, f"Loading into ({opts.write_mode})") from None
+        except KeyboardInterrupt:  # a stop (`RunInterrupted`): nothing of this load is committed
+            with contextlib.suppress(psycopg2.Error):
+                pg.rollback()
+            raise
         finally:
             if stage is not None:
                 self._drop_stage(pg, stage)
@@ -394,8 +425,13 @@ class PostgresLoader:
             if rows == 0 and not opts.allow_empty_replace:
                 ac.rollback()
                 return None  # the staged path raises the clear "empty input" error
+            check_before_commit(self.step)
             ac.commit()
             return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, strategy="direct_swap")
+        except KeyboardInterrupt:  # a stop (`RunInterrupted`): nothing of this load is committed
+            with contextlib.suppress(Exception):
+                ac.rollback()
+            raise
         except OsirisError:
             with contextlib.suppress(Exception):
                 ac.rollback()
@@ -446,7 +482,12 @@ class PostgresLoader:
         ac = self._adbc(target)
         try:
             rows = self._copy_in(ac, self.opts.table, arrow_schema, batches)
+            check_before_commit(self.step)
             ac.commit()
+        except KeyboardInterrupt:  # a stop (`RunInterrupted`): nothing of this load is committed
+            with contextlib.suppress(Exception):
+                ac.rollback()
+            raise
         except OsirisError:
             raise
         except Exception as exc:

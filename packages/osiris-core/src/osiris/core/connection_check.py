@@ -44,7 +44,9 @@ def describe_value(value: Any) -> str:
     if isinstance(value, int):
         return "an integer"
     if isinstance(value, float):
-        return "a number with a fraction" if math.isfinite(value) and value != int(value) else "a number"
+        if not math.isfinite(value):
+            return "an infinite or not-a-number value"
+        return "a number with a fraction" if value != int(value) else "a number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, dt.datetime):

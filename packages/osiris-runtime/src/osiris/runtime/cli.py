@@ -301,7 +301,10 @@ def _doctor_function(family: str) -> tuple[Any, dict[str, Any]] | None:
 @click.option("--timeout", type=positive_seconds(), default=10.0, show_default=True, help="Seconds per connection.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def doctor_connections(connections: str | None, family: str | None, timeout: float, as_json: bool) -> None:
-    """Connect for real to every connection and say why one fails; exit code 1 when any fails."""
+    """Connect for real to every connection and say why one fails.
+
+    Exit code 2 when a connection is misconfigured (a missing variable, a bad field), else 1 when any
+    connection fails."""
     from osiris.core.redaction import Redactor
     from osiris.runtime.registry import load_object
     from osiris.runtime.resolve import resolve_connection, step_secrets
@@ -336,6 +339,8 @@ def doctor_connections(connections: str | None, family: str | None, timeout: flo
                 entry.update(
                     ok=False, message=str(exc) if isinstance(exc, OsirisError) else f"{type(exc).__name__}: {exc}"
                 )
+                if isinstance(exc, UserInputError):
+                    entry["input_error"] = True  # the connection is misconfigured: nothing was tried
             entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             results.append(redactor.redact(entry))
     if as_json:
@@ -345,5 +350,7 @@ def doctor_connections(connections: str | None, family: str | None, timeout: flo
         for r in results:
             state = {True: "ok  ", False: "FAIL", None: "skip"}[r["ok"]]
             click.echo(f"{state}  @{r['family']}.{r['alias']}  {r.get('message', '')}")
+    if any(r.get("input_error") for r in results):
+        click.get_current_context().exit(UserInputError.exit_code)
     if any(r["ok"] is False for r in results):
         click.get_current_context().exit(1)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 OSIRIS = (sys.executable, "-m", "osiris.core.cli")
@@ -49,3 +53,45 @@ def start_osiris(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@dataclass
+class InProcess:
+    """What one in-process `osiris` call did: its exit code and what it printed."""
+
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+def osiris_in_process(*args: str | Path, cwd: str | Path, env: Mapping[str, str] | None = None) -> InProcess:
+    """`osiris ARGS` through the CLI's `main` in this process (fast; no new interpreter), in `cwd`.
+
+    `env` is set for the call and restored after; `OSIRIS_DEBUG` is unset so no traceback is asked for.
+    """
+    from osiris.core.cli import main
+
+    changes = {"OSIRIS_DEBUG": None, **(env or {})}
+    saved = {k: os.environ.get(k) for k in changes}
+    old_cwd = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    for k, v in changes.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    os.chdir(cwd)
+    try:
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+        seconds = time.perf_counter() - started
+    finally:
+        os.chdir(old_cwd)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return InProcess(code, out.getvalue(), err.getvalue(), seconds)

@@ -20,6 +20,9 @@ def test_committed_schemas_are_current():
     for name, type_ in gen.SCHEMAS.items():
         committed = (gen.CORE / name).read_text(encoding="utf-8")
         assert committed == gen.render(type_), f"{name} is stale: run scripts/gen_schemas.py"
+    for name, type_ in gen.DOCS_SCHEMAS.items():
+        committed = (gen.DOCS / name).read_text(encoding="utf-8")
+        assert committed == gen.render(type_), f"docs/{name} is stale: run scripts/gen_schemas.py"
 
 
 @pytest.mark.slow

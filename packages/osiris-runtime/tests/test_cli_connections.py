@@ -42,7 +42,7 @@ def test_doctor_reports_missing_variables_and_families_without_a_check(tmp_path:
     path.write_text(CONNS)
     done = osiris("connections", "doctor", "--connections", str(path), "--json", cwd=tmp_path)
     results = {f"{r['family']}.{r['alias']}": r for r in json.loads(done.stdout)["results"]}
-    assert done.returncode == 1
+    assert done.returncode == 2  # a missing variable is a misconfiguration, not a failed connection
     assert results["mysql.env_only"]["ok"] is False
     assert "OSIRIS_TEST_UNSET_VAR_XYZ" in results["mysql.env_only"]["message"]
     assert "@mysql.env_only" in results["mysql.env_only"]["message"]

@@ -8,6 +8,8 @@ import time
 
 import click
 
+from osiris.core.cli_types import Folder
+
 
 def _common(f):  # type: ignore[no-untyped-def]
     f = click.option(
@@ -30,7 +32,7 @@ def _warn(warnings: list[str]) -> None:
 
 @click.command("compile")
 @_common
-@click.option("-o", "--out", "out_dir", default="build", show_default=True, help="Build folder.")
+@click.option("-o", "--out", "out_dir", default="build", show_default=True, type=Folder(), help="Build folder.")
 def compile_command(
     pipeline: str, params: tuple[str, ...], connections: str | None, as_json: bool, out_dir: str
 ) -> None:

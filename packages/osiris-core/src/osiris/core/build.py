@@ -84,9 +84,18 @@ def load_build(manifest_path: str | Path) -> Build:
                 step=step.id,
             )
         try:
-            cfgs[step.id] = json.loads(body)
-        except json.JSONDecodeError as exc:  # only a compiler bug gets here: the hash matched
-            raise DocumentError(f"Invalid JSON: {exc}", file=str(cfg_file), step=step.id) from None
+            cfg = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # the manifest was made to match
+            raise DocumentError(
+                f"Invalid JSON ({type(exc).__name__}); expected the step's config object",
+                file=str(cfg_file),
+                step=step.id,
+            ) from None
+        if not isinstance(cfg, dict):
+            raise DocumentError(
+                f"Expected the step's config object, got {_json_type(cfg)}", file=str(cfg_file), path="$", step=step.id
+            )
+        cfgs[step.id] = cfg
     return Build(path, manifest, text, cfgs)
 
 
@@ -124,16 +133,56 @@ def write_build(
 def last_compile(out_dir: str | Path = "build") -> Path:
     """The manifest of the newest compile under `out_dir`, from `.last_compile.json`."""
     pointer = Path(out_dir) / LAST_COMPILE
+    if not pointer.exists():
+        raise UserInputError(f"No compile found: `{pointer}` does not exist; run `osiris compile` first")
+    info = read_json_file(pointer, what="the newest compile's pointer")
+    manifest = info.get("manifest") if isinstance(info, dict) else None
+    if not isinstance(manifest, str) or not manifest or "\0" in manifest:
+        raise DocumentError(
+            f"Expected an object with a `manifest` path, got {_json_type(info)}",
+            file=str(pointer),
+            path="$.manifest" if isinstance(info, dict) else "$",
+            hint="compile again: `osiris compile PIPELINE.yaml`",
+        )
+    if not Path(manifest).is_file():
+        raise UserInputError(
+            f"The newest compile's manifest `{manifest}` (named by `{pointer}`) no longer exists; compile again"
+        )
+    return Path(manifest)
+
+
+def read_json_file(path: str | Path, *, what: str) -> Any:
+    """The JSON document in `path`; a missing file, invalid UTF-8 or invalid JSON is a `DocumentError` (exit 2)."""
+    p = Path(path)
     try:
-        info = json.loads(pointer.read_text(encoding="utf-8"))
+        body = p.read_bytes()
     except FileNotFoundError:
-        raise UserInputError(f"No compile found: `{pointer}` does not exist; run `osiris compile` first") from None
+        raise UserInputError(f"`{p}` does not exist; expected {what}") from None
+    except IsADirectoryError:
+        raise DocumentError(f"Expected {what} (a JSON file), found a folder", file=str(p)) from None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"Invalid UTF-8 at byte {exc.start} (0x{body[exc.start]:02x}); expected {what} as UTF-8 JSON", file=str(p)
+        ) from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserInputError(f"`{pointer}` is not valid JSON ({exc}); compile again") from None
-    manifest = Path(str(info.get("manifest", ""))) if isinstance(info, dict) else Path()
-    if not manifest.is_file():
-        raise UserInputError(f"The newest compile's manifest `{manifest}` no longer exists; compile again")
-    return manifest
+        raise DocumentError(
+            f"The file is not valid JSON ({exc.msg}); expected {what}", file=str(p), line=exc.lineno, column=exc.colno
+        ) from None
+    except RecursionError:
+        raise DocumentError(f"JSON nested too deeply; expected {what}", file=str(p)) from None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    if isinstance(value, bool) or value is None:
+        return names[type(value)]
+    if isinstance(value, (int, float)):
+        return "a number"
+    return names.get(type(value), type(value).__name__)
 
 
 def is_manifest_document(path: str | Path) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from osiris.core.cli_errors import describe_os_error, failure_json, user_os_error_code, wants_json
 from osiris.core.errors import OsirisError
 
 CLI_GROUP = "osiris.cli"
@@ -94,34 +95,59 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `osiris` script: maps errors to exit codes, never a bare traceback."""
-    verbose = bool(os.environ.get("OSIRIS_DEBUG")) or any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
+    """Entry point of the `osiris` script: maps errors to exit codes, never a bare traceback.
+
+    With `--json` every failure, whatever its kind, is also one JSON object on stdout
+    (`osiris.core.cli_errors`), so a script can always parse the answer.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = bool(os.environ.get("OSIRIS_DEBUG")) or any(a in ("-v", "--verbose") for a in args)
+    as_json = wants_json(args)
     try:
-        rv = cli.main(args=argv, prog_name="osiris", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="osiris", standalone_mode=False)
         if isinstance(rv, int) and not isinstance(rv, bool):
             return rv  # click returns ctx.exit(code) as a value when not in standalone mode
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
+    except click.Abort as exc:
         click.echo("Aborted.", err=True)
-        return 130
+        return _failed(exc, 130, as_json)
     except click.ClickException as exc:
         exc.show()
-        return exc.exit_code
+        return _failed(exc, exc.exit_code, as_json)
     except OsirisError as exc:
         if verbose:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
+        return _failed(exc, exc.exit_code, as_json)
+    except KeyboardInterrupt as exc:
         click.echo("Interrupted.", err=True)
-        return 130
-    except Exception as exc:  # an Osiris bug: say so, show the traceback only when asked
+        return _failed(exc, 130, as_json)
+    except OSError as exc:
+        code = user_os_error_code(exc)
+        if code is None:
+            return _internal(exc, verbose, as_json)
         if verbose:
             traceback.print_exc()
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", err=True)
-        return 1
+        click.echo(f"error: {describe_os_error(exc)}", err=True)
+        return _failed(exc, code, as_json)
+    except Exception as exc:  # an Osiris bug: say so, show the traceback only when asked
+        return _internal(exc, verbose, as_json)
     return 0
+
+
+def _internal(exc: BaseException, verbose: bool, as_json: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", err=True)
+    return _failed(exc, 1, as_json)
+
+
+def _failed(exc: BaseException, code: int, as_json: bool) -> int:
+    """Print the JSON failure object on stdout when `--json` was asked for; return the exit code."""
+    if as_json:
+        click.echo(failure_json(exc, code))
+    return code
 
 
 if __name__ == "__main__":

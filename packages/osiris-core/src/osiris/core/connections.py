@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from osiris.core.documents import did_you_mean, load_yaml_file
-from osiris.core.errors import ConnectionConfigError, DocumentError
+from osiris.core.connection_check import META_KEYS, FieldProblem, check_fields, describe_value, secret_keys_of
+from osiris.core.documents import LineIndex, did_you_mean, format_path, load_yaml_file
+from osiris.core.errors import ConnectionConfigError, DocumentError, ValidationErrors
+from osiris.core.redaction import is_secret_key
 
 CONNECTIONS_FILE = "osiris_connections.yaml"
 REFERENCE = re.compile(r"^@(?P<family>[A-Za-z][A-Za-z0-9_]*)(?:\.(?P<alias>[A-Za-z0-9_][A-Za-z0-9_-]*))?$")
@@ -34,9 +38,21 @@ def find_connections_file(explicit: str | Path | None = None) -> Path | None:
     return None
 
 
+class ConnectionsFile(dict):  # type: ignore[type-arg]
+    """The parsed connections file, ``{family: {alias: {field: value}}}``, knowing its file and lines."""
+
+    def __init__(self, families: dict[str, Any], *, file: str, lines: LineIndex | None = None) -> None:
+        super().__init__(families)
+        self.file = file
+        self.lines = lines
+
+
 def load_connections(path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """Read a connections file: ``{family: {alias: {field: value}}}``, shape-checked, unresolved."""
-    data, _ = load_yaml_file(path)
+    """Read a connections file: ``{family: {alias: {field: value}}}``, shape-checked, unresolved.
+
+    The result is a `ConnectionsFile`: a plain mapping that also knows the file and its lines,
+    so later checks (`check_connections`) can say where a field is."""
+    data, lines = load_yaml_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("connections"), dict):
         raise DocumentError("Expected a mapping with a `connections` key", file=str(path), path="$")
     families = data["connections"]
@@ -52,7 +68,79 @@ def load_connections(path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
                     file=str(path),
                     path=f"$.connections.{family}.{alias}",
                 )
-    return families
+    return ConnectionsFile(families, file=str(path), lines=lines)
+
+
+@dataclass(frozen=True)
+class ConnectionSchema:
+    """What a family's connections must look like: the `x-connection.schema` and which fields are secrets."""
+
+    schema: dict[str, Any]
+    secret_keys: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, schema: dict[str, Any], secret_pointers: Iterable[str] = ()) -> ConnectionSchema:
+        """From a spec's `x-connection.schema` and its `secrets` pointers."""
+        return cls(schema, frozenset(secret_keys_of(schema, secret_pointers, is_secret_key)))
+
+
+def check_connections(
+    connections: dict[str, dict[str, dict[str, Any]]],
+    schemas: dict[str, ConnectionSchema],
+    *,
+    only: Iterable[tuple[str, str]] | None = None,
+) -> list[DocumentError]:
+    """Every field error of the connections as written, against their family's schema.
+
+    `only` limits the check to some ``(family, alias)`` pairs (those a run uses); families
+    without a schema are not checked. Each error names the file, family, alias and key.
+    """
+    file = getattr(connections, "file", None)
+    lines: LineIndex | None = getattr(connections, "lines", None)
+    wanted = set(only) if only is not None else None
+    errors: list[DocumentError] = []
+    for family in connections:
+        found = schemas.get(family)
+        if found is None:
+            continue
+        for alias, fields in connections[family].items():
+            if wanted is not None and (family, alias) not in wanted:
+                continue
+            body = {k: v for k, v in fields.items() if k not in META_KEYS}
+            secrets = set(found.secret_keys) | {str(k) for k in body if is_secret_key(str(k))}
+            for problem in check_fields(body, found.schema, secret_keys=secrets):
+                errors.append(field_error(problem, family, alias, file=file, lines=lines))
+            marker = fields.get("default")
+            if "default" in fields and not isinstance(marker, bool):
+                errors.append(
+                    field_error(
+                        FieldProblem(("default",), f"`default`: expected true or false, got {describe_value(marker)}"),
+                        family,
+                        alias,
+                        file=file,
+                        lines=lines,
+                    )
+                )
+    return errors
+
+
+def field_error(
+    problem: FieldProblem, family: str, alias: str, *, file: str | None, lines: LineIndex | None = None
+) -> DocumentError:
+    """`problem` of connection `@family.alias` as a `DocumentError` with the file, line and JSON path."""
+    parts = ("connections", family, alias, *problem.keys)
+    return DocumentError(
+        f"Connection `@{family}.{alias}`: {problem.message}",
+        file=file,
+        path=format_path(parts),
+        line=lines.line_of(parts) if lines is not None else None,
+    )
+
+
+def raise_connection_errors(errors: list[DocumentError], file: str | None) -> None:
+    """Raise `errors` together (a `ValidationErrors`, exit 2), if there are any."""
+    if errors:
+        raise ValidationErrors(list(errors), file=file)  # type: ignore[arg-type]
 
 
 def parse_reference(ref: str) -> tuple[str, str | None]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from osiris.core.cli_types import Folder, positive_seconds, refuse_unused
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.runtime.runcard import RunResult
 from osiris.runtime.runlog import RunListener
@@ -42,8 +43,14 @@ def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | No
 @click.command("run")
 @click.argument("target", required=False, type=click.Path(dir_okay=False))
 @click.option("--last-compile", is_flag=True, help="Run the newest compile (build/.last_compile.json).")
-@click.option("--build-dir", default="build", show_default=True, help="Where pipelines are compiled to.")
-@click.option("--runs-dir", default="runs", show_default=True, help="Where run directories are created.")
+@click.option(
+    "--build-dir",
+    default="build",
+    show_default=True,
+    type=Folder(writable=False),
+    help="Where pipelines are compiled to (and --last-compile looks).",
+)
+@click.option("--runs-dir", default="runs", show_default=True, type=Folder(), help="Where run directories are created.")
 @click.option("--connections", type=click.Path(dir_okay=False), help="The osiris_connections.yaml to use.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Pipeline param when compiling.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON (no progress display).")
@@ -51,15 +58,17 @@ def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | No
 @click.option("--no-progress", is_flag=True, help="No live progress display even on a terminal.")
 @click.option("--sandbox", "sandbox", metavar="NAME", help="Run in a sandbox plugin (`e2b`, `local`...).")
 @click.option("--e2b", is_flag=True, help="Same as `--sandbox e2b`.")
-@click.option("--e2b-cpu", type=int, help="Sandbox CPUs.")
-@click.option("--e2b-mem", type=int, metavar="MB", help="Sandbox memory in MB.")
-@click.option("--e2b-timeout", type=float, metavar="SECONDS", help="Sandbox timeout.")
+@click.option("--e2b-cpu", type=click.IntRange(min=1), help="Sandbox CPUs.")
+@click.option("--e2b-mem", type=click.IntRange(min=1), metavar="MB", help="Sandbox memory in MB.")
+@click.option("--e2b-timeout", type=positive_seconds(), metavar="SECONDS", help="Sandbox timeout.")
 @click.option("--e2b-template", metavar="NAME", help="Sandbox template.")
 @click.option("--e2b-install-deps", is_flag=True, help="Install the manifest's driver distributions in the sandbox.")
 @click.option("--e2b-env", multiple=True, metavar="K=V", help="Set an environment variable in the sandbox.")
 @click.option("--e2b-pass-env", multiple=True, metavar="NAME", help="Pass a host environment variable through.")
 @click.option("--download-data", is_flag=True, help="Download data artifacts from the sandbox.")
-@click.option("--artifact-max-mb", type=float, help="Download data artifacts under this size (default 5).")
+@click.option(
+    "--artifact-max-mb", type=click.FloatRange(min=0), help="Download data artifacts under this size (default 5)."
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -93,6 +102,20 @@ def run_command(
     if e2b and sandbox and sandbox != "e2b":
         raise click.UsageError(f"`--e2b` and `--sandbox {sandbox}` contradict each other")
     sandbox_name = "e2b" if e2b else sandbox
+    if not sandbox_name:
+        refuse_unused(
+            ctx,
+            "without a sandbox (add `--sandbox NAME` or `--e2b`)",
+            "e2b_cpu",
+            "e2b_mem",
+            "e2b_timeout",
+            "e2b_template",
+            "e2b_install_deps",
+            "e2b_env",
+            "e2b_pass_env",
+            "download_data",
+            "artifact_max_mb",
+        )
     from osiris.runtime.retention import after_run_hook, policy_from_env
 
     retention = policy_from_env()  # a bad retention setting is an error before anything runs
@@ -101,10 +124,17 @@ def run_command(
     from osiris.core.build import last_compile as last_compile_manifest
 
     if last_compile:
+        refuse_unused(ctx, "with `--last-compile`: the newest compile is run as it was compiled", "params")
         manifest_path = last_compile_manifest(build_dir)
     elif is_manifest_document(target):  # type: ignore[arg-type]
+        refuse_unused(ctx, f"when running a compiled manifest (`{target}`): params are set when compiling", "params")
+        refuse_unused(
+            ctx, f"when running a compiled manifest (`{target}`): it is where pipelines are compiled to", "build_dir"
+        )
         manifest_path = Path(target)  # type: ignore[arg-type]
     else:
+        build_param = next(p for p in ctx.command.params if p.name == "build_dir")
+        build_dir = Folder().convert(build_dir, build_param, ctx)  # compiling writes there
         manifest_path = _compile_first(target, params, connections, build_dir)  # type: ignore[arg-type]
     ctx.call_on_close(after_run_hook(Path(runs_dir), manifest_path, retention))  # `osiris runs` retention
 
@@ -186,14 +216,34 @@ def connections_group() -> None:
 
 
 def _load_conns(connections: str | None) -> tuple[Path, dict[str, dict[str, dict[str, Any]]]]:
-    from osiris.core.connections import find_connections_file, load_connections
+    from osiris.core.connections import (
+        check_connections,
+        find_connections_file,
+        load_connections,
+        raise_connection_errors,
+    )
 
     path = find_connections_file(connections)
     if path is None:
         raise UserInputError(
             "No osiris_connections.yaml found (looked at --connections, $OSIRIS_HOME and the current directory)"
         )
-    return path, load_connections(path)
+    conns = load_connections(path)
+    raise_connection_errors(check_connections(conns, _family_schemas()), str(path))
+    return path, conns
+
+
+def _family_schemas() -> dict[str, Any]:
+    """Each connection family's schema, from the first installed component that declares it."""
+    from osiris.core.connections import ConnectionSchema
+    from osiris.core.discovery import ComponentRegistry
+
+    schemas: dict[str, Any] = {}
+    for comp in ComponentRegistry.discover().all():
+        info = comp.spec.x_connection
+        if info is not None and info.schema and info.family not in schemas:
+            schemas[info.family] = ConnectionSchema.of(info.schema, comp.spec.secrets)
+    return schemas
 
 
 def _masked_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -252,15 +302,23 @@ def _doctor_function(family: str) -> tuple[Any, dict[str, Any]] | None:
 @connections_group.command("doctor")
 @click.option("--connections", type=click.Path(dir_okay=False), help="The osiris_connections.yaml to use.")
 @click.option("--family", help="Check only this family.")
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per connection.")
+@click.option("--timeout", type=positive_seconds(), default=10.0, show_default=True, help="Seconds per connection.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def doctor_connections(connections: str | None, family: str | None, timeout: float, as_json: bool) -> None:
-    """Connect for real to every connection and say why one fails; exit code 1 when any fails."""
+    """Connect for real to every connection and say why one fails.
+
+    Exit code 2 when a connection is misconfigured (a missing variable, a bad field), else 1 when any
+    connection fails."""
     from osiris.core.redaction import Redactor
     from osiris.runtime.registry import load_object
     from osiris.runtime.resolve import resolve_connection, step_secrets
 
     path, conns = _load_conns(connections)
+    if family and family not in conns:
+        raise UserInputError(
+            f"`--family {family}`: no connections of that family in `{path}`; families: "
+            f"{', '.join(sorted(conns)) or 'none'}"
+        )
     results = []
     for fam in sorted(conns):
         if family and fam != family:
@@ -285,6 +343,8 @@ def doctor_connections(connections: str | None, family: str | None, timeout: flo
                 entry.update(
                     ok=False, message=str(exc) if isinstance(exc, OsirisError) else f"{type(exc).__name__}: {exc}"
                 )
+                if isinstance(exc, UserInputError):
+                    entry["input_error"] = True  # the connection is misconfigured: nothing was tried
             entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             results.append(redactor.redact(entry))
     if as_json:
@@ -294,5 +354,7 @@ def doctor_connections(connections: str | None, family: str | None, timeout: flo
         for r in results:
             state = {True: "ok  ", False: "FAIL", None: "skip"}[r["ok"]]
             click.echo(f"{state}  @{r['family']}.{r['alias']}  {r.get('message', '')}")
+    if any(r.get("input_error") for r in results):
+        click.get_current_context().exit(UserInputError.exit_code)
     if any(r["ok"] is False for r in results):
         click.get_current_context().exit(1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from osiris.core.cli_types import Folder
 from osiris.core.errors import UserInputError
 from osiris.runtime.history import RunRecord, resolve_run, scan_runs
 from osiris.runtime.retention import (
@@ -25,7 +26,9 @@ RUNS_DIR_HELP = "Where run directories are (the `--runs-dir` of `osiris run`)."
 
 
 def _runs_dir_option(f: Any) -> Any:
-    return click.option("--runs-dir", default="runs", show_default=True, help=RUNS_DIR_HELP)(f)
+    return click.option(
+        "--runs-dir", default="runs", show_default=True, type=Folder(writable=False), help=RUNS_DIR_HELP
+    )(f)
 
 
 def _json_option(f: Any) -> Any:

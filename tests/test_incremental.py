@@ -203,8 +203,8 @@ def test_concurrent_runs_never_both_commit(inc: Incremental) -> None:
     b = inc.popen()
     _wait_for(inc, "Lock", "advisory")
     blocker.rollback()  # A goes on and commits; B then sees the new version
-    out_a, err_a = a.communicate(timeout=120)
-    out_b, err_b = b.communicate(timeout=120)
+    _, err_a = a.communicate(timeout=120)
+    out_b, _ = b.communicate(timeout=120)
     assert a.returncode == 0, err_a
     assert b.returncode == 1 and "Another run of pipeline" in out_b
     assert inc.state()["version"] == 2 and inc.target() == inc.source()

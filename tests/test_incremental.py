@@ -294,3 +294,114 @@ def _wait_idle(inc: Incremental, timeout: float = 60) -> None:
                 return
         time.sleep(0.05)
     admin.close()
+
+
+def test_query_mode_with_an_expression_cursor(inc: Incremental) -> None:
+    inc.mysql("ALTER TABLE items ADD COLUMN created_at DATETIME(6) NOT NULL DEFAULT '2024-01-01 09:00:00'")
+    inc.mysql("UPDATE items SET updated_at = NULL WHERE id = 1")  # never updated: the expression falls back
+    inc.extractor = {
+        "query": "SELECT id, name, updated_at, created_at FROM items WHERE name <> %s",
+        "params": ["hidden"],
+    }
+    inc.incremental = {"cursor": "COALESCE(updated_at, created_at)", "lag": "1 minute"}
+    inc.run()
+    assert inc.target() == inc.source()
+    inc.mysql(
+        "INSERT INTO items (id, name, updated_at) VALUES (4, 'd', NULL), (5, 'hidden', '2030-01-01')",
+        "UPDATE items SET created_at = '2025-01-01' WHERE id = 4",
+    )
+    card = inc.run()
+    assert [r[0] for r in inc.target()] == [1, 2, 3, 4]  # the query's own filter still applies
+    assert window(card)["high"] == wm("2025-01-01 00:00:00.000000")
+
+
+def test_state_commands(inc: Incremental) -> None:
+    import json
+
+    from osiris_cli import run_osiris
+
+    inc.run()
+    pipeline = str(inc.work / "pipeline.yaml")
+    shown = run_osiris("state", "show", pipeline, "--json", cwd=inc.work)
+    assert shown.returncode == 0, shown.stderr
+    [record] = json.loads(shown.stdout)
+    assert record["step"] == "extract" and record["destination"] == "load:public.items"
+    assert record["watermark"] == wm("2024-01-01 12:00:00.250000") and record["version"] == 1
+    done = run_osiris("state", "set", pipeline, "2024-01-01 10:30:00", "--json", cwd=inc.work)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["watermark"] == wm("2024-01-01 10:30:00.000000")
+    inc.mysql("UPDATE items SET name = 'B' WHERE id = 2")  # inside the window the watermark now opens
+    card = inc.run()
+    assert window(card)["low"] == wm("2024-01-01 10:30:00.000000") and inc.target() == inc.source()
+    assert run_osiris("state", "reset", pipeline, cwd=inc.work).returncode == 0
+    assert inc.state() is None
+    wrong = run_osiris("state", "show", pipeline, "--step", "nope", cwd=inc.work)
+    assert wrong.returncode == 2 and "`extract` -> `load:public.items`" in wrong.stderr
+
+
+def test_duckdb_writer_keeps_state_and_deletes_in_its_transaction(inc: Incremental) -> None:
+    import duckdb
+    import yaml
+
+    from osiris.compiler.compiler import compile_to_build
+    from osiris.runtime.cli import run_on_host
+
+    pipeline = inc.pipeline()
+    pipeline["steps"][0]["config"]["incremental"] = {"cursor": "updated_at", "deletes": "reconcile"}
+    pipeline["steps"][1] = {
+        "id": "load",
+        "component": "duckdb.writer",
+        "mode": "write",
+        "needs": ["extract"],
+        "config": {"path": str(inc.work / "w.duckdb"), "table": "items", "write_mode": "upsert", "primary_key": "id"},
+    }
+    path = inc.work / "duck.yaml"
+    path.write_text(yaml.safe_dump(pipeline))
+
+    def run() -> None:
+        manifest = compile_to_build(path, inc.work / "build").manifest_path
+        result = run_on_host(
+            manifest, runs_dir=inc.work / "runs", connections_file=inc.work / "osiris_connections.yaml"
+        )
+        assert result.exit_code == 0, result.error
+
+    def target() -> tuple[list[tuple[Any, ...]], str]:
+        with duckdb.connect(str(inc.work / "w.duckdb"), read_only=True) as con:
+            rows = con.sql("SELECT id, name, updated_at FROM items ORDER BY id").fetchall()
+            [(mark,)] = con.sql("SELECT watermark FROM _osiris_state").fetchall()
+        return [tuple(r) for r in rows], mark
+
+    run()
+    assert target()[0] == inc.source()
+    inc.mysql("DELETE FROM items WHERE id = 1", "INSERT INTO items VALUES (4, 'd', '2024-02-01')")
+    run()
+    rows, mark = target()
+    assert rows == inc.source() and '"2024-02-01 00:00:00.000000"' in mark
+
+
+def test_host_and_local_sandbox_commit_the_same_watermark_and_table(
+    new_mysql_db: Any, new_pg_db: Any, tmp_path: Path
+) -> None:
+    src = new_mysql_db("osiris_inc")
+    host = Incremental(src, new_pg_db("osiris_inc"), tmp_path / "host")
+    sandbox = Incremental(src, new_pg_db("osiris_inc"), tmp_path / "sandbox")
+    host.mysql(*SEED)
+    for sync in (host, sandbox):
+        sync.incremental = {"cursor": "updated_at", "lag": "30 minutes", "deletes": "reconcile"}
+
+    def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        a = host.run()
+        b = sandbox.run(sandbox="local")
+        assert host.target() == sandbox.target() == host.source()
+        assert host.state() == sandbox.state()
+        return a, b
+
+    both()
+    host.mysql(
+        "INSERT INTO items VALUES (4, 'd', '2024-01-01 13:00:00')",
+        "UPDATE items SET name = 'B', updated_at = '2024-01-01 12:10:00' WHERE id = 2",
+        "DELETE FROM items WHERE id = 1",
+    )
+    a, b = both()
+    assert window(a) == window(b) and window(b)["watermark_before"] == wm("2024-01-01 12:00:00.250000")
+    assert step(a, "load")["facts"]["rows_deleted"] == step(b, "load")["facts"]["rows_deleted"] == 1

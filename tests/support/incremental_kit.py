@@ -89,16 +89,21 @@ class Incremental:
         self._manifest = out.manifest_path
         return out.manifest_path
 
-    def run(self, *, full_refresh: bool = False, expect: int = 0) -> dict[str, Any]:
-        """Run on the host, in this process; the run card (the exit code must be `expect`)."""
+    def run(self, *, full_refresh: bool = False, expect: int = 0, sandbox: str | None = None) -> dict[str, Any]:
+        """Run on the host, in this process, or in a `local` sandbox; the run card (the exit code must be `expect`)."""
         from osiris.runtime.cli import run_on_host
 
-        result = run_on_host(
-            self.manifest(),
-            runs_dir=self.work / "runs",
-            connections_file=self.work / "osiris_connections.yaml",
-            full_refresh=full_refresh,
-        )
+        conns = self.work / "osiris_connections.yaml"
+        if sandbox == "local":
+            from osiris.remote.plugins import local_plugin
+            from osiris.runtime.sandbox_api import SandboxOptions
+
+            options = SandboxOptions(name="local", full_refresh=full_refresh)
+            result = local_plugin(self.manifest(), options, connections_file=conns, runs_dir=self.work / "runs")
+        else:
+            result = run_on_host(
+                self.manifest(), runs_dir=self.work / "runs", connections_file=conns, full_refresh=full_refresh
+            )
         card = json.loads((result.run_dir / "run_card.json").read_text())
         assert result.exit_code == expect, card.get("error")
         return card

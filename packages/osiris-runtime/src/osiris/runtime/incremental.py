@@ -22,6 +22,7 @@ watermark)` and `reset_state(config, key)` (`StateStore`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -203,7 +204,7 @@ def lower_bound(watermark: Any, lag: timedelta | Decimal, *, what: str) -> Any:
             return watermark
         raise UserInputError(f"{what}: the cursor is a number; write `lag` as a number")
     if isinstance(watermark, int):
-        return watermark - int(-(-lag // 1))  # rounded up
+        return watermark - math.ceil(lag)  # rounded up: never less overlap
     if isinstance(watermark, Decimal):
         return watermark - lag
     if lag:

@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -132,7 +132,8 @@ def encode_value(value: Any) -> dict[str, str] | None:
     if isinstance(value, bool):
         raise UserInputError(f"A boolean cursor cannot be a watermark; got `{value}`")
     if isinstance(value, datetime):
-        return {"type": "datetime", "value": value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")}
+        value = naive_utc(value)
+        return {"type": "datetime", "value": value.isoformat(sep=" ", timespec="microseconds")}
     if isinstance(value, date):
         return {"type": "date", "value": value.isoformat()}
     if isinstance(value, int):
@@ -142,6 +143,13 @@ def encode_value(value: Any) -> dict[str, str] | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8")
     return {"type": "string", "value": str(value)}
+
+
+def naive_utc(value: Any) -> Any:
+    """An aware datetime as naive UTC (watermarks of `timestamptz` cursors are kept in UTC); others as they are."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def decode_value(watermark: Mapping[str, Any] | None) -> Any:
@@ -217,6 +225,53 @@ def older(a: dict[str, str] | None, b: dict[str, str] | None) -> dict[str, str] 
     if a is None or b is None:
         return None
     return a if decode_value(a) <= decode_value(b) else b
+
+
+def plan_bounds(
+    block: IncrementalConfig, read: Any, high: Any, *, step: str
+) -> tuple[Any, dict[str, str] | None, dict[str, str] | None]:
+    """(low bound or None, watermark before, watermark after) of one read, given the source's `high`.
+
+    `read` is the `IncrementalRead` the runner handed on (None: no state, e.g. a driver test). The low
+    bound is `watermark - lag`, else `initial_value`, else none (and none on a full refresh); the new
+    watermark is `high`, never older than the one before.
+    """
+    what = f"Step `{step}`"
+    high = naive_utc(high)
+    before = None if read is None else read.watermark
+    kind = (encode_value(high) or before or {}).get("type")
+    stored = coerce_like(decode_value(before), kind, what=f"{what}: the stored watermark") if before else None
+    low = None
+    if not getattr(read, "full_refresh", False):
+        if stored is not None:
+            low = lower_bound(stored, block.lag, what=f"{what}: `incremental.lag`")
+        elif block.initial_value is not None:
+            low = coerce_like(block.initial_value, kind, what=f"{what}: `incremental.initial_value`")
+    after = encode_value(high)
+    if stored is not None and (high is None or high < stored):
+        after = before  # a watermark never moves back (the newest rows were deleted, or it was set ahead)
+    return low, before, after
+
+
+def window_facts(block: IncrementalConfig, read: Any, low: Any, high: Any, before: Any, after: Any) -> dict[str, Any]:
+    """The window of one read as the run card, the events and the writer get it."""
+    return {
+        "cursor": block.cursor,
+        "low": encode_value(low),
+        "high": encode_value(high),
+        "watermark_before": before,
+        "watermark_after": after,
+        "full_refresh": bool(getattr(read, "full_refresh", False)),
+        "on_null_cursor": block.on_null_cursor,
+        "deletes": block.deletes,
+    }
+
+
+NULL_CURSOR_ERROR = (
+    "rows with a NULL cursor `{cursor}` exist, which an incremental read never reaches; set "
+    "`incremental.on_null_cursor: include` (read them every run) or `skip` (never load them), or use a "
+    "cursor such as `COALESCE(updated_at, created_at)`"
+)
 
 
 # -- state keys and what the runner hands on --------------------------------------------------------
@@ -324,5 +379,7 @@ __all__ = [
     "older",
     "parse_deletes",
     "parse_lag",
+    "plan_bounds",
     "sources_of",
+    "window_facts",
 ]

@@ -73,22 +73,8 @@ def plan_window(meta: Any, config: dict[str, Any], read: Any, step_id: str) -> t
 
     high = _scalar(meta, f"SELECT MAX({expr}) {source}" + (f" WHERE {where}" if where else ""))
     if block.on_null_cursor == "error" and _scalar(meta, f"SELECT 1 {filtered(f'{expr} IS NULL')} LIMIT 1"):
-        raise UserInputError(
-            f"{what}: rows with a NULL cursor `{block.cursor}` exist, which an incremental read never reaches; "
-            "set `incremental.on_null_cursor: include` (read them every run) or `skip` (never load them), "
-            "or use a cursor such as `COALESCE(updated_at, created_at)`",
-            step=step_id,
-        )
-    full_refresh = bool(getattr(read, "full_refresh", False))
-    before = None if read is None else read.watermark
-    kind = (inc.encode_value(high) or before or {}).get("type")
-    low = None
-    if not full_refresh:
-        if before is not None:
-            wm = inc.coerce_like(inc.decode_value(before), kind, what=f"{what}: the stored watermark")
-            low = inc.lower_bound(wm, block.lag, what=f"{what}: `incremental.lag`")
-        elif block.initial_value is not None:
-            low = inc.coerce_like(block.initial_value, kind, what=f"{what}: `incremental.initial_value`")
+        raise UserInputError(f"{what}: " + inc.NULL_CURSOR_ERROR.format(cursor=block.cursor), step=step_id)
+    low, before, after = inc.plan_bounds(block, read, high, step=step_id)
     if high is None:
         window = "FALSE"
     else:
@@ -105,21 +91,7 @@ def plan_window(meta: Any, config: dict[str, Any], read: Any, step_id: str) -> t
         new.pop("params", None)
     else:
         new["where"] = f"({config['where']}) AND ({window})" if config.get("where") else window
-    after = inc.encode_value(high)
-    if before is not None and (
-        after is None or inc.decode_value(after) < inc.coerce_like(inc.decode_value(before), kind, what=what)
-    ):
-        after = before  # a watermark never moves back (the source's newest rows were deleted, or it was set ahead)
-    facts = {
-        "cursor": block.cursor,
-        "low": inc.encode_value(low),
-        "high": inc.encode_value(high),
-        "watermark_before": before,
-        "watermark_after": after,
-        "full_refresh": full_refresh,
-        "on_null_cursor": block.on_null_cursor,
-        "deletes": block.deletes,
-    }
+    facts = inc.window_facts(block, read, low, high, before, after)
     return new, facts
 
 

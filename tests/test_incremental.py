@@ -233,9 +233,12 @@ def test_sigkill_during_the_load_leaves_watermark_and_table(inc: Incremental) ->
 
 
 def test_a_terminated_copy_leaves_watermark_and_table(inc: Incremental) -> None:
+    inc.mysql("ALTER TABLE items ADD COLUMN payload MEDIUMTEXT")
     inc.run()
+    # 20,000 rows of 4 KB: a COPY that lasts long enough to be caught and terminated
     inc.mysql(
-        "INSERT INTO items SELECT 1000 + seq, REPEAT('x', 40), '2024-01-05' + INTERVAL seq SECOND FROM seq_1_to_200000"
+        "INSERT INTO items SELECT 1000 + seq, 'x', '2024-01-05' + INTERVAL seq SECOND, REPEAT(MD5(seq), 128) "
+        "FROM seq_1_to_20000"
     )
     before = (inc.state(), inc.target())
     inc.writer = {"retries": 0}

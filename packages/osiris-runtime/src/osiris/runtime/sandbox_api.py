@@ -72,6 +72,7 @@ class SandboxOptions:
             "pass_env": list(self.pass_env),
             "download_data": self.download_data,
             "artifact_max_mb": self.artifact_max_mb,
+            "full_refresh": self.full_refresh,
         }
 
 

@@ -23,6 +23,7 @@ import msgspec
 
 from osiris.compiler.__about__ import __version__
 from osiris.compiler.graph import find_cycle, topological_order
+from osiris.compiler.incremental import check_incremental
 from osiris.compiler.params import ReferenceSyntaxError, resolve_params, substitute
 from osiris.compiler.schema_errors import config_errors, key_path, schema_problem
 from osiris.compiler.secrets import find_inline_secrets
@@ -195,6 +196,7 @@ def compile_pipeline(
                     ("steps", step_index, "needs"),
                     sid,
                 )
+    check_incremental(pipeline.steps, components, configs, needs, modes, check.add)
     check.raise_if_any()
 
     order = topological_order(needs)

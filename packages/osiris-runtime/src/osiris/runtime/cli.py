@@ -69,6 +69,11 @@ def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | No
 @click.option(
     "--artifact-max-mb", type=click.FloatRange(min=0), help="Download data artifacts under this size (default 5)."
 )
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Incremental steps ignore their watermark once: the destination is replaced and the watermark set anew.",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -92,6 +97,7 @@ def run_command(
     e2b_pass_env: tuple[str, ...],
     download_data: bool,
     artifact_max_mb: float | None,
+    full_refresh: bool,
 ) -> None:
     """Run TARGET: a pipeline (compiled first), a compiled manifest.yaml, or --last-compile."""
     verbose = _verbose(ctx, verbose_flag)
@@ -163,6 +169,7 @@ def run_command(
             pass_env=list(e2b_pass_env),
             download_data=download_data or os.environ.get("E2B_DOWNLOAD_DATA_ARTIFACTS") == "1",
             artifact_max_mb=artifact_max_mb if artifact_max_mb is not None else default_artifact_max_mb(),
+            full_refresh=full_refresh,
         )
         plugin = load_sandbox_plugin(sandbox_name)
         result = plugin(
@@ -184,6 +191,7 @@ def run_command(
             runs_dir=Path(runs_dir),
             connections_file=connections,
             listeners=[ProgressDisplay()] if progress else [],
+            full_refresh=full_refresh,
         )
     print_report(result, as_json=as_json, verbose=verbose)
     ctx.exit(result.exit_code)
@@ -195,6 +203,7 @@ def run_on_host(
     runs_dir: Path,
     connections_file: str | Path | None = None,
     listeners: Iterable[RunListener] = (),
+    full_refresh: bool = False,
 ) -> RunResult:
     """Run a compiled manifest on this machine; returns the result (nothing is printed)."""
     from osiris.core.build import load_build
@@ -202,7 +211,11 @@ def run_on_host(
     from osiris.runtime.session import RunSession
 
     session = RunSession.for_build(
-        load_build(manifest_path), runs_dir=runs_dir, connections_file=connections_file, listeners=listeners
+        load_build(manifest_path),
+        runs_dir=runs_dir,
+        connections_file=connections_file,
+        listeners=listeners,
+        full_refresh=full_refresh,
     )
     return Runner(session).run()
 

@@ -133,8 +133,12 @@ class StepContext:
         on_metric: MetricSink | None = None,
         on_progress: Callable[[int], None] | None = None,
         base_dir: str | Path | None = None,
+        incremental: Any = None,
     ) -> None:
         self.step_id = step_id
+        # Incremental state the runner hands on (`osiris.runtime.incremental`): an `IncrementalRead`
+        # for an extractor with an `incremental` block, an `IncrementalWrite` for a writer below one.
+        self.incremental = incremental
         self.output_dir = Path(output_dir)
         self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
         self._on_event = on_event

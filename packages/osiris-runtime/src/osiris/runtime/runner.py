@@ -37,6 +37,7 @@ from pathlib import Path
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.runtime import interrupts
+from osiris.runtime import incremental as inc
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext, upstream_inputs
 from osiris.runtime.io import use_lean_memory_pool
@@ -60,6 +61,8 @@ class Runner:
         self.outputs: dict[str, Path] = {}
         self.registration: RegistrationSummary | None = None
         self._steps = {s.id: s for s in session.manifest.steps}
+        # Incremental state read before the run: (extractor step, writer step) -> (key, state row or None).
+        self.states: dict[tuple[str, str], tuple[inc.StateKey, dict | None]] = {}
         self._prepared = False
         self._finished: RunResult | None = None
 
@@ -112,7 +115,100 @@ class Runner:
                     f"`{step.component}` uses `{registered}`; compile the pipeline again",
                     step=step.id,
                 )
+        self._read_states()
         return summary
+
+    def _read_states(self) -> None:
+        """Read the watermark of every (incremental extractor, destination) before any step runs."""
+        session, manifest = self.session, self.session.manifest
+        for src in inc.incremental_steps(manifest, session.configs):
+            writers = inc.destinations_of(manifest, src)
+            if not writers:
+                raise UserInputError(
+                    f"Step `{src}` reads incrementally but no `write` step is downstream of it; the watermark "
+                    "is kept in the destination, so add a writer (e.g. `supabase.writer` in `upsert` mode)",
+                    step=src,
+                )
+            for w in writers:
+                driver = session.registry.create(self._steps[w].component)
+                if not hasattr(driver, "read_state"):
+                    raise UserInputError(
+                        f"Step `{w}` (`{self._steps[w].component}`) is downstream of the incremental step `{src}` "
+                        "but keeps no incremental state; write to `supabase.writer` or `duckdb.writer`",
+                        step=w,
+                    )
+                key = inc.StateKey(manifest.pipeline.name, src, inc.destination_name(w, session.configs.get(w, {})))
+                state = driver.read_state(config=session.configs.get(w, {}), key=key)
+                self.states[(src, w)] = (key, state)
+                session.emit(
+                    "state_read",
+                    src,
+                    destination=key.destination,
+                    writer=w,
+                    watermark=(state or {}).get("watermark"),
+                    version=(state or {}).get("version"),
+                )
+
+    def _incremental_for(self, step_id: str) -> inc.IncrementalRead | inc.IncrementalWrite | None:
+        """What `ctx.incremental` carries for this step (None for a step outside incremental loading)."""
+        session = self.session
+        config = session.configs.get(step_id, {})
+        block = config.get("incremental")
+        if isinstance(block, dict):
+            dests = {w: st for (s, w), (_, st) in self.states.items() if s == step_id}
+            marks = [(st or {}).get("watermark") for st in dests.values()]
+            watermark = marks[0] if marks else None
+            for m in marks[1:]:
+                watermark = inc.older(watermark, m)
+            key_columns = None
+            if block.get("deletes") == "reconcile" and dests:
+                pk = session.configs.get(next(iter(dests)), {}).get("primary_key")
+                key_columns = [pk] if isinstance(pk, str) else list(pk or [])
+            return inc.IncrementalRead(
+                watermark=watermark,
+                full_refresh=bool(block.get("full_refresh")),
+                key_columns=key_columns,
+                destinations={w: (st or {}).get("watermark") for w, st in dests.items()},
+            )
+        commits = []
+        write: inc.IncrementalWrite | None = None
+        for (src, w), (key, state) in self.states.items():
+            if w != step_id:
+                continue
+            facts = self.results[src].facts.get("incremental")
+            if not isinstance(facts, dict):
+                raise TerminalError(
+                    f"Step `{src}` has an `incremental` block but its driver reported no window; "
+                    f"its component does not read incrementally, so `{step_id}` cannot commit a watermark",
+                    step=step_id,
+                )
+            block = session.configs.get(src, {}).get("incremental") or {}
+            deletes, soft = inc.parse_deletes(block.get("deletes"), step=src)
+            commits.append(
+                inc.StateCommit(
+                    key=key,
+                    expected_version=(state or {}).get("version"),
+                    watermark_before=(state or {}).get("watermark"),
+                    watermark_after=facts.get("watermark_after"),
+                    window={
+                        "low": facts.get("low"),
+                        "high": facts.get("high"),
+                        "rows_read": self.results[src].rows_out,
+                    },
+                    run_id=session.run_id,
+                )
+            )
+            keys = facts.get("source_keys")
+            write = inc.IncrementalWrite(
+                commits=commits,
+                full_refresh=bool(block.get("full_refresh")) or (write.full_refresh if write else False),
+                deletes=deletes if write is None or write.deletes == "none" else write.deletes,
+                soft_column=soft or (write.soft_column if write else None),
+                source_keys=str(session.run_dir / "artifacts" / src / keys)
+                if keys
+                else (write.source_keys if write else None),
+            )
+        return write
 
     def run_step(self, step_id: str) -> StepResult:
         """Run one step (its upstream steps must have succeeded); driver failures become a failed result."""
@@ -167,6 +263,7 @@ class Runner:
                 on_metric=lambda name, value, tags: session.metric(name, value, step_id, **tags),
                 on_progress=lambda n: progress("driver", n),
                 base_dir=session.base_dir,
+                incremental=self._incremental_for(step_id),
             )
             output = execute_step(
                 session.registry.create(step.component),

@@ -57,6 +57,8 @@ class SandboxOptions:
     pass_env: list[str] = field(default_factory=list)
     download_data: bool = False
     artifact_max_mb: float = DEFAULT_ARTIFACT_MAX_MB
+    # `osiris run --full-refresh`: incremental extractors ignore their watermark once.
+    full_refresh: bool = False
 
     def to_record(self) -> dict[str, Any]:
         """The options for a run card: environment variables by name only (their values may be secrets)."""
@@ -70,6 +72,7 @@ class SandboxOptions:
             "pass_env": list(self.pass_env),
             "download_data": self.download_data,
             "artifact_max_mb": self.artifact_max_mb,
+            "full_refresh": self.full_refresh,
         }
 
 

@@ -133,9 +133,13 @@ class RunSession:
         listeners: Iterable[RunListener] = (),
         run_id: str | None = None,
         base_dir: str | Path | None = None,
+        full_refresh: bool = False,
     ) -> RunSession:
         """A new run of `build` under `runs_dir`, its configs resolved from the connections file and
-        the environment; a resolution error is kept in `setup_error` (the run fails at its start)."""
+        the environment; a resolution error is kept in `setup_error` (the run fails at its start).
+
+        `full_refresh` makes every incremental extractor ignore its watermark once (its writers replace
+        the table and store the new watermark); it travels in the configs, so a sandbox sees it too."""
         manifest = build.manifest
         components = manifest_components(manifest)
         run_id = run_id or new_run_id()
@@ -147,6 +151,10 @@ class RunSession:
             configs = resolve_configs(manifest, build.cfgs, components, connections, environ)
         except OsirisError as exc:
             configs, error = {s.id: {} for s in manifest.steps}, exc
+        if full_refresh:
+            for cfg in configs.values():
+                if isinstance(cfg.get("incremental"), dict):
+                    cfg["incremental"] = {**cfg["incremental"], "full_refresh": True}
         session = cls(
             manifest,
             configs,

@@ -33,6 +33,11 @@ class DuckDBWriter:
 
         source = single_input(inputs, step_id)
         mode = config.get("write_mode", "append")
+        incremental = getattr(ctx, "incremental", None)
+        if incremental is not None and not hasattr(incremental, "commits"):
+            incremental = None
+        if incremental is not None and incremental.full_refresh:
+            mode = "replace"  # `--full-refresh`: the table anew, once
         keys = config.get("primary_key")
         keys = [keys] if isinstance(keys, str) else list(keys or [])
         missing = [k for k in keys if k not in source.schema.names]
@@ -79,7 +84,21 @@ class DuckDBWriter:
             )
         else:
             src_sql = f"SELECT * EXCLUDE (file_row_number) FROM {src} ORDER BY file_row_number"
-        con = duckdb.connect(str(db_path))
+        soft = incremental.soft_column if incremental is not None and incremental.deletes == "soft" else None
+        if soft is not None:
+            if soft not in source.schema.names:
+                raise UserInputError(
+                    f"Step `{step_id}`: the soft-delete column `{soft}` is not in the input", step=step_id
+                )
+            flag = quote_ident(soft)
+            flagged = f"({flag} IS NOT NULL AND CAST({flag} AS VARCHAR) NOT IN ('false', '0'))"
+        try:
+            con = duckdb.connect(str(db_path))
+        except duckdb.Error as exc:
+            raise TerminalError(
+                f"Step `{step_id}` cannot open `{config['path']}`: {exc} (another run may be writing it)", step=step_id
+            ) from None
+        deleted = 0
         try:
             dropped = self._repeated_keys(con, src, keys, policy, step_id) if keys else 0
             con.execute("BEGIN TRANSACTION")
@@ -103,13 +122,36 @@ class DuckDBWriter:
                     con.execute(f"CREATE TABLE {table} AS SELECT * FROM _osiris_src LIMIT 0")
                     created = True
                     ctx.log_event("ddl_succeeded", table=f"{schema}.{config['table']}", channel="duckdb")
+                state_schema = str(config.get("state_schema") or schema)
+                if incremental is not None:
+                    for commit in incremental.commits:
+                        self._check_state(con, state_schema, commit, step_id)
+                cond = " AND ".join(f"t.{quote_ident(k)} IS NOT DISTINCT FROM s.{quote_ident(k)}" for k in keys)
+                live = "_osiris_src"
+                if soft is not None:
+                    con.execute(f"CREATE TEMP VIEW _osiris_live AS SELECT * FROM _osiris_src WHERE NOT {flagged}")
+                    deleted += con.execute(
+                        f"DELETE FROM {table} AS t USING (SELECT * FROM _osiris_src WHERE {flagged}) AS s WHERE {cond}"
+                    ).fetchone()[0]
+                    live = "_osiris_live"
                 if mode == "replace":
                     con.execute(f"DELETE FROM {table}")
                 elif mode == "upsert":
-                    cond = " AND ".join(f"t.{quote_ident(k)} IS NOT DISTINCT FROM s.{quote_ident(k)}" for k in keys)
-                    con.execute(f"DELETE FROM {table} AS t USING _osiris_src AS s WHERE {cond}")
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _osiris_src")
-                rows = con.execute("SELECT count(*) FROM _osiris_src").fetchone()[0]
+                    con.execute(f"DELETE FROM {table} AS t USING {live} AS s WHERE {cond}")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {live}")
+                rows = con.execute(f"SELECT count(*) FROM {live}").fetchone()[0]
+                if incremental is not None and incremental.deletes == "reconcile" and incremental.source_keys:
+                    keyset = f"read_parquet({quote_literal(incremental.source_keys)})"
+                    deleted += con.execute(
+                        f"DELETE FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM {keyset} AS s WHERE {cond})"
+                    ).fetchone()[0]
+                if incremental is not None:
+                    for commit in incremental.commits:
+                        _write_state(
+                            con, state_schema, commit.key, commit.watermark_after, commit.run_id, commit.window
+                        )
+                if soft is not None:
+                    con.execute("DROP VIEW _osiris_live")
                 con.execute("DROP VIEW _osiris_src")
                 con.execute("COMMIT")
             except duckdb.Error as exc:
@@ -141,12 +183,81 @@ class DuckDBWriter:
             table_created=created,
             duplicate_rows_dropped=dropped,
         )
-        return {
+        facts: dict[str, Any] = {
             "rows_written": int(rows),
+            "rows_deleted": int(deleted),
             "table": f"{schema}.{config['table']}",
             "write_mode": mode,
             "duplicate_rows_dropped": dropped,
         }
+        if incremental is not None:
+            facts["incremental"] = [
+                {
+                    **c.key.to_data(),
+                    "watermark_before": c.watermark_before,
+                    "watermark_after": c.watermark_after,
+                    "window": c.window,
+                    "full_refresh": incremental.full_refresh,
+                    "rows_upserted": int(rows),
+                    "rows_deleted": int(deleted),
+                }
+                for c in incremental.commits
+            ]
+            for record in facts["incremental"]:
+                ctx.log_event("state.committed", **record)
+        return facts
+
+    # -- incremental state (in the DuckDB file, in the load's transaction) ---------------------
+
+    @staticmethod
+    def _check_state(con: Any, schema: str, commit: Any, step_id: str) -> None:
+        _ensure_state(con, schema)
+        now = _read_state(con, schema, commit.key)
+        version = None if now is None else now["version"]
+        if version != commit.expected_version:
+            raise TerminalError(
+                f"Another run of pipeline `{commit.key.pipeline}` committed the watermark of step "
+                f"`{commit.key.step}` for `{commit.key.destination}` while this run was loading (version "
+                f"{commit.expected_version} when this run started, {version} now); nothing was written. "
+                "Two runs of one pipeline never both commit: run it again",
+                step=step_id,
+            )
+
+    def read_state(self, *, config: dict[str, Any], key: Any) -> dict[str, Any] | None:
+        """The stored state of `key` in the DuckDB file (None when there is none)."""
+        import duckdb
+
+        from osiris.runtime.contract import StepContext
+
+        path = StepContext(step_id="state", output_dir=".").resolve_path(config["path"])
+        if not path.is_file():
+            return None
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            return _read_state(con, str(config.get("state_schema") or config.get("schema") or "main"), key)
+        finally:
+            con.close()
+
+    def set_state(self, *, config: dict[str, Any], key: Any, watermark: dict[str, str] | None) -> None:
+        """Store `watermark` for `key`, or remove the state when None."""
+        import duckdb
+
+        from osiris.runtime.contract import StepContext
+
+        path = StepContext(step_id="state", output_dir=".").resolve_path(config["path"])
+        schema = str(config.get("state_schema") or config.get("schema") or "main")
+        con = duckdb.connect(str(path))
+        try:
+            _ensure_state(con, schema)
+            if watermark is None:
+                con.execute(
+                    f"DELETE FROM {_state_table(schema)} WHERE pipeline = ? AND step = ? AND destination = ?",
+                    [key.pipeline, key.step, key.destination],
+                )
+            else:
+                _write_state(con, schema, key, watermark, "osiris state set", None)
+        finally:
+            con.close()
 
     @staticmethod
     def _repeated_keys(con: Any, src: str, keys: list[str], policy: str, step_id: str) -> int:
@@ -176,3 +287,60 @@ class DuckDBWriter:
             "the key unique upstream",
             step=step_id,
         )
+
+
+def _state_table(schema: str) -> str:
+    return f"{quote_ident(schema)}._osiris_state"
+
+
+def _ensure_state(con: Any, schema: str) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {_state_table(schema)} (pipeline VARCHAR NOT NULL, step VARCHAR NOT NULL, "
+        "destination VARCHAR NOT NULL, watermark VARCHAR, version BIGINT NOT NULL, run_id VARCHAR, "
+        'updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), "window" VARCHAR, PRIMARY KEY (pipeline, step, destination))'
+    )
+
+
+def _read_state(con: Any, schema: str, key: Any) -> dict[str, Any] | None:
+    import json
+
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = '_osiris_state'",
+        [schema],
+    ).fetchone()[0]
+    if not exists:
+        return None
+    row = con.execute(
+        f'SELECT watermark, version, run_id, CAST(updated_at AS VARCHAR), "window" FROM {_state_table(schema)} '
+        "WHERE pipeline = ? AND step = ? AND destination = ?",
+        [key.pipeline, key.step, key.destination],
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "watermark": json.loads(row[0]) if row[0] else None,
+        "version": int(row[1]),
+        "run_id": row[2],
+        "updated_at": row[3],
+        "window": json.loads(row[4]) if row[4] else None,
+    }
+
+
+def _write_state(con: Any, schema: str, key: Any, watermark: Any, run_id: str, window: Any) -> None:
+    import json
+
+    con.execute(
+        f'INSERT INTO {_state_table(schema)} (pipeline, step, destination, watermark, version, run_id, "window") '
+        "VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (pipeline, step, destination) DO UPDATE SET "
+        "watermark = EXCLUDED.watermark, version = version + 1, run_id = EXCLUDED.run_id, "
+        'updated_at = now(), "window" = EXCLUDED."window"',
+        [
+            key.pipeline,
+            key.step,
+            key.destination,
+            json.dumps(watermark) if watermark is not None else None,
+            run_id,
+            json.dumps(window, default=str) if window is not None else None,
+        ],
+    )

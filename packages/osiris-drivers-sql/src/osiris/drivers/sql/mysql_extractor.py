@@ -336,8 +336,22 @@ class MySQLExtractor:
         import pymysql
 
         meta = client.connect(connection, step=step_id)
+        window: dict[str, Any] | None = None
+        read = getattr(ctx, "incremental", None)
         try:
             try:
+                if isinstance(config.get("incremental"), dict):
+                    from osiris.drivers.sql.mysql_incremental import plan_window
+
+                    original = config
+                    config, window = plan_window(meta, config, read, step_id)
+                    ctx.log_event("incremental.window", **window)
+                    if window["deletes"] == "reconcile" and read is not None and read.key_columns:
+                        from osiris.drivers.sql.mysql_incremental import key_sql
+
+                        window["source_keys"] = self._read_keys(
+                            key_sql(meta, original, read.key_columns, step_id), original, ctx, step_id
+                        )
                 sql = _bind(meta, build_sql(config, step_id=step_id), config.get("params"))
                 described = client.describe(meta, sql)
                 shape = Shape(
@@ -411,7 +425,32 @@ class MySQLExtractor:
                 columns=[p.name for p in _date_columns(plans)],
             )
         measured = self._measure(batches, ctx, path, step_id, zero_counts=zero_counts, schema=schema)
-        return {"df": pa.RecordBatchReader.from_batches(schema, measured)}
+        out: dict[str, Any] = {"df": pa.RecordBatchReader.from_batches(schema, measured)}
+        if window is not None:
+            out["incremental"] = window
+        return out
+
+    def _read_keys(self, sql: str, config: dict[str, Any], ctx: StepContext, step_id: str) -> str:
+        """Every source key (for `deletes: reconcile`) into `source_keys.parquet`; returns its name."""
+        import pyarrow.parquet as pq
+
+        from osiris.runtime.contract import StepContext as Ctx
+
+        keys_cfg = {
+            k: config[k] for k in ("connection", "resolved_connection", "batch_size", "read_path") if k in config
+        }
+        out = self.run(step_id=step_id, config={**keys_cfg, "query": sql}, ctx=Ctx(step_id=step_id, output_dir="."))
+        reader = out["df"]
+        name = "source_keys.parquet"
+        tmp = ctx.output_dir / (name + ".tmp")
+        rows = 0
+        with pq.ParquetWriter(tmp, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        tmp.replace(ctx.output_dir / name)
+        ctx.log_event("incremental.source_keys", rows=rows, file=name)
+        return name
 
     # -- planning ------------------------------------------------------------------------------
 

@@ -77,8 +77,20 @@ class SupabaseExtractor:
         channel = config.get("channel") or "auto"
         if not config.get("query") and not config.get("table"):
             raise UserInputError(f"Step `{step_id}` (supabase.extractor) needs `table` or `query`", step=step_id)
+        incremental = isinstance(config.get("incremental"), dict)
         if channel == "psycopg2" or (channel == "auto" and conn.has_postgres):
-            first, batches = self._postgres(conn, select_sql(config, schema), batch_size, ctx)
+            sql, window = select_sql(config, schema), None
+            if incremental:
+                sql, window = self._window(conn, config, schema, ctx)
+            first, batches = self._postgres(conn, sql, batch_size, ctx)
+            out: dict[str, Any] = {"df": pa.RecordBatchReader.from_batches(first, batches)}
+            if window is not None:
+                out["incremental"] = window
+            return out
+        elif incremental:
+            raise UserInputError(
+                f"Step `{step_id}`: an incremental read needs a Postgres connection (`dsn`/`host`)", step=step_id
+            )
         elif conn.has_rest:
             if config.get("query"):
                 raise UserInputError(
@@ -91,6 +103,40 @@ class SupabaseExtractor:
                 f"Step `{step_id}`: the `supabase` connection has neither `dsn`/`host` nor `url` + key", step=step_id
             )
         return {"df": pa.RecordBatchReader.from_batches(first, batches)}
+
+    def _window(
+        self, conn: SupabaseConnection, config: dict[str, Any], schema: str, ctx: StepContext
+    ) -> tuple[str, dict[str, Any]]:
+        """The SELECT of the incremental window and its facts (and the source's key set for `reconcile`)."""
+        import psycopg2
+
+        from osiris.drivers.supabase.errors import from_postgres
+        from osiris.drivers.supabase.incremental import key_sql, plan_window
+        from osiris.drivers.supabase.postgres_connect import connect
+
+        read = getattr(ctx, "incremental", None)
+        pg, _ = connect(conn, step=ctx.step_id)
+        try:
+            sql, window = plan_window(pg, config, read, schema, ctx.step_id)
+        except psycopg2.Error as exc:
+            raise from_postgres(exc, step=ctx.step_id, table=schema, doing="Planning the incremental read of") from None
+        finally:
+            pg.close()
+        ctx.log_event("incremental.window", **window)
+        if window["deletes"] == "reconcile" and read is not None and read.key_columns:
+            import pyarrow.parquet as pq
+
+            from osiris.runtime.contract import StepContext as Ctx
+
+            keys_ctx = Ctx(step_id=ctx.step_id, output_dir=ctx.output_dir)
+            schema_, batches = self._postgres(conn, key_sql(config, read.key_columns, schema), 65536, keys_ctx)
+            tmp = ctx.output_dir / "source_keys.parquet.tmp"
+            with pq.ParquetWriter(tmp, schema_) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+            tmp.replace(ctx.output_dir / "source_keys.parquet")
+            window["source_keys"] = "source_keys.parquet"
+        return sql, window
 
     def _postgres(
         self, conn: SupabaseConnection, sql: str, batch_size: int, ctx: StepContext

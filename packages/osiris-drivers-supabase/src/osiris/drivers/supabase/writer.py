@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
-from osiris.drivers.supabase import ddl, identifiers
+from osiris.drivers.supabase import ddl, identifiers, state
 from osiris.drivers.supabase.connection import SupabaseConnection
 from osiris.drivers.supabase.options import WriteOptions
 from osiris.runtime.contract import InputHandle, StepContext, single_input
@@ -93,12 +94,32 @@ class SupabaseWriter:
         start = time.perf_counter()
         conn = SupabaseConnection.from_dict(config.get("resolved_connection"), step=step_id)
         opts = WriteOptions.from_config(config, step=step_id, default_schema=conn.schema)
+        incremental = getattr(ctx, "incremental", None)
+        if incremental is not None and not hasattr(incremental, "commits"):
+            incremental = None
+        if incremental is not None and incremental.full_refresh:
+            opts = dataclasses.replace(opts, write_mode="replace")  # `--full-refresh`: the table anew, once
         handle = single_input(inputs, step_id)
         check_input(opts, handle.schema, step_id)
         channel = choose_channel(opts.channel, conn, step_id)
         ddl_channel, no_ddl_reason = ddl.choose_ddl_channel(opts.ddl_channel, conn)
+        if incremental is not None and channel != "psycopg2":
+            raise UserInputError(
+                f"Step `{step_id}` commits an incremental watermark, which needs a transaction: give the "
+                "`supabase` connection a Postgres `dsn` or `host` (the http channel cannot commit rows and state together)",
+                step=step_id,
+            )
         if channel == "psycopg2":
-            result = self._load_postgres(conn, opts, handle, ctx, ddl_channel, no_ddl_reason)
+            result = self._load_postgres(
+                conn,
+                opts,
+                handle,
+                ctx,
+                ddl_channel,
+                no_ddl_reason,
+                incremental,
+                state.state_schema(config, opts.schema),
+            )
         else:
             result = self._load_http(conn, opts, handle, ctx, ddl_channel, no_ddl_reason)
         duration_ms = int((time.perf_counter() - start) * 1000)
@@ -115,6 +136,21 @@ class SupabaseWriter:
         }
         if result.get("missing_columns"):
             facts["missing_columns"] = result["missing_columns"]
+        if incremental is not None:
+            facts["incremental"] = [
+                {
+                    **c.key.to_data(),
+                    "watermark_before": c.watermark_before,
+                    "watermark_after": c.watermark_after,
+                    "window": c.window,
+                    "full_refresh": incremental.full_refresh,
+                    "rows_upserted": result["rows_written"],
+                    "rows_deleted": result.get("rows_deleted", 0),
+                }
+                for c in incremental.commits
+            ]
+            for record in facts["incremental"]:
+                ctx.log_event("state.committed", **record)
         if facts["duplicate_rows_dropped"]:
             ctx.log_event(
                 "load.duplicates_dropped",
@@ -128,6 +164,50 @@ class SupabaseWriter:
         ctx.log_metric("rows_written", result["rows_written"], table=opts.display)
         ctx.log_metric("duration_ms", duration_ms, table=opts.display)
         return facts
+
+    # -- incremental state ---------------------------------------------------------------
+
+    def read_state(self, *, config: dict[str, Any], key: Any) -> dict[str, Any] | None:
+        """The stored state of `key` in the destination (None when there is none)."""
+        return self._state_call(config, key, lambda cur, schema: state.read(cur, schema, key))
+
+    def set_state(self, *, config: dict[str, Any], key: Any, watermark: dict[str, str] | None) -> None:
+        """Store `watermark` for `key` (`osiris state set`), or remove the state when None (`reset`)."""
+
+        def change(cur: Any, schema: str) -> None:
+            if watermark is None:
+                state.delete(cur, schema, key)
+            else:
+                state.ensure_table(cur, schema)
+                state.write(cur, schema, key, watermark, run_id="osiris state set")
+
+        self._state_call(config, key, change, commit=True)
+
+    def _state_call(self, config: dict[str, Any], key: Any, fn: Any, *, commit: bool = False) -> Any:
+        import psycopg2
+
+        from osiris.drivers.supabase.errors import from_postgres
+        from osiris.drivers.supabase.postgres_connect import connect
+
+        step = key.destination.split(":", 1)[0]
+        conn = SupabaseConnection.from_dict(config.get("resolved_connection"), step=step)
+        if not conn.has_postgres:
+            raise UserInputError(
+                f"Step `{step}`: incremental state needs a Postgres `dsn` or `host` in the `supabase` connection",
+                step=step,
+            )
+        opts = WriteOptions.from_config(config, step=step, default_schema=conn.schema)
+        pg, _ = connect(conn, timeout=opts.timeout, step=step)
+        try:
+            with pg.cursor() as cur:
+                out = fn(cur, state.state_schema(config, opts.schema))
+            if commit:
+                pg.commit()
+            return out
+        except psycopg2.Error as exc:
+            raise from_postgres(exc, step=step, table=opts.display, doing="Reading the incremental state of") from None
+        finally:
+            pg.close()
 
     # -- DDL -------------------------------------------------------------------------------
 
@@ -187,6 +267,8 @@ class SupabaseWriter:
         ctx: StepContext,
         ddl_channel: str | None,
         no_ddl_reason: str | None,
+        incremental: Any = None,
+        state_schema: str | None = None,
     ) -> dict[str, Any]:
         import psycopg2
 
@@ -219,6 +301,8 @@ class SupabaseWriter:
             handle.num_rows,
             statements,
             in_txn,
+            incremental=incremental,
+            state_schema=state_schema,
         )
         return {
             "rows_written": result.rows_written,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
-from osiris.drivers.supabase import ddl, identifiers, typefit
+from osiris.drivers.supabase import ddl, identifiers, state, typefit
 from osiris.drivers.supabase.adbc_session import AdbcSession
 from osiris.drivers.supabase.errors import from_postgres
 from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, duplicate_keys_error, misfit_values
@@ -134,6 +134,7 @@ class PostgresLoader:
         self.progress = progress
         self.output_dir = output_dir
         self._reported = 0  # rows already reported as progress, across attempts
+        self.only_changed = False  # an incremental upsert leaves unchanged rows alone
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -154,12 +155,29 @@ class PostgresLoader:
         num_rows: int,
         ddl_statements: list[ddl.Statement],
         ddl_in_transaction: bool,
+        incremental: Any = None,
+        state_schema: str | None = None,
     ) -> LoadResult:
-        """Load the input; `ddl_statements` run first in the load's transaction when `ddl_in_transaction`."""
+        """Load the input; `ddl_statements` run first in the load's transaction when `ddl_in_transaction`.
+
+        With `incremental` (an `osiris.runtime.incremental.IncrementalWrite`) the load always goes
+        through staging and the merge transaction also applies soft or reconciled deletes and
+        commits each watermark in `state_schema`'s state table (`osiris.drivers.supabase.state`).
+        """
         pg, target = self._pg()
         # A stop (SIGINT, SIGTERM, the sandbox's host gone) cancels the running statement at once.
         with cancel_on_interrupt(pg.cancel):
-            return self._load_on(pg, target, arrow_schema, batches, num_rows, ddl_statements, ddl_in_transaction)
+            return self._load_on(
+                pg,
+                target,
+                arrow_schema,
+                batches,
+                num_rows,
+                ddl_statements,
+                ddl_in_transaction,
+                incremental,
+                state_schema,
+            )
 
     def _load_on(
         self,
@@ -170,11 +188,15 @@ class PostgresLoader:
         num_rows: int,
         ddl_statements: list[ddl.Statement],
         ddl_in_transaction: bool,
+        incremental: Any = None,
+        state_schema: str | None = None,
     ) -> LoadResult:
         import psycopg2
 
         opts = self.opts
         stage: str | None = None
+        keys_stage: str | None = None
+        self.only_changed = incremental is not None
         try:
             with pg.cursor() as cur:
                 cur.execute(f"SET statement_timeout = {int(opts.timeout * 1000)}")
@@ -182,11 +204,13 @@ class PostgresLoader:
                 info = ddl.describe(run_sql(cur), opts.schema, opts.table)
                 pg.commit()
             self._sweep_stale_stages(pg)
-            if self._direct_append_ok(info, arrow_schema, ddl_statements):
+            if incremental is not None:
+                pass  # state commits in the merge transaction: no direct paths
+            elif self._direct_append_ok(info, arrow_schema, ddl_statements):
                 appended = self._direct_append(target, arrow_schema, batches, num_rows)
                 if appended is not None:
                     return appended
-            if self._direct_swap_candidate(info, ddl_statements, ddl_in_transaction):
+            if incremental is None and self._direct_swap_candidate(info, ddl_statements, ddl_in_transaction):
                 swapped = self._direct_swap(target, arrow_schema, batches, ddl_statements)
                 if swapped is not None:
                     return swapped
@@ -196,13 +220,35 @@ class PostgresLoader:
                 ddl_statements = [s for s in ddl_statements if s.kind != "create_schema"]
             stage = self._create_stage(pg, arrow_schema)
             staged_rows = self._ingest(target, stage, arrow_schema, batches)
+            if incremental is not None and incremental.deletes == "reconcile" and incremental.source_keys:
+                keys_stage, keys_reader = self._keys_stage(pg, incremental.source_keys)
+                self._ingest(target, keys_stage, keys_reader.schema_arrow, lambda: keys_reader.iter_batches(65536))
             with pg.cursor() as cur:
+                if incremental is not None:
+                    for commit in incremental.commits:
+                        state.lock_and_check(cur, state_schema or opts.schema, commit, step=self.step)
                 if ddl_statements and ddl_in_transaction:
                     self._run_ddl(pg, ddl_statements, commit=False)
                 info = ddl.describe(run_sql(cur), opts.schema, opts.table)
                 if info is None:
                     raise TerminalError(f"Table `{opts.display}` does not exist (step `{self.step}`)", step=self.step)
+                soft_deleted = 0
+                if incremental is not None and incremental.deletes == "soft" and incremental.soft_column:
+                    soft_deleted, staged_rows = self._soft_deletes(cur, info, stage, incremental.soft_column)
                 result = self._merge(cur, info, arrow_schema, stage, staged_rows)
+                result.rows_deleted += soft_deleted
+                if keys_stage is not None:
+                    result.rows_deleted += self._reconcile(cur, info, stage, keys_stage)
+                if incremental is not None:
+                    for commit in incremental.commits:
+                        state.write(
+                            cur,
+                            state_schema or opts.schema,
+                            commit.key,
+                            commit.watermark_after,
+                            run_id=commit.run_id,
+                            window=commit.window,
+                        )
             check_before_commit(self.step)  # a stopped run (or a sandbox whose host is gone) rolls back
             pg.commit()
             result.rows_input = staged_rows
@@ -218,7 +264,62 @@ class PostgresLoader:
         finally:
             if stage is not None:
                 self._drop_stage(pg, stage)
+            if keys_stage is not None:
+                self._drop_stage(pg, keys_stage)
             pg.close()
+
+    # -- incremental deletes ---------------------------------------------------------------
+
+    def _keys_stage(self, pg: Any, path: str) -> tuple[str, Any]:
+        """A staging table for the source's key set (`deletes: reconcile`) and the Parquet file to fill it."""
+        import pyarrow.parquet as pq
+
+        reader = pq.ParquetFile(path)
+        missing = [k for k in self.opts.primary_key if k not in reader.schema_arrow.names]
+        if missing:
+            raise TerminalError(
+                f"`deletes: reconcile` for `{self.opts.display}`: the source's key set lacks the key column(s) "
+                f"{', '.join(f'`{k}`' for k in missing)}",
+                step=self.step,
+            )
+        return self._create_stage(pg, reader.schema_arrow), reader
+
+    def _reconcile(self, cur: Any, info: ddl.TableInfo, stage: str, keys_stage: str) -> int:
+        """Delete target rows whose key is neither in the source's key set nor in this load."""
+        tgt = qualified(self.opts.schema, self.opts.table)
+        keys = qualified(self.opts.schema, keys_stage)
+        stg = qualified(self.opts.schema, stage)
+        cur.execute(f"ANALYZE {keys}")
+
+        def match(alias: str) -> str:
+            return " AND ".join(
+                f"{alias}.{quote_ident(k)}::{info.columns[k]} = t.{quote_ident(k)}" for k in self.opts.primary_key
+            )
+
+        cur.execute(
+            f"DELETE FROM {tgt} t WHERE NOT EXISTS (SELECT 1 FROM {keys} k WHERE {match('k')}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {stg} s WHERE {match('s')})"
+        )
+        deleted = int(cur.rowcount)
+        self.log_event("incremental.reconciled", table=self.opts.display, rows_deleted=deleted)
+        return deleted
+
+    def _soft_deletes(self, cur: Any, info: ddl.TableInfo, stage: str, column: str) -> tuple[int, int]:
+        """Rows flagged in `column` (not NULL, false or 0) leave the target and the load; (deleted, rows left)."""
+        tgt = qualified(self.opts.schema, self.opts.table)
+        stg = qualified(self.opts.schema, stage)
+        col = quote_ident(column)
+        flagged = f"s.{col} IS NOT NULL AND s.{col}::text NOT IN ('false', '0', 'f')"
+        key_match = " AND ".join(
+            f"t.{quote_ident(k)} = {self._cast(k, info.columns[k])}" for k in self.opts.primary_key
+        )
+        cur.execute(f"DELETE FROM {tgt} t USING {stg} s WHERE {key_match} AND {flagged}")
+        deleted = int(cur.rowcount)
+        cur.execute(f"DELETE FROM {stg} s WHERE {flagged}")
+        cur.execute(f"SELECT count(*) FROM {stg}")
+        left = int(cur.fetchone()[0])
+        self.log_event("incremental.soft_deleted", table=self.opts.display, column=column, rows_deleted=deleted)
+        return deleted, left
 
     def _run_ddl(self, pg: Any, statements: list[ddl.Statement], *, commit: bool) -> None:
         import psycopg2
@@ -666,10 +767,17 @@ class PostgresLoader:
             cur.execute(f"LOCK TABLE {tgt} IN SHARE ROW EXCLUSIVE MODE")
         if info.has_unique(pk) and rest:
             sets = ", ".join(f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in rest)
+            changed = ""
+            if getattr(self, "only_changed", False) and mode == "upsert":
+                # An incremental window re-reads rows (the lag, the boundary): rows that did not change
+                # are left alone, so a rerun without changes writes nothing.
+                mine = ", ".join(f"t.{quote_ident(c)}" for c in rest)
+                theirs = ", ".join(f"EXCLUDED.{quote_ident(c)}" for c in rest)
+                changed = f" WHERE ROW({mine}) IS DISTINCT FROM ROW({theirs})"
             # 21000: "ON CONFLICT DO UPDATE command cannot affect row a second time"
             written = optimistic(
-                lambda src: f"INSERT INTO {tgt} ({col_list}) SELECT {casts} FROM {src} s "
-                f"ON CONFLICT ({keys}) DO UPDATE SET {sets}",
+                lambda src: f"INSERT INTO {tgt} AS t ({col_list}) SELECT {casts} FROM {src} s "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {sets}{changed}",
                 ("21000", "23505"),
             )
         elif info.has_unique(pk):

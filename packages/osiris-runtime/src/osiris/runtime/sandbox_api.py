@@ -57,6 +57,8 @@ class SandboxOptions:
     pass_env: list[str] = field(default_factory=list)
     download_data: bool = False
     artifact_max_mb: float = DEFAULT_ARTIFACT_MAX_MB
+    # Steps at once in the sandbox (`--max-parallel`); None: the sandbox's cores.
+    max_parallel: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The options for a run card: environment variables by name only (their values may be secrets)."""
@@ -70,6 +72,7 @@ class SandboxOptions:
             "pass_env": list(self.pass_env),
             "download_data": self.download_data,
             "artifact_max_mb": self.artifact_max_mb,
+            "max_parallel": self.max_parallel,
         }
 
 

@@ -60,12 +60,11 @@ def _step_id(prefix: str, slug: str, suffix: str, qualified: str) -> str:
 
 
 def drift_policy(pattern: TablePattern) -> dict[str, str]:
-    """The action for every kind of drift: the pattern's `on_drift` over the defaults."""
+    """The action for every kind of drift: the pattern's `on_drift` (`all` first) over the defaults."""
     policy = dict(DEFAULT_DRIFT)
-    if isinstance(pattern.on_drift, str):
-        policy = dict.fromkeys(policy, pattern.on_drift)
-    elif pattern.on_drift is not None:
-        policy.update({k: v for k, v in msgspec.to_builtins(pattern.on_drift).items() if v is not None})
+    if "all" in pattern.on_drift:
+        policy = dict.fromkeys(policy, pattern.on_drift["all"])
+    policy.update({k: v for k, v in pattern.on_drift.items() if k != "all"})
     return policy
 
 
@@ -143,6 +142,11 @@ def _expand_one(pattern: TablePattern, at: Parts, pipeline: Pipeline, pipeline_f
             "include",
         )
         return
+    for kind in pattern.on_drift:
+        if kind != "all" and kind not in DEFAULT_DRIFT:
+            problem(
+                f"unknown kind of drift `{kind}`; expected one of all, {', '.join(DEFAULT_DRIFT)}", "on_drift", kind
+            )
     policy = drift_policy(pattern)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     group = [t.qualified for t in tables]

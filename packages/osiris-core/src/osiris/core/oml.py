@@ -38,16 +38,6 @@ class Step(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     on_error: OnError | None = None
 
 
-class DriftPolicy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What a run does when the live source differs from the snapshot; unset kinds take the defaults."""
-
-    new_column: DriftAction | None = None
-    dropped_column: DriftAction | None = None
-    changed_type: DriftAction | None = None
-    new_table: DriftAction | None = None
-    dropped_table: DriftAction | None = None
-
-
 class TablePattern(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Many tables in a few lines: every source table matching `include` (and no `exclude`) is read and
     written by its own pair of steps, expanded by the compiler against the source's snapshot.
@@ -65,7 +55,9 @@ class TablePattern(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     read: dict[str, Any] = {}
     write: dict[str, Any]
     primary_keys: dict[str, list[str]] = {}
-    on_drift: DriftAction | DriftPolicy | None = None
+    # Per kind of drift (`new_column`, `dropped_column`, `changed_type`, `new_table`, `dropped_table`, or
+    # `all`): `warn` or `stop`; unset kinds keep the defaults (`osiris.core.snapshot.DEFAULT_DRIFT`).
+    on_drift: dict[str, DriftAction] = {}
     on_error: OnError | None = None
     description: str | None = None
 

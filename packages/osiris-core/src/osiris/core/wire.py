@@ -31,7 +31,7 @@ import msgspec
 from osiris.core.errors import ErrorInfo as ErrorInfo  # a wire type (inside `Failed`), re-exported here
 from osiris.core.errors import TerminalError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(TerminalError):
@@ -65,6 +65,14 @@ class ExecStep(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Run one step of the prepared manifest."""
 
     step_id: str
+
+
+class ExecSteps(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Run these steps through the worker's scheduler, at most `max_parallel` at once (None: the
+    sandbox's cores); the worker answers one `StepDone` per step, those that did not run included."""
+
+    step_ids: list[str]
+    max_parallel: int | None = None
 
 
 class Cleanup(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -154,7 +162,7 @@ class Cleaned(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     run_card: dict[str, Any] = {}
 
 
-HostCommand = Prepare | ExecStep | Cleanup | Ping
+HostCommand = Prepare | ExecStep | ExecSteps | Cleanup | Ping
 WorkerMessage = Ready | Event | Metric | StepDone | Failed | Pong | Cleaned
 Message = HostCommand | WorkerMessage
 

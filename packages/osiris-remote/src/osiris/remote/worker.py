@@ -40,8 +40,10 @@ class _Output:
         self._lock = threading.Lock()
 
     def send(self, message: Any) -> None:
-        data = self._encoder.encode(message)
-        self.raw(data)
+        with self._lock:  # steps run in parallel: one encoder, one line at a time
+            data = self._encoder.encode(message)
+            self._stream.write(data)
+            self._stream.flush()
 
     def raw(self, data: bytes) -> None:
         with self._lock:
@@ -97,6 +99,8 @@ class Worker:
             return self.prepare(cmd)
         elif isinstance(cmd, wire.ExecStep):
             self.exec_step(cmd)
+        elif isinstance(cmd, wire.ExecSteps):
+            self.exec_steps(cmd)
         elif isinstance(cmd, wire.Cleanup):
             self.cleanup(cmd)
             return False
@@ -172,6 +176,19 @@ class Worker:
             return
         log.info("step `%s`: %s", cmd.step_id, result.status)
         self.out.send(wire.StepDone(step_id=cmd.step_id, result=result.to_data()))
+
+    def exec_steps(self, cmd: wire.ExecSteps) -> None:
+        """Run steps through the same scheduler as the host; a `StepDone` for each as it is final."""
+        if self.runner is None:
+            self.out.send(wire.Failed(error=wire.ErrorInfo(type="TerminalError", message="not prepared")))
+            return
+        log.info("steps %s: started (max_parallel %s)", ", ".join(cmd.step_ids), cmd.max_parallel)
+
+        def done(result: Any) -> None:
+            log.info("step `%s`: %s", result.step_id, result.status)
+            self.out.send(wire.StepDone(step_id=result.step_id, result=result.to_data()))
+
+        self.runner.run_steps(cmd.step_ids, max_parallel=cmd.max_parallel, on_done=done)
 
     def cleanup(self, cmd: wire.Cleanup) -> None:
         """Finish the run (run card) and list the run directory's files."""

@@ -57,9 +57,9 @@ def reuse_succeeded(runner: Any, previous_dir: Path, card: dict[str, Any]) -> li
     reused = []
     for entry in card.get("steps") or []:
         sid = entry.get("id")
-        if entry.get("status") == "succeeded" and sid in runner.results:
-            if runner.reuse(sid, previous_dir, entry).status == "succeeded":
-                reused.append(sid)
+        ok = entry.get("status") == "succeeded" and sid in runner.results
+        if ok and runner.reuse(sid, previous_dir, entry).status == "succeeded":
+            reused.append(sid)
     return reused
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -272,10 +272,74 @@ __all__ = [
     "compare",
     "compare_table",
     "default_file_name",
+    "drift_scope",
     "dump_snapshot",
+    "judge_drift",
     "load_snapshot",
     "make_snapshot",
     "matches",
     "parse_snapshot",
+    "raise_on_drift",
+    "read_columns",
     "select",
 ]
+
+
+def drift_scope(check: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The patterns a step's `drift_check` asks the live source for: the whole pattern, or its table."""
+    pattern = check.get("pattern") or {}
+    table = check.get("table") or {}
+    if pattern:
+        return list(pattern.get("include") or []), list(pattern.get("exclude") or [])
+    return [f"{table.get('schema')}.{table.get('name')}"], []
+
+
+def judge_drift(check: dict[str, Any], live_tables: Iterable[SnapshotTable]) -> tuple[list[Drift], list[Drift]]:
+    """The drift of a step's table (and of its pattern, when the step watches it) as (warnings, stops).
+
+    `check` is the step's `drift_check` (written by the compiler from the snapshot); `live_tables` the
+    source's tables in `drift_scope(check)`.
+    """
+    table = msgspec.convert(check["table"], SnapshotTable)
+    live = {t.qualified: t for t in live_tables}
+    drifts = compare_table(table, live.get(table.qualified))
+    pattern = check.get("pattern")
+    if pattern:
+        known = set(pattern.get("tables") or [])
+        drifts += [Drift("new_table", q) for q in sorted(live) if q not in known]
+        drifts += [Drift("dropped_table", q) for q in sorted(known) if q not in live and q != table.qualified]
+    policy = {**DEFAULT_DRIFT, **(check.get("on_drift") or {})}
+    stops = [d for d in drifts if policy.get(d.kind) == "stop"]
+    return [d for d in drifts if d not in stops], stops
+
+
+def read_columns(check: dict[str, Any], live_tables: Iterable[SnapshotTable]) -> list[str]:
+    """The columns a pattern's read step selects: the snapshot's that the live table still has
+    (a new column is not read until the snapshot knows it)."""
+    table = msgspec.convert(check["table"], SnapshotTable)
+    live = next((t for t in live_tables if t.qualified == table.qualified), None)
+    have = {c.name for c in live.columns} if live is not None else set()
+    return [c.name for c in table.columns if c.name in have]
+
+
+def raise_on_drift(
+    check: dict[str, Any], live_tables: list[SnapshotTable], *, step_id: str, emit: Callable[..., Any]
+) -> list[str]:
+    """Emit a `schema_drift` event per drift; raise (the step fails before it reads) on any `stop`.
+
+    Returns the columns to read (`read_columns`).
+    """
+    from osiris.core.errors import TerminalError
+
+    warnings, stops = judge_drift(check, live_tables)
+    for d, action in [*((d, "warn") for d in warnings), *((d, "stop") for d in stops)]:
+        emit("schema_drift", action=action, message=d.describe(), snapshot=check.get("snapshot"), **d.to_data())
+    if stops:
+        listed = "; ".join(d.describe() for d in stops)
+        raise TerminalError(
+            f"Step `{step_id}`: the source drifted from snapshot `{check.get('snapshot')}`: {listed}; nothing was "
+            "written",
+            step=step_id,
+            hint="review the change, run `osiris discover` again and compile, or set `on_drift` to `warn` for it",
+        )
+    return read_columns(check, live_tables)

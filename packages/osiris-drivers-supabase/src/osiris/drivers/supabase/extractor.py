@@ -77,6 +77,8 @@ class SupabaseExtractor:
         channel = config.get("channel") or "auto"
         if not config.get("query") and not config.get("table"):
             raise UserInputError(f"Step `{step_id}` (supabase.extractor) needs `table` or `query`", step=step_id)
+        if isinstance(config.get("drift_check"), dict) and config.get("table") and conn.has_postgres:
+            config = self._check_drift(conn, config, step_id, ctx)
         if channel == "psycopg2" or (channel == "auto" and conn.has_postgres):
             first, batches = self._postgres(conn, select_sql(config, schema), batch_size, ctx)
         elif conn.has_rest:
@@ -91,6 +93,24 @@ class SupabaseExtractor:
                 f"Step `{step_id}`: the `supabase` connection has neither `dsn`/`host` nor `url` + key", step=step_id
             )
         return {"df": pa.RecordBatchReader.from_batches(first, batches)}
+
+    def _check_drift(
+        self, conn: SupabaseConnection, config: dict[str, Any], step_id: str, ctx: StepContext
+    ) -> dict[str, Any]:
+        """Compare the live table (and its pattern) with the snapshot before reading; `stop` fails the step."""
+        from osiris.core.snapshot import drift_scope, raise_on_drift
+        from osiris.drivers.supabase.postgres_connect import connect
+        from osiris.drivers.supabase.schema import list_tables
+
+        check = config["drift_check"]
+        include, exclude = drift_scope(check)
+        pg, _ = connect(conn, step=step_id)
+        try:
+            live = list_tables(pg, include, exclude)
+        finally:
+            pg.close()
+        columns = raise_on_drift(check, live, step_id=step_id, emit=ctx.log_event)
+        return config if config.get("columns") else {**config, "columns": columns}
 
     def _postgres(
         self, conn: SupabaseConnection, sql: str, batch_size: int, ctx: StepContext

@@ -240,6 +240,8 @@ def query_columns(query: str, inputs: dict[str, list[str] | None]) -> list[str] 
     m = _SELECT.match(query.strip().rstrip(";"))
     if not m or _UNSURE.search(m.group("list")) or re.match(r"\s*distinct\s+on\b", m.group("list"), re.I):
         return None
+    if re.search(r"\b(union|intersect|except)\b", m.group("rest"), re.I):  # `UNION BY NAME` reorders
+        return None
     items = _split_top(re.sub(r"^\s*distinct\s+", "", m.group("list"), flags=re.I))
     known = [cols for cols in inputs.values() if cols is not None]
     out: list[str] = []

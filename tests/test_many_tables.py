@@ -160,3 +160,12 @@ def test_drift_behaves_as_the_pipeline_says(project):
         cur.execute("ALTER TABLE codes DROP COLUMN valid_from")
     assert check_exit() == 1
     run(**{"copy-codes-read": "failed", "copy-codes-write": "skipped"})
+
+
+def test_the_documented_example_compiles_into_one_pair_of_steps_per_table(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    done = run_osiris("compile", root / "docs/examples/all_tables/shop.yaml", "-o", tmp_path, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    manifest = next(tmp_path.rglob("manifest.yaml")).read_text()
+    for name in COPIED:
+        assert f"- id: shop-{name}-read" in manifest and f"- id: shop-{name}-write" in manifest

@@ -155,3 +155,10 @@ def test_snapshots_round_trip_and_malformed_ones_are_refused_with_the_line(tmp_p
         ("new_column", "s.a", "w"),
         ("new_table", "s.d", None),
     ]
+
+
+def test_a_broken_snapshot_beside_the_pipeline_is_reported_at_the_step_that_uses_it(tmp_path):
+    (tmp_path / "mysql.src.snapshot.yaml").write_text("snapshot_version: '1'\nsource: x\nfamily: mysql\ntables: 5\n")
+    text = HEAD + 'steps:\n  - {id: r, component: mysql.extractor, config: {connection: "@mysql.src", table: t}}\n'
+    said = _errors(tmp_path, text)
+    assert "Step `r`: the snapshot of `@mysql.src` cannot be read" in said and "mysql.src.snapshot.yaml" in said

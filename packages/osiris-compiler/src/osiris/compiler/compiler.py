@@ -468,16 +468,19 @@ def _check_columns(
     from osiris.compiler.patterns import READ_COMPONENTS, query_columns, snapshot_path
     from osiris.core.snapshot import load_snapshot
 
-    def snapshot_for(ref: str) -> Any:
+    def snapshot_for(ref: str, parts: tuple[str | int, ...], sid: str) -> Any:
         if ref not in snapshots:
             snapshots[ref] = None
             try:
                 family, alias = parse_reference(ref)
-                path = snapshot_path(pipeline_file, None, family, alias or "")
-                if alias and path.is_file():
-                    snapshots[ref] = load_snapshot(path)
             except OsirisError:
-                pass  # a bad reference is reported by the connection check; a bad snapshot when it is used
+                return None  # reported by the connection check
+            path = snapshot_path(pipeline_file, None, family, alias or "")
+            if alias and path.is_file():
+                try:
+                    snapshots[ref] = load_snapshot(path)
+                except OsirisError as exc:
+                    check.add(f"the snapshot of `{ref}` cannot be read: {exc.message}", parts, sid)
         return snapshots[ref]
 
     columns: dict[str, list[str] | None] = {}
@@ -489,7 +492,7 @@ def _check_columns(
             continue
         where = (*where_of[index[sid]], "config")
         if comp.name in READ_COMPONENTS.values() and config.get("table") and isinstance(config.get("connection"), str):
-            snap = snapshot_for(config["connection"])
+            snap = snapshot_for(config["connection"], (*where, "connection"), sid)
             if snap is None:
                 continue
             name = str(config["table"])

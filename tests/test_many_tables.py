@@ -169,3 +169,38 @@ def test_the_documented_example_compiles_into_one_pair_of_steps_per_table(tmp_pa
     manifest = next(tmp_path.rglob("manifest.yaml")).read_text()
     for name in COPIED:
         assert f"- id: shop-{name}-read" in manifest and f"- id: shop-{name}-write" in manifest
+
+
+def test_a_postgres_source_is_discovered_copied_by_a_pattern_and_checked_for_drift(tmp_path):
+    with postgres_database("osiris_many_src") as src, postgres_database("osiris_many_dst") as dst:
+        cur = src.cursor()
+        cur.execute('CREATE TABLE "Order" (id int PRIMARY KEY, "select" varchar(20) NOT NULL, total numeric(10,2))')
+        cur.execute("CREATE TABLE pairs (a int, b char(3), note text, PRIMARY KEY (b, a))")
+        cur.execute("CREATE TABLE loose (x bigint, y text)")
+        rng = random.Random()
+        n = rng.randrange(1, 200)
+        cur.execute('INSERT INTO "Order" SELECT g, %s || g, g / 7.0 FROM generate_series(1, %s) g', ("s", n))
+        cur.execute("INSERT INTO pairs SELECT g, 'k' || (g %% 10), NULL FROM generate_series(1, %s) g", (n,))
+        cur.execute("INSERT INTO loose SELECT g %% 3, 'y' FROM generate_series(1, %s) g", (n,))
+        (tmp_path / "osiris_connections.yaml").write_text(
+            "connections:\n  supabase:\n"
+            f"    src: {{host: 127.0.0.1, user: postgres, password: '', dbname: {src.name}, sslmode: disable}}\n"
+            f"    target: {{host: 127.0.0.1, user: postgres, password: '', dbname: {dst.name}, sslmode: disable}}\n"
+        )
+        done = run_osiris("discover", "@supabase.src", "--tables", "public.*", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        snapshot = (tmp_path / "supabase.src.snapshot.yaml").read_text()
+        assert 'primary_key: ["b", "a"]' in snapshot and 'name: "Order"' in snapshot
+        assert '{name: "select", type: "character varying(20)", nullable: false, length: 20}' in snapshot
+        (tmp_path / "pg.yaml").write_text(
+            'oml_version: "0.1.0"\nname: pg-copy\ntables:\n  - id: c\n    source: "@supabase.src"\n'
+            '    include: ["public.*"]\n    write: {connection: "@supabase.target", schema: public, '
+            "write_mode: replace, create_if_missing: true}\n"
+        )
+        done = run_osiris("run", "pg.yaml", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr + done.stdout
+        for name in ("Order", "pairs", "loose"):
+            assert pg_table(dst, name) == pg_table(src, name)
+        cur.execute("ALTER TABLE pairs ALTER COLUMN b TYPE char(5)")
+        check = run_osiris("discover", "@supabase.src", "--check", cwd=tmp_path)
+        assert check.returncode == 1 and "changed from character(3) not null to character(5) not null" in check.stdout

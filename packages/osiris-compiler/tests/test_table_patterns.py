@@ -56,7 +56,7 @@ def _errors(folder: Path, text: str) -> str:
 @pytest.mark.parametrize("seed", range(4))
 def test_every_matching_table_gets_a_read_and_a_write_step_with_its_own_key(tmp_path, seed):
     rng = random.Random(seed)
-    names = ["film", "Order", "select", "my table", "x" * 70, "film_text", "ünïcode"]
+    names = ["film", "Order", "select", "my table", "my_table", "my-table", "x" * 70, "x" * 69 + "y", "ünïcode"]
     tables = [
         _table("db", n, ["id", "a", "b"], rng.choice([["id"], ["a", "id"], ["id"]])) for n in rng.sample(names, 5)
     ]

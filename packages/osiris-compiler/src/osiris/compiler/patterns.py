@@ -150,6 +150,12 @@ def _expand_one(pattern: TablePattern, at: Parts, pipeline: Pipeline, pipeline_f
     policy = drift_policy(pattern)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     group = [t.qualified for t in tables]
+    slugs = [_slug(t, qualified_names) for t in tables]
+    twice = {s for s in slugs if slugs.count(s) > 1}  # `a-b` and `a_b` both become `a_b`: hashes tell them apart
+    slugs = [
+        s + "_" + hashlib.sha256(t.qualified.encode("utf-8")).hexdigest()[:8] if s in twice else s
+        for s, t in zip(slugs, tables, strict=True)
+    ]
     for n, table in enumerate(tables):
         key = pattern.primary_keys.get(table.qualified) or pattern.primary_keys.get(table.name) or table.primary_key
         missing = [k for k in key if table.column(k) is None]
@@ -164,7 +170,7 @@ def _expand_one(pattern: TablePattern, at: Parts, pipeline: Pipeline, pipeline_f
                 "write_mode",
             )
             continue
-        slug = _slug(table, qualified_names)
+        slug = slugs[n]
         read_id = _step_id(pattern.id, slug, "read", table.qualified)
         write_id = _step_id(pattern.id, slug, "write", table.qualified)
         check: dict[str, Any] = {

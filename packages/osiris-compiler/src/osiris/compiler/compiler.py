@@ -24,7 +24,6 @@ import msgspec
 from osiris.compiler.__about__ import __version__
 from osiris.compiler.graph import find_cycle, topological_order
 from osiris.compiler.params import ReferenceSyntaxError, resolve_params, substitute
-from osiris.compiler.patterns import expand
 from osiris.compiler.schema_errors import config_errors, key_path, schema_problem
 from osiris.compiler.secrets import find_inline_secrets
 from osiris.compiler.values import value_problems
@@ -120,11 +119,18 @@ def compile_pipeline(
         check.raise_if_any()
         raise AssertionError("unreachable: a pipeline that cannot be read has errors")
     # `tables:` patterns become ordinary steps (after the written ones), each located at its pattern.
-    expansion = expand(pipeline, Path(path))
-    for message, parts in expansion.problems:
-        check.add(message, parts)
-    where_of: list[tuple[str | int, ...]] = [("steps", i) for i in range(len(pipeline.steps))] + expansion.where
-    pipeline = msgspec.structs.replace(pipeline, steps=[*pipeline.steps, *expansion.steps])
+    # (Imported only when used: an osiris-core older than patterns still compiles every other pipeline.)
+    where_of: list[tuple[str | int, ...]] = [("steps", i) for i in range(len(pipeline.steps))]
+    snapshots: dict[str, Any] = {}
+    if getattr(pipeline, "tables", None):
+        from osiris.compiler.patterns import expand
+
+        expansion = expand(pipeline, Path(path))
+        for message, parts in expansion.problems:
+            check.add(message, parts)
+        where_of += expansion.where
+        snapshots = expansion.snapshots
+        pipeline = msgspec.structs.replace(pipeline, steps=[*pipeline.steps, *expansion.steps])
     registry = registry or ComponentRegistry.discover()
     warnings: list[str] = []
     unchecked: list[str] = []  # connection references that no connections file could confirm
@@ -203,11 +209,12 @@ def compile_pipeline(
                     sid,
                 )
     check.raise_if_any()
-    _check_columns(pipeline, where_of, components, configs, needs, expansion.snapshots, Path(path), check)
+    _check_columns(pipeline, where_of, components, configs, needs, snapshots, Path(path), check)
     check.raise_if_any()
 
     order = topological_order(needs)
-    on_error = {s.id: s.on_error or pipeline.on_error for s in pipeline.steps}
+    default_on_error = getattr(pipeline, "on_error", "stop")
+    continues = {s.id for s in pipeline.steps if (getattr(s, "on_error", None) or default_on_error) == "continue"}
     cfgs = {sid: _cfg_bytes(configs[sid]) for sid in order}
     used = {components[sid].name: components[sid] for sid in order}
     drivers = _driver_requirements(used.values())
@@ -226,7 +233,7 @@ def compile_pipeline(
                     needs=needs[sid],
                     cfg_path=build.cfg_path(sid),
                     cfg_sha256=sha256_hex(cfgs[sid]),
-                    on_error="continue" if on_error[sid] == "continue" else None,
+                    **({"on_error": "continue"} if sid in continues else {}),
                 )
                 for sid in order
             ],
@@ -465,8 +472,11 @@ def _check_columns(
 ) -> None:
     """With a source's snapshot: tables and columns a read names exist, and a writer's `primary_key`
     is a column of its input (through `duckdb.processor` queries whose output columns can be derived)."""
-    from osiris.compiler.patterns import READ_COMPONENTS, query_columns, snapshot_path
-    from osiris.core.snapshot import load_snapshot
+    try:
+        from osiris.compiler.patterns import READ_COMPONENTS, query_columns, snapshot_path
+        from osiris.core.snapshot import load_snapshot
+    except ImportError:  # an osiris-core older than snapshots: nothing to check against
+        return
 
     def snapshot_for(ref: str, parts: tuple[str | int, ...], sid: str) -> Any:
         if ref not in snapshots:

@@ -339,10 +339,16 @@ class HostAdapter:
         waiting = set(step_ids)
         running: list[str] = []
 
+        def current() -> str | None:
+            # The newest step still running; before any has started, the first the worker will start.
+            return running[-1] if running else next((s for s in step_ids if s in waiting), None)
+
         def watch(record: dict[str, Any]) -> None:
             if record.get("event") == "step_start":
                 running.append(str(record.get("step_id")))
-            self.current_step = running[-1] if running else None
+            self.current_step = current()
+
+        self.current_step = current()
 
         while waiting:
             msg = self.receive()
@@ -358,7 +364,7 @@ class HostAdapter:
                 self.steps[msg.step_id] = msg.result
                 if msg.step_id in running:
                     running.remove(msg.step_id)
-                self.current_step = running[-1] if running else None
+                self.current_step = current()
             elif isinstance(msg, wire.Failed):
                 err = msg.error.to_exception()
                 err.step = err.step or self.current_step

@@ -66,6 +66,13 @@ class _Forwarder:
         self.out = out
 
     def on_event(self, record: dict[str, Any]) -> None:
+        if record.get("event") in ("step_start", "step_complete", "step_failed", "step_skipped"):
+            # On stderr, so that the tail the host shows after a crash says where the worker was.
+            log.info(
+                "step `%s`: %s",
+                record.get("step_id"),
+                record["event"].removeprefix("step_").replace("start", "started"),
+            )
         self.out.send(wire.Event(record=record))
 
     def on_metric(self, record: dict[str, Any]) -> None:
@@ -185,7 +192,6 @@ class Worker:
         log.info("steps %s: started (max_parallel %s)", ", ".join(cmd.step_ids), cmd.max_parallel)
 
         def done(result: Any) -> None:
-            log.info("step `%s`: %s", result.step_id, result.status)
             self.out.send(wire.StepDone(step_id=result.step_id, result=result.to_data()))
 
         self.runner.run_steps(cmd.step_ids, max_parallel=cmd.max_parallel, on_done=done)

@@ -9,7 +9,7 @@ import flagship
 import pytest
 from databases import postgres_connect
 from osiris_cli import compile_build
-from parity import WHERE, load_run, run_everywhere
+from parity import WHERE, by_step, load_run, run_everywhere
 
 from osiris.remote.plugins import e2b_plugin, local_plugin
 from osiris.runtime.cli import run_on_host
@@ -59,9 +59,9 @@ def shop(new_mysql_db):
     return db.name
 
 
-def _card(run_dir: Path) -> tuple[dict, list[tuple]]:
+def _card(run_dir: Path) -> tuple[dict, dict[str | None, list[tuple]]]:
     card, events = load_run(run_dir)
-    return card, [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
+    return card, by_step([(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"])
 
 
 def test_mysql_duckdb_parity(shop, workdir, tmp_path, envd):
@@ -166,7 +166,7 @@ def test_flagship_mysql_duckdb_supabase_parity(flagship_mysql, postgres_dbs, wor
     assert tables["host"] == tables["local"] == tables["e2b"]
 
     events = {mode: _flagship_events(d / "events.jsonl") for mode, d in run_dirs.items()}
-    assert events["host"] == events["local"] == events["e2b"]
+    assert by_step(events["host"]) == by_step(events["local"]) == by_step(events["e2b"])
     names = [e[0] for e in events["host"]]
     assert "write.complete" in names and "ddl_succeeded" in names
     for mode in ("local", "e2b"):

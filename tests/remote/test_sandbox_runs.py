@@ -13,7 +13,7 @@ from pathlib import Path
 import misbehaving_worker
 import pytest
 from osiris_cli import compile_build
-from parity import WHERE, load_run, run_everywhere
+from parity import WHERE, by_step, load_run, run_everywhere
 
 from osiris.core import wire
 from osiris.remote.host import HostAdapter
@@ -49,8 +49,8 @@ def _installed(pip_log: str) -> set[str]:
     return names
 
 
-def _sequence(events: list[dict]) -> list[tuple]:
-    return [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"]
+def _sequence(events: list[dict]) -> dict[str | None, list[tuple]]:
+    return by_step([(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"])
 
 
 def test_quickstart_parity_host_local_and_e2b(quickstart_manifest, workdir, envd):

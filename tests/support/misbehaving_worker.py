@@ -3,8 +3,8 @@
 It runs the real worker (``python -m osiris.remote.worker``, from the same Python)
 as a child and relays the session both ways, except for one deliberate fault:
 
-- ``garbage``: answers the first ``ExecStep`` with a line that is not JSON;
-- ``unknown``: answers the first ``ExecStep`` with a message of an unknown type;
+- ``garbage``: answers the first ``ExecStep``/``ExecSteps`` with a line that is not JSON;
+- ``unknown``: answers the first ``ExecStep``/``ExecSteps`` with a message of an unknown type;
 - ``protocol-worker``: the worker's ``Ready`` claims the next protocol version;
 - ``protocol-host``: the host's ``Prepare`` reaches the worker with the next protocol
   version, so the real worker refuses the session.
@@ -60,6 +60,8 @@ def main(argv: list[str]) -> int:
     for line in sys.stdin.buffer:
         message = json.loads(line) if line.strip() else {}
         kind = message.get("type")
+        if kind == "ExecSteps":  # the first step is the one the fault stands in for
+            kind, message = "ExecStep", {**message, "step_id": message["step_ids"][0]}
         if kind == "ExecStep" and mode == "garbage":
             _say(f"sending garbage instead of running step {message['step_id']}")
             emit(b"this is not a wire message {\n")

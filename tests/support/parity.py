@@ -30,3 +30,15 @@ def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     card = json.loads((run_dir / "run_card.json").read_text())
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     return card, events
+
+
+def by_step(sequence: list[tuple]) -> dict[str | None, list[tuple]]:
+    """Event tuples `(name, step_id, ...)` grouped by step, each group in its order.
+
+    Independent steps run in parallel, so the order of events across steps varies from run to run;
+    within one step (and among the run's own events, step None) it does not.
+    """
+    out: dict[str | None, list[tuple]] = {}
+    for item in sequence:
+        out.setdefault(item[1], []).append(item)
+    return out

@@ -30,7 +30,7 @@ def test_every_message_roundtrips_with_its_tag():
         wire.Cleanup(),
         wire.Ping(nonce=7),
         wire.Ready(
-            protocol_version=1,
+            protocol_version=wire.PROTOCOL_VERSION,
             worker_version="0.1.0",
             python="3.11.7",
             registration_fingerprint="sha256:ab",

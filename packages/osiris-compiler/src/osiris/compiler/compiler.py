@@ -119,6 +119,19 @@ def compile_pipeline(
     if pipeline is None:
         check.raise_if_any()
         raise AssertionError("unreachable: a pipeline that cannot be read has errors")
+    # `tables:` patterns become ordinary steps (after the written ones), each located at its pattern.
+    # (Imported only when used: an osiris-core older than patterns still compiles every other pipeline.)
+    where_of: list[tuple[str | int, ...]] = [("steps", i) for i in range(len(pipeline.steps))]
+    snapshots: dict[str, Any] = {}
+    if getattr(pipeline, "tables", None):
+        from osiris.compiler.patterns import expand
+
+        expansion = expand(pipeline, Path(path))
+        for message, parts in expansion.problems:
+            check.add(message, parts)
+        where_of += expansion.where
+        snapshots = expansion.snapshots
+        pipeline = msgspec.structs.replace(pipeline, steps=[*pipeline.steps, *expansion.steps])
     registry = registry or ComponentRegistry.discover()
     warnings: list[str] = []
     unchecked: list[str] = []  # connection references that no connections file could confirm
@@ -134,7 +147,7 @@ def compile_pipeline(
             for parts, message in value_problems(value, ("params", name)):
                 check.add(f"param `{name}`: {message}", parts)
 
-    ids = _check_ids(pipeline, check)
+    ids = _check_ids(pipeline, check, where_of)
     components: dict[str, Component] = {}
     configs: dict[str, dict[str, Any]] = {}
     modes: dict[str, str] = {}
@@ -144,7 +157,7 @@ def compile_pipeline(
     for i, step in enumerate(pipeline.steps):
         if i in decoded.invalid_steps:
             continue
-        where = ("steps", i)
+        where = where_of[i]
         try:
             comp = registry.get(step.component)
         except OsirisError as exc:
@@ -170,7 +183,7 @@ def compile_pipeline(
             )
         configs[step.id] = apply_defaults(comp.spec.config_schema, config)
 
-    needs = _check_needs(pipeline, ids, check)
+    needs = _check_needs(pipeline, ids, check, where_of)
     check.raise_if_any()
     assert params is not None
 
@@ -178,7 +191,7 @@ def compile_pipeline(
     if cycle:
         first = cycle[0]
         i = next(n for n, s in enumerate(pipeline.steps) if s.id == first)
-        check.add(f"The steps form a cycle: {' -> '.join(cycle)}", ("steps", i, "needs"), first)
+        check.add(f"The steps form a cycle: {' -> '.join(cycle)}", (*where_of[i], "needs"), first)
         check.raise_if_any()
     for sid in components:
         if modes.get(sid) == "write" and len(needs[sid]) != 1:
@@ -186,20 +199,24 @@ def compile_pipeline(
             if not needs[sid]:
                 check.add(
                     "a `write` step needs an upstream step; add `needs: [<step id>]`",
-                    ("steps", step_index),
+                    where_of[step_index],
                     sid,
                 )
             else:
                 check.add(
                     f"a `write` step writes exactly one upstream step; `needs` names {len(needs[sid])} "
                     f"({', '.join(needs[sid])}). Combine them in a transform step first (e.g. `duckdb.processor`)",
-                    ("steps", step_index, "needs"),
+                    (*where_of[step_index], "needs"),
                     sid,
                 )
     check_incremental(pipeline.steps, components, configs, needs, modes, check.add)
     check.raise_if_any()
+    _check_columns(pipeline, where_of, components, configs, needs, snapshots, Path(path), check)
+    check.raise_if_any()
 
     order = topological_order(needs)
+    default_on_error = getattr(pipeline, "on_error", "stop")
+    continues = {s.id for s in pipeline.steps if (getattr(s, "on_error", None) or default_on_error) == "continue"}
     cfgs = {sid: _cfg_bytes(configs[sid]) for sid in order}
     used = {components[sid].name: components[sid] for sid in order}
     drivers = _driver_requirements(used.values())
@@ -218,6 +235,7 @@ def compile_pipeline(
                     needs=needs[sid],
                     cfg_path=build.cfg_path(sid),
                     cfg_sha256=sha256_hex(cfgs[sid]),
+                    **({"on_error": "continue"} if sid in continues else {}),
                 )
                 for sid in order
             ],
@@ -293,13 +311,13 @@ def _schema_problem(comp: Component) -> str | None:
     )
 
 
-def _check_ids(pipeline: Pipeline, check: _Checker) -> set[str]:
+def _check_ids(pipeline: Pipeline, check: _Checker, where_of: list[tuple[str | int, ...]]) -> set[str]:
     seen: dict[str, int] = {}
     for i, step in enumerate(pipeline.steps):
         if step.id in seen:
             check.add(
                 f"Duplicate step id `{step.id}` (first used by step {seen[step.id] + 1}); step ids must be unique",
-                ("steps", i, "id"),
+                (*where_of[i], "id"),
             )
         else:
             seen[step.id] = i
@@ -323,7 +341,9 @@ def _check_mode(step: Step, comp: Component, where: tuple[str | int, ...], check
     return step.mode
 
 
-def _check_needs(pipeline: Pipeline, ids: set[str], check: _Checker) -> dict[str, list[str]]:
+def _check_needs(
+    pipeline: Pipeline, ids: set[str], check: _Checker, where_of: list[tuple[str | int, ...]]
+) -> dict[str, list[str]]:
     needs: dict[str, list[str]] = {}
     for i, step in enumerate(pipeline.steps):
         if step.id in needs:
@@ -331,11 +351,11 @@ def _check_needs(pipeline: Pipeline, ids: set[str], check: _Checker) -> dict[str
         deps: list[str] = []
         for j, dep in enumerate(step.needs):
             if dep == step.id:
-                check.add("a step cannot need itself", ("steps", i, "needs", j), step.id)
+                check.add("a step cannot need itself", (*where_of[i], "needs", j), step.id)
             elif dep not in ids:
                 check.add(
                     f"`needs` names unknown step `{dep}`{did_you_mean(dep, ids)}; steps: {', '.join(sorted(ids))}",
-                    ("steps", i, "needs", j),
+                    (*where_of[i], "needs", j),
                     step.id,
                 )
             elif dep not in deps:
@@ -440,3 +460,98 @@ def compile_to_build(
     started = time.perf_counter()
     compiled = compile_pipeline(path, param_overrides=param_overrides, connections_file=connections_file)
     return write_build(compiled, out_dir, source=str(path), started=started)
+
+
+def _check_columns(
+    pipeline: Pipeline,
+    where_of: list[tuple[str | int, ...]],
+    components: dict[str, Component],
+    configs: dict[str, dict[str, Any]],
+    needs: dict[str, list[str]],
+    snapshots: dict[str, Any],
+    pipeline_file: Path,
+    check: _Checker,
+) -> None:
+    """With a source's snapshot: tables and columns a read names exist, and a writer's `primary_key`
+    is a column of its input (through `duckdb.processor` queries whose output columns can be derived)."""
+    try:
+        from osiris.compiler.patterns import READ_COMPONENTS, query_columns, snapshot_path
+        from osiris.core.snapshot import load_snapshot
+    except ImportError:  # an osiris-core older than snapshots: nothing to check against
+        return
+
+    def snapshot_for(ref: str, parts: tuple[str | int, ...], sid: str) -> Any:
+        if ref not in snapshots:
+            snapshots[ref] = None
+            try:
+                family, alias = parse_reference(ref)
+            except OsirisError:
+                return None  # reported by the connection check
+            path = snapshot_path(pipeline_file, None, family, alias or "")
+            if alias and path.is_file():
+                try:
+                    snapshots[ref] = load_snapshot(path)
+                except OsirisError as exc:
+                    check.add(f"the snapshot of `{ref}` cannot be read: {exc.message}", parts, sid)
+        return snapshots[ref]
+
+    columns: dict[str, list[str] | None] = {}
+    index = {s.id: i for i, s in enumerate(pipeline.steps)}
+    for sid in topological_order(needs):
+        comp, config = components.get(sid), configs.get(sid)
+        columns[sid] = None
+        if comp is None or config is None or sid not in index:
+            continue
+        where = (*where_of[index[sid]], "config")
+        if comp.name in READ_COMPONENTS.values() and config.get("table") and isinstance(config.get("connection"), str):
+            snap = snapshot_for(config["connection"], (*where, "connection"), sid)
+            if snap is None:
+                continue
+            name = str(config["table"])
+            if comp.name == "supabase.extractor":
+                name = f"{config.get('schema') or 'public'}.{name}"
+            table = snap.table(name) if "." in name else None
+            if table is None and "." not in name:
+                found = [t for t in snap.tables if t.name == name]
+                table = found[0] if len(found) == 1 else None
+            if table is None:
+                names = [t.qualified for t in snap.tables]
+                check.add(
+                    f"table `{name}` is not in the snapshot of `{config['connection']}`"
+                    f"{did_you_mean(name, names)}; if it is new, run `osiris discover {config['connection']}` again",
+                    (*where, "table"),
+                    sid,
+                )
+                continue
+            have = [c.name for c in table.columns]
+            picked = config.get("columns")
+            if isinstance(picked, list):
+                for j, col in enumerate(picked):
+                    if col not in have:
+                        check.add(
+                            f"column `{col}` is not a column of `{table.qualified}`{did_you_mean(str(col), have)}",
+                            (*where, "columns", j),
+                            sid,
+                        )
+                columns[sid] = [c for c in picked if c in have]
+            else:
+                columns[sid] = have
+        elif comp.name == "duckdb.processor" and isinstance(config.get("query"), str):
+            ups = {n: columns.get(n) for n in needs[sid]}
+            if len(ups) == 1:
+                ups["input_df"] = next(iter(ups.values()))
+            columns[sid] = query_columns(config["query"], ups)
+        elif comp.spec.name.endswith(".writer") and len(needs[sid]) == 1:
+            have_in = columns.get(needs[sid][0])
+            key = config.get("primary_key")
+            keys = [key] if isinstance(key, str) else key if isinstance(key, list) else []
+            if have_in is None:
+                continue
+            for j, col in enumerate(keys):
+                if col not in have_in:
+                    check.add(
+                        f"`primary_key` column `{col}` is not a column of the input `{needs[sid][0]}` "
+                        f"(its columns: {', '.join(have_in)})",
+                        (*where, "primary_key", *((j,) if isinstance(key, list) else ())),
+                        sid,
+                    )

@@ -27,6 +27,7 @@ KNOWN_COMMANDS = {
     "run": "osiris-runtime",
     "connections": "osiris-runtime",
     "runs": "osiris-runtime",
+    "discover": "osiris-runtime",
 }
 
 BUILTIN_COMMANDS = {"components": "osiris.core.cli_components:components"}

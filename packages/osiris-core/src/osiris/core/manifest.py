@@ -11,7 +11,7 @@ import yaml
 from osiris.core.documents import load_yaml_file, load_yaml_text
 from osiris.core.errors import DocumentError
 from osiris.core.fingerprint import fingerprint
-from osiris.core.oml import Mode, convert
+from osiris.core.oml import Mode, OnError, convert
 
 MANIFEST_VERSION = "0.1.0"
 
@@ -42,6 +42,8 @@ class ManifestStep(msgspec.Struct, kw_only=True, frozen=True):
     needs: list[str] = []
     cfg_path: str
     cfg_sha256: str
+    # `continue`: when this step fails, steps that do not depend on it still run. Unset means `stop`.
+    on_error: OnError | None = None
 
 
 class Fingerprints(msgspec.Struct, kw_only=True, frozen=True):
@@ -85,9 +87,19 @@ class Manifest(msgspec.Struct, kw_only=True, frozen=True):
         return self.fingerprints.manifest.split(":", 1)[-1][:12]
 
 
+def _builtins(manifest: Manifest) -> dict[str, Any]:
+    """The manifest as plain data; fields added later are left out while unset, so manifests
+    compiled before them keep their bytes and fingerprints."""
+    data = msgspec.to_builtins(manifest)
+    for step in data.get("steps", []):
+        if step.get("on_error") is None:
+            step.pop("on_error", None)
+    return data
+
+
 def seal(manifest: Manifest) -> Manifest:
     """Return `manifest` with `fingerprints.manifest` set over everything else in it."""
-    body = msgspec.to_builtins(
+    body = _builtins(
         msgspec.structs.replace(manifest, fingerprints=msgspec.structs.replace(manifest.fingerprints, manifest=""))
     )
     return msgspec.structs.replace(
@@ -97,7 +109,7 @@ def seal(manifest: Manifest) -> Manifest:
 
 def dump_manifest(manifest: Manifest) -> str:
     """The manifest as YAML text; identical manifests give identical bytes."""
-    data = msgspec.to_builtins(manifest)
+    data = _builtins(manifest)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000)
 
 

@@ -22,6 +22,8 @@ OML_VERSIONS = ("0.1.0",)
 StepId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")]
 PipelineName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 Mode = Literal["read", "transform", "write"]
+OnError = Literal["stop", "continue"]
+DriftAction = Literal["warn", "stop"]
 
 
 class Step(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -33,6 +35,31 @@ class Step(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     config: dict[str, Any] = {}
     needs: list[str] = []
     description: str | None = None
+    on_error: OnError | None = None
+
+
+class TablePattern(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Many tables in a few lines: every source table matching `include` (and no `exclude`) is read and
+    written by its own pair of steps, expanded by the compiler against the source's snapshot.
+
+    `read` is added to every read step's config (e.g. `batch_size`; later an `incremental` block), `write`
+    is the write steps' config (`component` defaults to `supabase.writer`; `primary_key` to each
+    table's own key, or `primary_keys[<table>]`).
+    """
+
+    id: StepId
+    source: str
+    include: list[str]
+    exclude: list[str] = []
+    snapshot: str | None = None
+    read: dict[str, Any] = {}
+    write: dict[str, Any]
+    primary_keys: dict[str, list[str]] = {}
+    # Per kind of drift (`new_column`, `dropped_column`, `changed_type`, `new_table`, `dropped_table`, or
+    # `all`): `warn` or `stop`; unset kinds keep the defaults (`osiris.core.snapshot.DEFAULT_DRIFT`).
+    on_drift: dict[str, DriftAction] = {}
+    on_error: OnError | None = None
+    description: str | None = None
 
 
 class Pipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -40,13 +67,16 @@ class Pipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     oml_version: str
     name: PipelineName
-    steps: list[Step]
+    steps: list[Step] = []
+    tables: list[TablePattern] = []
     description: str | None = None
     params: dict[str, Any] = {}
+    on_error: OnError = "stop"
 
 
 PIPELINE_KEYS = tuple(f for f in Pipeline.__struct_fields__)
 STEP_KEYS = tuple(f for f in Step.__struct_fields__)
+PATTERN_KEYS = tuple(f for f in TablePattern.__struct_fields__)
 
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
@@ -152,7 +182,7 @@ def check_pipeline(data: Any, *, file: str | None = None, index: LineIndex | Non
     # A key missing because it was misspelt is said once: by the unknown key's "did you mean".
     meant: set[str] = set()
     errors = _check_keys(data, PIPELINE_KEYS, (), "top-level", file, index, meant)
-    top = {k: v for k, v in data.items() if k in PIPELINE_KEYS and k != "steps"}
+    top = {k: v for k, v in data.items() if k in PIPELINE_KEYS and k not in ("steps", "tables")}
     pipeline: Pipeline | None
     try:
         pipeline = convert({**top, "steps": []}, Pipeline, file=file, index=index)
@@ -163,8 +193,10 @@ def check_pipeline(data: Any, *, file: str | None = None, index: LineIndex | Non
     raw_steps = data.get("steps")
     steps: list[Step] = []
     invalid: set[int] = set()
+    patterns = _check_patterns(data.get("tables"), file, index, errors)
     if "steps" not in data:
-        if "steps" not in meant:
+        raw_steps = []
+        if "steps" not in meant and "tables" not in data:
             errors.append(DocumentError("Object missing required field `steps`", file=file, path="$", line=line))
     elif not isinstance(raw_steps, list):
         errors.append(
@@ -209,7 +241,8 @@ def check_pipeline(data: Any, *, file: str | None = None, index: LineIndex | Non
                     line=index.line_of(("oml_version",)) if index else None,
                 )
             )
-        if isinstance(raw_steps, list) and not raw_steps:
+        declared = ("steps" in data) or (isinstance(data.get("tables"), list) and not data["tables"])
+        if declared and isinstance(raw_steps, list) and not raw_steps and not patterns:
             errors.append(
                 DocumentError(
                     "A pipeline needs at least one step",
@@ -218,8 +251,39 @@ def check_pipeline(data: Any, *, file: str | None = None, index: LineIndex | Non
                     line=index.line_of(("steps",)) if index else None,
                 )
             )
-        pipeline = msgspec.structs.replace(pipeline, steps=steps)
+        pipeline = msgspec.structs.replace(pipeline, steps=steps, tables=patterns)
     return DecodedPipeline(pipeline, errors, invalid)
+
+
+def _check_patterns(
+    raw: Any, file: str | None, index: LineIndex | None, errors: list[DocumentError]
+) -> list[TablePattern]:
+    """The `tables` entries that could be read; every problem of the others goes to `errors`."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.append(
+            DocumentError(
+                f"Expected `array`, got {_kind(raw)}",
+                file=file,
+                path="$.tables",
+                line=index.line_of(("tables",)) if index else None,
+            )
+        )
+        return []
+    out: list[TablePattern] = []
+    for i, entry in enumerate(raw):
+        where = ("tables", i)
+        if isinstance(entry, dict):
+            bad = _check_keys(entry, PATTERN_KEYS, where, "`tables` entry", file, index)
+            if bad:
+                errors.extend(bad)
+                continue
+        try:
+            out.append(convert(entry, TablePattern, file=file, index=index, at=where))
+        except DocumentError as exc:
+            errors.append(exc)
+    return out
 
 
 def decode_pipeline(data: Any, *, file: str | None = None, index: LineIndex | None = None) -> Pipeline:

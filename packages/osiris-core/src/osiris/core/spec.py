@@ -36,13 +36,17 @@ class ConnectionInfo(msgspec.Struct, kw_only=True):
 
     `schema` is a JSON Schema of the connection's fields (with their defaults);
     `doctor` names a ``module:function`` taking ``(connection: dict, timeout: float)``
-    that connects for real and returns ``{"ok": bool, "message": str, ...}``.
+    that connects for real and returns ``{"ok": bool, "message": str, ...}``;
+    `discover` names a ``module:function`` taking ``(connection: dict, include: list[str],
+    exclude: list[str])`` that returns the source's tables as `osiris.core.snapshot.SnapshotTable`s
+    (what `osiris discover` writes).
     """
 
     family: str
     required: bool = True
     schema: dict[str, Any] = {}
     doctor: str | None = None
+    discover: str | None = None
 
 
 class ComponentSpec(

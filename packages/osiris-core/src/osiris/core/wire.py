@@ -4,7 +4,8 @@ The host writes commands to the worker's stdin, one JSON object per line; the
 worker writes messages to its stdout the same way and its logs to stderr. Every
 message is a tagged, frozen, keyword-only struct whose tag (`"type"`) names it.
 
-Protocol 2 added `Interrupt`, `Ping` from the worker and `Pong` from the host (the commit check),
+Protocol 2 added `ExecSteps` (steps run by the worker's scheduler), `Interrupt`, `Ping` from the worker
+and `Pong` from the host (the commit check),
 and `Prepare.heartbeat_s`.
 
 Compatibility rules: a new field always gets a default, and no wire type forbids
@@ -69,6 +70,14 @@ class ExecStep(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     """Run one step of the prepared manifest."""
 
     step_id: str
+
+
+class ExecSteps(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    """Run these steps through the worker's scheduler, at most `max_parallel` at once (None: the
+    sandbox's cores); the worker answers one `StepDone` per step, those that did not run included."""
+
+    step_ids: list[str]
+    max_parallel: int | None = None
 
 
 class Cleanup(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -169,7 +178,7 @@ class Cleaned(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     run_card: dict[str, Any] = {}
 
 
-HostCommand = Prepare | ExecStep | Cleanup | Interrupt | Ping | Pong
+HostCommand = Prepare | ExecStep | ExecSteps | Cleanup | Interrupt | Ping | Pong
 WorkerMessage = Ready | Event | Metric | StepDone | Failed | Ping | Pong | Cleaned
 HOST_SILENCE_FACTOR = 6
 Message = HostCommand | WorkerMessage

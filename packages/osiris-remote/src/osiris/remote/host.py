@@ -14,7 +14,8 @@ redactor, run directory, event log, listeners and run card. What differs is wher
    the drivers. Its registration fingerprint and the code hash of every osiris distribution
    are compared with the host's (`registration_verified`, `driver_file_verified` events with
    `sha256_match`); a mismatch stops the run.
-4. `ExecStep` per step in manifest order; the events and metrics the worker streams go
+4. `ExecSteps`: the worker's scheduler runs the steps (in parallel, bounded by `--max-parallel`,
+   with each step's `on_error`) and answers a `StepDone` per step; the events and metrics it streams go
    through the session's log as they arrive (so listeners see them live); `Cleanup`; the
    diagnostics come back always, data files on request or under the size limit.
 5. The sandbox is torn down, whatever happened, and the run card written: the worker's, with
@@ -338,11 +339,10 @@ class HostAdapter:
         )
         prepare_error = self._await_ready(session, plan, distribution_sha256, t0)
         if prepare_error is None:
-            for step in manifest.steps:
-                self.current_step = step.id
-                self.send(wire.ExecStep(step_id=step.id))
-                if self._await_step(step.id, session).get("status") != "succeeded":
-                    break
+            # The worker's scheduler runs them (in parallel, with `on_error`), as a host run does.
+            ids = [step.id for step in manifest.steps]
+            self.send(wire.ExecSteps(step_ids=ids, max_parallel=self.options.max_parallel))
+            self._await_steps(ids, session)
             self.current_step = None
         self.send(wire.Cleanup(status="done"))
         cleaned = None
@@ -427,6 +427,44 @@ class HostAdapter:
             raise SandboxRunError(
                 "The sandbox does not run the host's code: " + "; ".join(mismatches) + "; nothing was run"
             )
+
+    def _await_steps(self, step_ids: list[str], session: RunSession) -> None:
+        """Collect a `StepDone` for every step; the steps reported running are the ones an error names."""
+        waiting = set(step_ids)
+        running: list[str] = []
+
+        def current() -> str | None:
+            # The newest step still running; before any has started, the first the worker will start.
+            return running[-1] if running else next((s for s in step_ids if s in waiting), None)
+
+        def watch(record: dict[str, Any]) -> None:
+            if record.get("event") == "step_start":
+                running.append(str(record.get("step_id")))
+            self.current_step = current()
+
+        self.current_step = current()
+
+        while waiting:
+            msg = self.receive()
+            if isinstance(msg, wire.Event):
+                session.log.write_event(msg.record)
+                watch(msg.record)
+            elif isinstance(msg, wire.Metric):
+                session.log.write_metric(msg.record)
+            elif isinstance(msg, wire.StepDone):
+                if msg.step_id not in waiting:
+                    raise self._fail(f"reported step `{msg.step_id}` done, which it was not running")
+                waiting.discard(msg.step_id)
+                self.steps[msg.step_id] = msg.result
+                if msg.step_id in running:
+                    running.remove(msg.step_id)
+                self.current_step = current()
+            elif isinstance(msg, wire.Failed):
+                err = msg.error.to_exception()
+                err.step = err.step or self.current_step
+                raise err
+            else:
+                raise self._fail(f"sent an unexpected `{type(msg).__name__}`")
 
     def _await_step(self, step_id: str, session: RunSession) -> dict[str, Any]:
         while True:

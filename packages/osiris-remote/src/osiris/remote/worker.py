@@ -56,8 +56,10 @@ class _Output:
         self._lock = threading.Lock()
 
     def send(self, message: Any) -> None:
-        data = self._encoder.encode(message)
-        self.raw(data)
+        with self._lock:  # steps run in parallel: one encoder, one line at a time
+            data = self._encoder.encode(message)
+            self._stream.write(data)
+            self._stream.flush()
 
     def raw(self, data: bytes) -> None:
         with self._lock:
@@ -83,6 +85,13 @@ class _Forwarder:
         self.out = out
 
     def on_event(self, record: dict[str, Any]) -> None:
+        if record.get("event") in ("step_start", "step_complete", "step_failed", "step_skipped"):
+            # On stderr, so that the tail the host shows after a crash says where the worker was.
+            log.info(
+                "step `%s`: %s",
+                record.get("step_id"),
+                record["event"].removeprefix("step_").replace("start", "started"),
+            )
         self.out.send(wire.Event(record=record))
 
     def on_metric(self, record: dict[str, Any]) -> None:
@@ -205,6 +214,8 @@ class Worker:
             return self.prepare(cmd)
         elif isinstance(cmd, wire.ExecStep):
             self.exec_step(cmd)
+        elif isinstance(cmd, wire.ExecSteps):
+            self.exec_steps(cmd)
         elif isinstance(cmd, wire.Cleanup):
             self.cleanup(cmd)
             return False
@@ -283,6 +294,18 @@ class Worker:
             return
         log.info("step `%s`: %s", cmd.step_id, result.status)
         self.out.send(wire.StepDone(step_id=cmd.step_id, result=result.to_data()))
+
+    def exec_steps(self, cmd: wire.ExecSteps) -> None:
+        """Run steps through the same scheduler as the host; a `StepDone` for each as it is final."""
+        if self.runner is None:
+            self.out.send(wire.Failed(error=wire.ErrorInfo(type="TerminalError", message="not prepared")))
+            return
+        log.info("steps %s: started (max_parallel %s)", ", ".join(cmd.step_ids), cmd.max_parallel)
+
+        def done(result: Any) -> None:
+            self.out.send(wire.StepDone(step_id=result.step_id, result=result.to_data()))
+
+        self.runner.run_steps(cmd.step_ids, max_parallel=cmd.max_parallel, on_done=done)
 
     def cleanup(self, cmd: wire.Cleanup | None, interrupted: interrupts.RunInterrupted | None = None) -> None:
         """Finish the run (run card; `interrupted` when it was stopped) and list the run directory's files."""

@@ -56,6 +56,13 @@ def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | No
 @click.option("--json", "as_json", is_flag=True, help="Print the run result as JSON (no progress display).")
 @click.option("--verbose", "verbose_flag", is_flag=True, help="Show tracebacks of failures.")
 @click.option("--no-progress", is_flag=True, help="No live progress display even on a terminal.")
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run at most N independent steps at once (default: the machine's cores).",
+)
+@click.option("--resume", metavar="RUN_ID", help="Rerun only the failed and not-run steps of RUN_ID (same manifest).")
 @click.option("--sandbox", "sandbox", metavar="NAME", help="Run in a sandbox plugin (`e2b`, `local`...).")
 @click.option("--e2b", is_flag=True, help="Same as `--sandbox e2b`.")
 @click.option("--e2b-cpu", type=click.IntRange(min=1), help="Sandbox CPUs.")
@@ -86,6 +93,8 @@ def run_command(
     as_json: bool,
     verbose_flag: bool,
     no_progress: bool,
+    max_parallel: int | None,
+    resume: str | None,
     sandbox: str | None,
     e2b: bool,
     e2b_cpu: int | None,
@@ -101,7 +110,7 @@ def run_command(
 ) -> None:
     """Run TARGET: a pipeline (compiled first), a compiled manifest.yaml, or --last-compile."""
     verbose = _verbose(ctx, verbose_flag)
-    if bool(target) == bool(last_compile):
+    if (target and last_compile) or not (target or last_compile or resume):
         raise click.UsageError("give a PIPELINE.yaml or a manifest.yaml, or --last-compile (one of them)")
     if target and not Path(target).is_file():
         raise UserInputError(f"`{target}` not found")
@@ -129,7 +138,14 @@ def run_command(
     from osiris.core.build import is_manifest_document
     from osiris.core.build import last_compile as last_compile_manifest
 
-    if last_compile:
+    previous: tuple[Path, dict[str, Any]] | None = None
+    if resume:
+        from osiris.runtime.resume import build_for, previous_run
+
+        previous = previous_run(Path(runs_dir), resume)
+    if previous is not None and not (target or last_compile):
+        manifest_path = build_for(previous[0], Path(build_dir))
+    elif last_compile:
         refuse_unused(ctx, "with `--last-compile`: the newest compile is run as it was compiled", "params")
         manifest_path = last_compile_manifest(build_dir)
     elif is_manifest_document(target):  # type: ignore[arg-type]
@@ -170,7 +186,10 @@ def run_command(
             download_data=download_data or os.environ.get("E2B_DOWNLOAD_DATA_ARTIFACTS") == "1",
             artifact_max_mb=artifact_max_mb if artifact_max_mb is not None else default_artifact_max_mb(),
             full_refresh=full_refresh,
+            max_parallel=max_parallel,
         )
+        if previous is not None:
+            raise UserInputError("`--resume` runs on the host for now; leave out `--sandbox`/`--e2b`")
         plugin = load_sandbox_plugin(sandbox_name)
         result = plugin(
             manifest_path,
@@ -192,6 +211,8 @@ def run_command(
             connections_file=connections,
             listeners=[ProgressDisplay()] if progress else [],
             full_refresh=full_refresh,
+            max_parallel=max_parallel,
+            resume_from=previous,
         )
     print_report(result, as_json=as_json, verbose=verbose)
     ctx.exit(result.exit_code)
@@ -204,20 +225,44 @@ def run_on_host(
     connections_file: str | Path | None = None,
     listeners: Iterable[RunListener] = (),
     full_refresh: bool = False,
+    max_parallel: int | None = None,
+    resume_from: tuple[Path, dict[str, Any]] | None = None,
 ) -> RunResult:
-    """Run a compiled manifest on this machine; returns the result (nothing is printed)."""
+    """Run a compiled manifest on this machine; returns the result (nothing is printed).
+
+    `resume_from` is an earlier run (its directory and run card) of the same manifest whose succeeded
+    steps are reused (`osiris.runtime.resume`); a different manifest is refused before anything runs.
+    """
     from osiris.core.build import load_build
     from osiris.runtime.runner import Runner
     from osiris.runtime.session import RunSession
 
+    build = load_build(manifest_path)
+    if resume_from is not None:
+        from osiris.runtime.resume import check_same_manifest
+
+        check_same_manifest(resume_from[0], build.manifest.fingerprints.manifest)
     session = RunSession.for_build(
-        load_build(manifest_path),
+        build,
         runs_dir=runs_dir,
         connections_file=connections_file,
         listeners=listeners,
         full_refresh=full_refresh,
     )
-    return Runner(session).run()
+    runner = Runner(session)
+    if resume_from is None:
+        return runner.run(max_parallel=max_parallel)
+    from osiris.core.errors import OsirisError
+    from osiris.runtime.resume import reuse_succeeded
+
+    try:
+        runner.prepare()
+    except OsirisError as exc:
+        return runner.finish(error=exc)
+    session.emit("run_resumed", from_run=resume_from[0].name)
+    reuse_succeeded(runner, resume_from[0], resume_from[1])
+    runner.run_steps(max_parallel=max_parallel)
+    return runner.finish()
 
 
 # -- connections ---------------------------------------------------------------------------------

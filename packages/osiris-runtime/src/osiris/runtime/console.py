@@ -8,6 +8,7 @@ the run card are, and the error (with its hint); `--json` prints the same as dat
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from typing import Any
@@ -20,31 +21,54 @@ from osiris.runtime.runlog import RunListener
 
 
 class ProgressDisplay(RunListener):
-    """Live rows and rows/s per step on a terminal (stderr); used only when stderr is a TTY."""
+    """Live rows and rows/s of every running step on a terminal (stderr); used only when stderr is a TTY.
 
-    def __init__(self, stream: Any = None) -> None:
+    Finished steps get a line of their own; the running ones share the last line, redrawn at most
+    ten times a second (several steps run at once under the scheduler).
+    """
+
+    def __init__(self, stream: Any = None, width: int | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.width = width
         self._last = 0.0
+        self._running: dict[str, str] = {}
 
     def on_event(self, record: dict[str, Any]) -> None:
-        """Print a line when a step starts, completes or fails."""
-        name, step = record.get("event"), record.get("step_id")
+        """Print a line when a step completes, fails or is skipped; track the running ones."""
+        name, step = record.get("event"), str(record.get("step_id"))
         if name == "step_start":
-            self._write(f"  {step}: running ({record.get('component')})")
+            self._running[step] = "starting"
+            self._redraw()
         elif name == "step_complete":
+            self._running.pop(step, None)
             rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
-            self._write(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", end="\n")
+            self._line(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s")
         elif name == "step_failed":
-            self._write(f"  {step}: FAILED", end="\n")
+            self._running.pop(step, None)
+            self._line(f"  {step}: FAILED")
+        elif name == "step_skipped":
+            self._line(f"  {step}: skipped ({record.get('reason')})")
 
     def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
-        """Redraw the step's line at most ten times a second."""
-        now = time.monotonic()
-        if now - self._last < 0.1:
-            return
-        self._last = now
+        """Update the step's rows and rate; redraw at most ten times a second."""
         rate = rows / elapsed_s if elapsed_s > 0 else 0.0
-        self._write(f"  {step_id}: {rows:,} rows, {rate:,.0f} rows/s")
+        self._running[step_id] = f"{rows:,} rows, {rate:,.0f}/s"
+        now = time.monotonic()
+        if now - self._last >= 0.1:
+            self._last = now
+            self._redraw()
+
+    def _redraw(self) -> None:
+        if not self._running:
+            return
+        parts = [f"{sid}: {what}" for sid, what in self._running.items()]
+        text = f"  running {len(parts)}: " + " | ".join(parts)
+        width = self.width or shutil.get_terminal_size((120, 20)).columns
+        self._write(text if len(text) < width else text[: max(10, width - 4)] + "...")
+
+    def _line(self, text: str) -> None:
+        self._write(text, end="\n")
+        self._redraw()
 
     def _write(self, text: str, end: str = "") -> None:
         self.stream.write("\r\033[K" + text + end)
@@ -62,6 +86,8 @@ class StepLines(RunListener):
             click.echo(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", err=True)
         elif name == "step_failed":
             click.echo(f"  {step}: FAILED: {(record.get('error') or {}).get('message', '')}", err=True)
+        elif name == "step_skipped":
+            click.echo(f"  {step}: skipped ({record.get('reason')})", err=True)
 
 
 def summary_table(run: RunResult) -> str:
@@ -71,10 +97,10 @@ def summary_table(run: RunResult) -> str:
         (
             s.step_id,
             s.component,
-            s.status,
+            f"{s.status} (reused)" if s.reused_from else s.status,
             f"{s.rows_in:,}",
             f"{s.rows_out:,}",
-            f"{s.duration_ms / 1000:.2f}s" if s.status != "not_run" else "-",
+            f"{s.duration_ms / 1000:.2f}s" if s.status not in ("not_run", "skipped") and not s.reused_from else "-",
         )
         for s in run.steps
     ]
@@ -136,6 +162,12 @@ def print_report(result: RunResult, *, as_json: bool, verbose: bool) -> None:
         for fact_key in ("path", "table"):
             if step.status == "succeeded" and step.facts.get(fact_key):
                 click.echo(f"  output    {step.step_id}: {step.facts[fact_key]}")
+    failed_ids = [s.step_id for s in result.steps if s.status == "failed"]
+    skipped = [s for s in result.steps if s.status == "skipped"]
+    if len(failed_ids) > 1 or skipped:
+        click.echo(f"  failed    {', '.join(failed_ids)}")
+    if skipped:
+        click.echo(f"  skipped   {', '.join(s.step_id for s in skipped)} (an upstream step failed)")
     if result.status != "succeeded":
         failed = result.failed_step
         message = str(ErrorInfo.from_data(result.error)) if result.error else "unknown error"

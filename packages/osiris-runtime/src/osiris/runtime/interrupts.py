@@ -21,6 +21,10 @@ it raises `RunInterrupted` when a stop was requested (even one a library swallow
 registered commit check says so (a sandbox worker asks its host whether it is still there, and
 never commits for a host that is gone).
 
+Steps that run in threads (the scheduler's, `step_thread()`) are stopped the same way: when the main
+thread is interrupted, `RunInterrupted` is raised asynchronously in each of them where it runs (after
+any import it is inside), so a step's loop stops between two batches and unwinds as above.
+
 `RunInterrupted` derives from `KeyboardInterrupt`, so code that treats Ctrl-C specially (click,
 psycopg2's `wait_select`) treats SIGTERM the same way.
 """
@@ -113,9 +117,67 @@ class _State:
         self.thread_signals = 0  # signals this process sent itself (`interrupt_main`), not yet seen
         self.pending_raise = False  # a stop seen during an import, raised once the import is done
         self.lock = threading.Lock()
+        self.step_threads: dict[int, bool] = {}  # thread id -> already sent its interrupt
+        self.threads_lock = threading.Lock()
 
 
 _state = _State()
+
+
+class _StepThreadStopped(RunInterrupted):
+    """`RunInterrupted` raised in a step thread (made by the interpreter with no arguments: it reads the stop)."""
+
+    def __init__(self, *_: Any) -> None:
+        pending = _state.signum
+        super().__init__(pending if pending is not None else signal.SIGINT, _state.reason)
+
+
+@contextlib.contextmanager
+def step_thread() -> Iterator[None]:
+    """While inside (a step running in a thread other than the main one), a stop of the run raises
+    `RunInterrupted` in this thread too; in the main thread this is a no-op (signals raise there)."""
+    if threading.current_thread() is threading.main_thread():
+        yield
+        return
+    tid = threading.get_ident()
+    with _state.threads_lock:
+        _state.step_threads[tid] = False
+    try:
+        raise_if_requested()
+        yield
+    finally:
+        _leave_step_thread(tid)
+
+
+def _leave_step_thread(tid: int) -> None:
+    with _state.threads_lock:
+        _state.step_threads.pop(tid, None)
+
+
+def _stop_step_threads() -> None:
+    """Raise the stop in every step thread, each once, waiting for those inside an import."""
+    import ctypes
+
+    while _state.signum is not None:
+        frames = sys._current_frames()
+        waiting = False
+        with _state.threads_lock:
+            for tid, sent in list(_state.step_threads.items()):
+                if sent:
+                    continue
+                if _importing(frames.get(tid)):
+                    waiting = True
+                    continue
+                _state.step_threads[tid] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(_StepThreadStopped))
+        if not waiting:
+            return
+        time.sleep(0.05)
+
+
+def _stop_step_threads_soon() -> None:
+    if _state.step_threads:
+        threading.Thread(target=_stop_step_threads, name="osiris-stop-steps", daemon=True).start()
 
 
 def requested() -> RunInterrupted | None:
@@ -167,6 +229,7 @@ def interrupt_main(signum: int, reason: str) -> None:
         signal.pthread_kill(threading.main_thread().ident or 0, signum)
     else:
         _state.signum, _state.reason = signum, reason
+        _stop_step_threads_soon()
 
 
 @contextlib.contextmanager
@@ -283,6 +346,7 @@ def _handler(signum: int, frame: Any) -> None:
             _force_exit(signum)
         return
     _state.signum, _state.reason = signum, reason or "signal"
+    _stop_step_threads_soon()
     if _state.announce and reason is None and _state.watcher is None:
         _say(f"{signal.Signals(signum).name}: stopping the run cleanly (again to force the exit)")
     if _state.deferred:
@@ -353,6 +417,8 @@ def reset() -> None:
     """Forget a requested stop (a new run in the same process starts clean)."""
     _state.signum, _state.reason, _state.from_thread = None, "signal", None
     _state.pending_raise = False
+    with _state.threads_lock:
+        _state.step_threads.clear()
 
 
 __all__ = [
@@ -368,4 +434,5 @@ __all__ = [
     "raise_if_requested",
     "requested",
     "reset",
+    "step_thread",
 ]

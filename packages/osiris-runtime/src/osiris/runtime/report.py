@@ -35,7 +35,7 @@ MAX_EVENTS = 5000
 MAX_TRACEBACK = 200_000
 MAX_DETAIL = 600
 # Statuses the report knows how to colour; any other is shown as written, in a neutral colour.
-KNOWN_STATUSES = ("succeeded", "failed", "interrupted", "running", "unfinished", "not_run", "damaged")
+KNOWN_STATUSES = ("succeeded", "failed", "interrupted", "running", "unfinished", "not_run", "skipped", "damaged")
 PROGRESS_EVENT = "step_progress"  # an event with `rows` (cumulative) adds a point to the rows/s chart
 PROGRESS_METRIC = "rows_progress"  # so does a metric whose value is the cumulative row count
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -695,7 +695,7 @@ padding:14px 16px;margin:14px 0}
 background:var(--other)}
 .badge.st-succeeded{background:var(--ok)}.badge.st-failed{background:var(--bad)}
 .badge.st-interrupted{background:var(--warn)}.badge.st-running,.badge.st-unfinished{background:var(--run)}
-.badge.st-not_run{background:var(--idle)}.badge.st-damaged{background:var(--dmg)}
+.badge.st-not_run,.badge.st-skipped{background:var(--idle)}.badge.st-damaged{background:var(--dmg)}
 .muted{color:var(--muted)}.note{background:#fff8e1;border:1px solid #ffe082;padding:8px 12px;border-radius:6px}
 .note.damaged{background:#f3e5f5;border-color:#ce93d8}
 table{border-collapse:collapse}.grid-table{width:100%}.grid-table th,.grid-table td{border-bottom:1px solid var(--line);
@@ -711,7 +711,7 @@ svg .grid{stroke:var(--line)}svg .edge{fill:none;stroke:#777;stroke-width:1.5}
 .node rect{fill:#eceff1;stroke:var(--other);stroke-width:2}.node{cursor:pointer}.node:focus rect,.node:hover rect{stroke-width:3.5}
 .node.st-succeeded rect{fill:#e8f5e9;stroke:var(--ok)}.node.st-failed rect{fill:#ffebee;stroke:var(--bad)}
 .node.st-interrupted rect{fill:#fff3e0;stroke:var(--warn)}.node.st-running rect,.node.st-unfinished rect{fill:#e3f2fd;stroke:var(--run)}
-.node.st-not_run rect{fill:#f5f5f5;stroke:var(--idle);stroke-dasharray:5 3}
+.node.st-not_run rect,.node.st-skipped rect{fill:#f5f5f5;stroke:var(--idle);stroke-dasharray:5 3}
 .node .n-id{font-weight:700}.node .n-sub{fill:var(--muted);font-size:11px}
 .bar rect{fill:var(--other)}.bar.st-succeeded rect{fill:var(--ok)}.bar.st-failed rect{fill:var(--bad)}
 .bar.st-interrupted rect{fill:var(--warn)}.bar.st-running rect,.bar.st-unfinished rect{fill:var(--run)}

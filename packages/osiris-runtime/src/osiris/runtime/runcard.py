@@ -38,9 +38,13 @@ class StepResult:
     facts: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     traceback: str | None = None
+    # Why a step did not run (`skipped`: an upstream failed) or where its output came from (`--resume`).
+    reason: str | None = None
+    reused_from: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         """The step's entry in `run_card.json`."""
+        extra = {k: v for k, v in (("reason", self.reason), ("reused_from", self.reused_from)) if v is not None}
         return {
             "id": self.step_id,
             "component": self.component,
@@ -52,6 +56,7 @@ class StepResult:
             "outputs": self.outputs,
             "facts": self.facts,
             "error": self.error,
+            **extra,
         }
 
     @classmethod
@@ -68,6 +73,8 @@ class StepResult:
             outputs=list(data.get("outputs") or []),
             facts=dict(data.get("facts") or {}),
             error=data.get("error"),
+            reason=data.get("reason"),
+            reused_from=data.get("reused_from"),
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +101,7 @@ class RunLog:
         self.problems = problems if problems is not None else DiagnosticProblems()
         self._events: IO[str] | None = None
         self._metrics: IO[str] | None = None
+        self._lock = threading.RLock()
 
     def open(self) -> None:
         """Open (append to) `events.jsonl` and `metrics.jsonl`; the run dir must exist."""
@@ -140,23 +142,26 @@ class RunLog:
     def write_event(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write an event record made elsewhere (e.g. streamed from a sandbox), redacted."""
         record = self.redactor.redact(jsonable(record))
-        self._write(EVENTS_FILE, self._events, record)
-        for listener in self.listeners:
-            listener.on_event(record)
+        with self._lock:  # steps running in parallel write one whole line each, listeners see one at a time
+            self._write(EVENTS_FILE, self._events, record)
+            for listener in self.listeners:
+                listener.on_event(record)
         return record
 
     def write_metric(self, record: dict[str, Any]) -> dict[str, Any]:
         """Write a metric record made elsewhere (e.g. streamed from a sandbox), redacted."""
         record = self.redactor.redact(jsonable(record))
-        self._write(METRICS_FILE, self._metrics, record)
-        for listener in self.listeners:
-            listener.on_metric(record)
+        with self._lock:
+            self._write(METRICS_FILE, self._metrics, record)
+            for listener in self.listeners:
+                listener.on_metric(record)
         return record
 
     def progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
         """Tell the listeners how far `step_id` got (progress is not written to a file)."""
-        for listener in self.listeners:
-            listener.on_progress(step_id, rows, elapsed_s)
+        with self._lock:
+            for listener in self.listeners:
+                listener.on_progress(step_id, rows, elapsed_s)
 
     def _write(self, name: str, stream: IO[str] | None, record: dict[str, Any]) -> None:
         if stream is not None:

@@ -9,13 +9,11 @@
     session = RunSession.for_build(load_build(path), runs_dir=Path("runs"), listeners=[listener])
     runner = Runner(session)
     runner.prepare()                      # run dir, run_start, preflight, drivers_registered
-    for step in session.manifest.steps:   # topological order, as compiled
-        result = runner.run_step(step.id) # -> StepResult; never raises for a driver failure
-        if result.status != "succeeded":
-            break
+    runner.run_steps(max_parallel=4)      # the scheduler: independent steps in parallel, `on_error`
+    # (or one at a time: result = runner.run_step(step_id) -> StepResult; never raises for a driver failure)
     run = runner.finish()                 # run_card.json, run_complete -> RunResult
 
-    # or all at once: run = runner.run()
+    # or all at once: run = runner.run(max_parallel=4)
 
 A sandbox worker makes its session from what the host sends (`RunSession(manifest, configs,
 run_dir, secrets=..., listeners=[forwarder])`): configs arrive resolved, in memory. Each step
@@ -30,14 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
-from osiris.runtime import interrupts
 from osiris.runtime import incremental as inc
+from osiris.runtime import interrupts
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext, upstream_inputs
 from osiris.runtime.io import use_lean_memory_pool
@@ -46,6 +47,7 @@ from osiris.runtime.resolve import spec_of
 from osiris.runtime.retry import RetryPolicy, retry_event
 from osiris.runtime.runcard import RunResult, StepResult, build_run_card
 from osiris.runtime.runlog import jsonable, now
+from osiris.runtime.scheduler import Plan, schedule
 from osiris.runtime.session import RunSession
 from osiris.runtime.steps import execute_step
 
@@ -387,6 +389,8 @@ class Runner:
             steps_failed=sum(s.status == "failed" for s in steps),
             steps_not_run=sum(s.status == "not_run" for s in steps),
             steps_interrupted=sum(s.status == "interrupted" for s in steps),
+            steps_skipped=sum(s.status == "skipped" for s in steps),
+            steps_reused=sum(bool(s.reused_from) for s in steps),
         )
         card = session.write_run_card(card)
         session.close()
@@ -394,17 +398,87 @@ class Runner:
         self._finished.diagnostics_incomplete = session.problems.messages()
         return self._finished
 
-    def run(self) -> RunResult:
-        """Prepare, run every step in manifest order until one fails or the run is interrupted, and finish."""
+    def run_steps(
+        self,
+        step_ids: Iterable[str] | None = None,
+        *,
+        max_parallel: int | None = None,
+        on_done: Callable[[StepResult], None] | None = None,
+    ) -> list[StepResult]:
+        """Run steps (all by default) through the scheduler: each once its upstream steps succeeded, at most
+        `max_parallel` at once (default: the machine's cores), each step's `on_error` deciding what a failure
+        stops (`osiris.runtime.scheduler`). `on_done` gets every step's result once it is final, those that
+        did not run included. Returns the results in manifest order."""
+        manifest = self.session.manifest
+        wanted = [s.id for s in manifest.steps] if step_ids is None else list(step_ids)
+        plan = Plan(
+            order=[s.id for s in manifest.steps],
+            needs={s.id: list(s.needs) for s in manifest.steps},
+            # (getattr: an osiris-core older than `on_error` has no such field; its steps stop on error)
+            continue_on_error=frozenset(s.id for s in manifest.steps if getattr(s, "on_error", None) == "continue"),
+        )
+        status = {sid: r.status for sid, r in self.results.items() if r.status == "succeeded"}
+
+        def run_one(sid: str) -> str:
+            with interrupts.step_thread():  # a stop of the run stops this step where it is, as in the main thread
+                result = self.run_step(sid)
+            if on_done is not None:
+                on_done(result)
+            return result.status
+
+        def on_skip(sid: str, upstream: str) -> None:
+            result = self.results[sid]
+            result.status = "skipped"
+            result.reason = f"upstream step `{upstream}` {self.results[upstream].status}"
+            self.session.emit("step_skipped", sid, reason=result.reason, upstream=upstream)
+
+        schedule(plan, run_one, status=status, max_parallel=max_parallel, on_skip=on_skip, only=wanted)
+        done = [self.results[sid] for sid in plan.order if sid in set(wanted)]
+        if on_done is not None:
+            for result in done:
+                if result.status in ("skipped", "not_run") or result.reused_from:
+                    on_done(result)
+        return done
+
+    def reuse(self, step_id: str, previous_run_dir: Path, entry: dict[str, object]) -> StepResult:
+        """Take a step's result from an earlier run of the same manifest (`osiris run --resume`).
+
+        Its output is copied in only after its `data_sha256` matches the earlier run card's; a step
+        whose output was removed or changed is not reused (it runs again).
+        """
+        from osiris.runtime.io import data_sha256
+
+        result = self.results[step_id]
+        old = StepResult.from_data(dict(entry))
+        copied: dict[str, Path] = {}
+        for out in old.outputs:
+            src = previous_run_dir / str(out.get("path", ""))
+            if not src.is_file() or data_sha256(src) != out.get("data_sha256"):
+                return result
+            dst = self.session.run_dir / str(out["path"])
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst)  # the same bytes, no copy, when both runs are on one filesystem
+            except OSError:
+                shutil.copyfile(src, dst)
+            copied[str(out.get("name", "df"))] = dst
+        if "df" in copied:
+            self.outputs[step_id] = copied["df"]
+        result.status, result.rows_in, result.rows_out = "succeeded", old.rows_in, old.rows_out
+        result.outputs, result.facts, result.duration_ms = old.outputs, old.facts, 0.0
+        result.reused_from = previous_run_dir.name
+        self.session.emit("step_reused", step_id, from_run=previous_run_dir.name, outputs=old.outputs)
+        return result
+
+    def run(self, *, max_parallel: int | None = None) -> RunResult:
+        """Prepare, run the steps through the scheduler (`run_steps`) until the run is done or interrupted,
+        and finish."""
         try:
             try:
                 self.prepare()
             except OsirisError as exc:
                 return self.finish(error=exc)
-            for step in self.session.manifest.steps:
-                interrupts.raise_if_requested()
-                if self.run_step(step.id).status != "succeeded":
-                    break
+            self.run_steps(max_parallel=max_parallel)
         except KeyboardInterrupt as exc:
             return self.finish(interrupted=interrupts.as_interrupt(exc))
         return self.finish()

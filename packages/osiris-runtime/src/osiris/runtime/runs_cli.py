@@ -191,7 +191,7 @@ def show_run(run_id: str, runs_dir: str, as_json: bool) -> None:
                 str(st.get("status")),
                 _int(st.get("rows_in")),
                 _int(st.get("rows_out")),
-                _dur(st.get("duration_ms")) if st.get("status") != "not_run" else "-",
+                _dur(st.get("duration_ms")) if st.get("status") not in ("not_run", "skipped") else "-",
                 ", ".join(str(x)[:19] for x in shas) or "-",
             )
         )

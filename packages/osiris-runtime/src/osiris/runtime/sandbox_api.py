@@ -59,6 +59,8 @@ class SandboxOptions:
     artifact_max_mb: float = DEFAULT_ARTIFACT_MAX_MB
     # `osiris run --full-refresh`: incremental extractors ignore their watermark once.
     full_refresh: bool = False
+    # Steps at once in the sandbox (`--max-parallel`); None: the sandbox's cores.
+    max_parallel: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The options for a run card: environment variables by name only (their values may be secrets)."""
@@ -73,6 +75,7 @@ class SandboxOptions:
             "download_data": self.download_data,
             "artifact_max_mb": self.artifact_max_mb,
             "full_refresh": self.full_refresh,
+            "max_parallel": self.max_parallel,
         }
 
 

@@ -290,6 +290,28 @@ def _another_result_set(cur: Any) -> list[str] | None:
     return None
 
 
+def _check_drift(meta: Any, config: dict[str, Any], step_id: str, ctx: StepContext) -> dict[str, Any]:
+    """Compare the live table (and its pattern) with the snapshot before reading; a `stop` fails the step.
+
+    Without its own `columns`, the step then reads the snapshot's columns that are still there.
+    """
+    import pymysql
+
+    from osiris.core.snapshot import drift_scope, raise_on_drift
+    from osiris.drivers.sql.mysql_schema import list_tables
+
+    check = config["drift_check"]
+    include, exclude = drift_scope(check)
+    try:
+        live = list_tables(meta, include, exclude)
+    except pymysql.err.Error as exc:
+        raise client.translate(
+            exc, connection=config["resolved_connection"], step=step_id, action="reading the schema of"
+        ) from None
+    columns = raise_on_drift(check, live, step_id=step_id, emit=ctx.log_event)
+    return config if config.get("columns") else {**config, "columns": columns}
+
+
 class MySQLExtractor:
     """The `mysql.extractor` driver: a query or a table, streamed in record batches of `batch_size` rows."""
 
@@ -339,6 +361,8 @@ class MySQLExtractor:
         window: dict[str, Any] | None = None
         read = getattr(ctx, "incremental", None)
         try:
+            if isinstance(config.get("drift_check"), dict) and config.get("table"):
+                config = _check_drift(meta, config, step_id, ctx)
             try:
                 if isinstance(config.get("incremental"), dict):
                     from osiris.drivers.sql.mysql_incremental import plan_window

@@ -77,6 +77,8 @@ class SupabaseExtractor:
         channel = config.get("channel") or "auto"
         if not config.get("query") and not config.get("table"):
             raise UserInputError(f"Step `{step_id}` (supabase.extractor) needs `table` or `query`", step=step_id)
+        if isinstance(config.get("drift_check"), dict) and config.get("table") and conn.has_postgres:
+            config = self._check_drift(conn, config, step_id, ctx)
         incremental = isinstance(config.get("incremental"), dict)
         if channel == "psycopg2" or (channel == "auto" and conn.has_postgres):
             sql, window = select_sql(config, schema), None
@@ -137,6 +139,24 @@ class SupabaseExtractor:
             tmp.replace(ctx.output_dir / "source_keys.parquet")
             window["source_keys"] = "source_keys.parquet"
         return sql, window
+
+    def _check_drift(
+        self, conn: SupabaseConnection, config: dict[str, Any], step_id: str, ctx: StepContext
+    ) -> dict[str, Any]:
+        """Compare the live table (and its pattern) with the snapshot before reading; `stop` fails the step."""
+        from osiris.core.snapshot import drift_scope, raise_on_drift
+        from osiris.drivers.supabase.postgres_connect import connect
+        from osiris.drivers.supabase.schema import list_tables
+
+        check = config["drift_check"]
+        include, exclude = drift_scope(check)
+        pg, _ = connect(conn, step=step_id)
+        try:
+            live = list_tables(pg, include, exclude)
+        finally:
+            pg.close()
+        columns = raise_on_drift(check, live, step_id=step_id, emit=ctx.log_event)
+        return config if config.get("columns") else {**config, "columns": columns}
 
     def _postgres(
         self, conn: SupabaseConnection, sql: str, batch_size: int, ctx: StepContext

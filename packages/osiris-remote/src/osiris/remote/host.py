@@ -189,11 +189,14 @@ class HostAdapter:
             elif isinstance(msg, wire.Metric):
                 session.log.write_metric(msg.record)
             elif isinstance(msg, wire.Ping):
-                # A commit check: say yes only while the run goes on (an interrupted host never does).
-                if interrupts.requested() is None:
-                    self.send(wire.Pong(nonce=msg.nonce))
+                self._answer_commit_check(msg)
             elif not isinstance(msg, wire.Pong):
                 return msg
+
+    def _answer_commit_check(self, ping: wire.Ping) -> None:
+        """A worker's `Ping` before a commit: `Pong` only while the run goes on (an interrupted host never answers)."""
+        if interrupts.requested() is None:
+            self.send(wire.Pong(nonce=ping.nonce))
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -451,6 +454,10 @@ class HostAdapter:
                 watch(msg.record)
             elif isinstance(msg, wire.Metric):
                 session.log.write_metric(msg.record)
+            elif isinstance(msg, wire.Ping):
+                self._answer_commit_check(msg)
+            elif isinstance(msg, wire.Pong):
+                pass
             elif isinstance(msg, wire.StepDone):
                 if msg.step_id not in waiting:
                     raise self._fail(f"reported step `{msg.step_id}` done, which it was not running")

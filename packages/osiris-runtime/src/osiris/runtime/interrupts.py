@@ -230,6 +230,7 @@ def interrupt_main(signum: int, reason: str) -> None:
     else:
         _state.signum, _state.reason = signum, reason
         _stop_step_threads_soon()
+        _run_cancels()
 
 
 @contextlib.contextmanager
@@ -258,6 +259,20 @@ def cancel_on_interrupt(cancel: Callable[[], None]) -> contextlib.AbstractContex
                 _state.cancels.remove(cancel)
 
     return registered()
+
+
+def add_cancel(cancel: Callable[[], None]) -> Callable[[], None]:
+    """As `cancel_on_interrupt`, for work that outlives one block (a reader a generator consumes later):
+    a stop calls `cancel()` from another thread; returns its remover."""
+    _state.cancels.append(cancel)
+    if _state.signum is not None:
+        _run_cancels()
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _state.cancels.remove(cancel)
+
+    return remove
 
 
 def _run_cancels() -> None:
@@ -423,6 +438,7 @@ def reset() -> None:
 
 __all__ = [
     "RunInterrupted",
+    "add_cancel",
     "add_commit_check",
     "as_interrupt",
     "cancel_on_interrupt",

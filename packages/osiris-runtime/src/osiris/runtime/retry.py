@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from osiris.core.errors import ErrorInfo, OsirisError, UserInputError
 from osiris.core.spec import ComponentSpec
+from osiris.runtime import interrupts
 
 T = TypeVar("T")
 
@@ -90,7 +91,7 @@ def call_with_retries(
             return attempt()
         except Exception as exc:
             retry += 1
-            if not policy.allows(exc, retry):
+            if not policy.allows(exc, retry) or interrupts.requested() is not None:  # never retry a stopped run
                 raise
             delay = policy.delay_s(retry)
             on_retry(retry, exc, delay)

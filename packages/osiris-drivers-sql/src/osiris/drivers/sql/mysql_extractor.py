@@ -38,9 +38,11 @@ failures; what each path needs below that lives apart (`mysql_native` and `_mysq
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -279,6 +281,23 @@ def _check_read_path(read_path: str, step_id: str) -> None:
             step=step_id,
             hint="pip install connectorx, or use `read_path: auto`",
         )
+
+
+def _cancel_on_stop(conn: Any) -> Callable[[], None]:
+    """A stop of the run (SIGINT, SIGTERM, a sandbox's host gone) shuts the connection's socket down, so a
+    read blocked on the server (a slow query, a step in a thread) ends at once; returns the remover."""
+    try:
+        from osiris.runtime.interrupts import add_cancel
+    except ImportError:  # an osiris-runtime without stops (older than 0.4): nothing to register
+        return lambda: None
+
+    def cancel() -> None:
+        sock = getattr(conn, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    return add_cancel(cancel)
 
 
 def _another_result_set(cur: Any) -> list[str] | None:
@@ -637,6 +656,7 @@ class MySQLExtractor:
         columns = [mysql_native.Column(f, p, rows_module) for f, p in zip(fields, plans, strict=True)]
         read_timeout = connection.get("read_timeout")
         rows, zero_dates = mysql_native.stream_rows(conn, columns, schema, batch_size, read_timeout)
+        forget = _cancel_on_stop(conn)
 
         def gen() -> Iterator[pa.RecordBatch]:
             finished = False
@@ -650,6 +670,7 @@ class MySQLExtractor:
             except mysql_native.Failure as exc:
                 raise self._native_failure(exc, plans, connection, step_id) from None
             finally:
+                forget()
                 if finished:
                     try:
                         conn.close()
@@ -722,6 +743,7 @@ class MySQLExtractor:
         counted = [i for i, p in enumerate(plans) if p.zero_dates_as_null] if zero_counts is not None else []
         for i in counted:
             counts[plans[i].name] = 0
+        forget = _cancel_on_stop(conn)
 
         def gen() -> Iterator[pa.RecordBatch]:
             finished = False
@@ -754,6 +776,7 @@ class MySQLExtractor:
                     exc.value, [(exc.column, exc.mysql_type)], connection=connection, step=step_id
                 ) from None
             finally:
+                forget()
                 if finished:
                     cur.close()
                 else:

@@ -59,6 +59,12 @@ def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | No
 @click.option("--e2b-env", multiple=True, metavar="K=V", help="Set an environment variable in the sandbox.")
 @click.option("--e2b-pass-env", multiple=True, metavar="NAME", help="Pass a host environment variable through.")
 @click.option("--download-data", is_flag=True, help="Download data artifacts from the sandbox.")
+@click.option(
+    "--index-url",
+    metavar="URL",
+    help="Package index for the osiris wheels a sandbox needs and the host has no copy of "
+    "(default: $OSIRIS_INDEX_URL, then pip's index-url).",
+)
 @click.option("--artifact-max-mb", type=float, help="Download data artifacts under this size (default 5).")
 @click.pass_context
 def run_command(
@@ -82,6 +88,7 @@ def run_command(
     e2b_env: tuple[str, ...],
     e2b_pass_env: tuple[str, ...],
     download_data: bool,
+    index_url: str | None,
     artifact_max_mb: float | None,
 ) -> None:
     """Run TARGET: a pipeline (compiled first), a compiled manifest.yaml, or --last-compile."""
@@ -129,6 +136,7 @@ def run_command(
             pass_env=list(e2b_pass_env),
             download_data=download_data or os.environ.get("E2B_DOWNLOAD_DATA_ARTIFACTS") == "1",
             artifact_max_mb=artifact_max_mb if artifact_max_mb is not None else default_artifact_max_mb(),
+            index_url=index_url,
         )
         plugin = load_sandbox_plugin(sandbox_name)
         result = plugin(

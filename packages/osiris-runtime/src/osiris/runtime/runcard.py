@@ -126,8 +126,12 @@ def build_run_card(
     finished_at: str,
     duration_ms: float,
     drivers_fingerprint: str | None,
+    environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run card of a run: succeeded only when there is no error and every step succeeded."""
+    """The run card of a run: succeeded only when there is no error and every step succeeded.
+
+    `environment` (`osiris.runtime.versions.environment`) records the versions the run used.
+    """
     ok = error is None and all(s.status == "succeeded" for s in steps)
     return {
         "run_card_version": RUN_CARD_VERSION,
@@ -136,6 +140,7 @@ def build_run_card(
         "manifest_fingerprint": manifest.fingerprints.manifest,
         "drivers_fingerprint": drivers_fingerprint,
         "runtime": {"package": "osiris-runtime", "version": __version__},
+        "environment": environment,
         "status": "succeeded" if ok else "failed",
         "started_at": started_at,
         "finished_at": finished_at,

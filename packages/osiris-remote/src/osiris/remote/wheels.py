@@ -193,12 +193,20 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+_PIP_FOUND: list[str] = []
+
+
 def _pip(env: dict[str, str]) -> list[str]:
-    """A pip to run on the host: this environment's, else its base Python's."""
+    """A pip to run on the host: this environment's, else its base Python's (found once per process)."""
+    if _PIP_FOUND:
+        return list(_PIP_FOUND)
     for python in dict.fromkeys((sys.executable, getattr(sys, "_base_executable", sys.executable))):
-        probe = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, env=env, check=False)
+        probe = subprocess.run(
+            [python, "-c", "import pip"], capture_output=True, env={**env, "PIP_CONFIG_FILE": os.devnull}, check=False
+        )
         if probe.returncode == 0:
-            return [python, "-m", "pip"]
+            _PIP_FOUND[:] = [python, "-m", "pip"]
+            return list(_PIP_FOUND)
     raise UserInputError(
         "Installing osiris distributions in a sandbox from a package index needs pip on the host; "
         f"`{sys.executable} -m pip` is not available",
@@ -215,7 +223,7 @@ def index_url(explicit: str | None = None) -> IndexChoice:
         return IndexChoice(os.environ["OSIRIS_INDEX_URL"], "OSIRIS_INDEX_URL")
     if os.environ.get("PIP_INDEX_URL"):
         return IndexChoice(os.environ["PIP_INDEX_URL"].split()[0], "PIP_INDEX_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env = dict(os.environ)
     proc = subprocess.run([*_pip(env), "config", "list"], capture_output=True, text=True, env=env, check=False)
     found = _PIP_CONFIG_INDEX.findall(proc.stdout) if proc.returncode == 0 else []
     if found:
@@ -259,48 +267,56 @@ def _append(log: Path | None, text: str) -> None:
         f.write(text)
 
 
-def download_wheel(dist: str, version: str, index: IndexChoice, *, log: Path | None = None) -> Path:
-    """The wheel of `dist==version` from `index` only (cached by index and version); its output goes to `log`.
+def download_wheels(pins: list[tuple[str, str]], index: IndexChoice, *, log: Path | None = None) -> dict[str, Path]:
+    """The wheels of `pins` ((distribution, version)) from `index` only, cached by index and version;
+    those not cached come in one `pip download`, its output appended to `log`.
 
-    Exit 2 when the index does not have that version; a wheel whose code is not the host's is refused.
+    Exit 2 when the index does not have a pinned version; a wheel whose code is not the host's is refused.
     """
     key = hashlib.sha256(index.url.encode()).hexdigest()[:12]
-    target = cache_dir() / "index" / f"{dist}-{version}-{key}"
-    prefix = _wheel_prefix(dist, version)
-    cached = sorted(target.glob(f"{prefix}*.whl")) if target.is_dir() else []
-    if cached:
-        _append(log, f"# {dist}=={version}: the wheel downloaded earlier from {index.display}: {cached[0].name}\n")
-        return _checked(cached[0], dist, version, index)
-    env = {k: v for k, v in os.environ.items() if k not in PIP_SOURCE_VARIABLES}
-    env["PIP_CONFIG_FILE"] = os.devnull  # no configured extra index, find-links or constraints: this index only
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        cmd = [
-            *_pip(env),
-            "download",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--retries",
-            "2",
-            "--index-url",
-            index.url,
-            "--dest",
-            tmp,
-            f"{dist}=={version}",
-        ]
-        shown = " ".join(redact_url(c) if c == index.url else c for c in cmd)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        _append(log, f"$ {shown}\n{proc.stdout}{proc.stderr}".replace(index.url, index.display))
-        found = sorted(Path(tmp).glob(f"{prefix}*.whl"))
-        if proc.returncode != 0 or not found:
-            raise _download_error(dist, version, index, proc.stdout + proc.stderr, proc.returncode)
-        target.mkdir(exist_ok=True)
-        final = target / found[0].name
-        shutil.move(str(found[0]), final)
-    return _checked(final, dist, version, index)
+    root = cache_dir() / "index" / key
+    found: dict[str, Path] = {}
+    missing = []
+    for dist, version in pins:
+        cached = sorted(root.glob(f"{_wheel_prefix(dist, version)}*.whl")) if root.is_dir() else []
+        if cached:
+            found[dist] = cached[0]
+            _append(log, f"# {dist}=={version}: the wheel downloaded earlier from {index.display}: {cached[0].name}\n")
+        else:
+            missing.append((dist, version))
+    if missing:
+        env = {k: v for k, v in os.environ.items() if k not in PIP_SOURCE_VARIABLES}
+        env["PIP_CONFIG_FILE"] = os.devnull  # no configured extra index, find-links or constraints: this index only
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            cmd = [
+                *_pip(env),
+                "download",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--retries",
+                "2",
+                "--index-url",
+                index.url,
+                "--dest",
+                tmp,
+                *(f"{d}=={v}" for d, v in missing),
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            shown = " ".join(cmd)
+            _append(log, f"$ {shown}\n{proc.stdout}{proc.stderr}".replace(index.url, index.display))
+            got = {d: sorted(Path(tmp).glob(f"{_wheel_prefix(d, v)}*.whl")) for d, v in missing}
+            if proc.returncode != 0 or not all(got.values()):
+                raise _download_error(missing, index, proc.stdout + proc.stderr, proc.returncode)
+            for dist, wheels in got.items():
+                final = root / wheels[0].name
+                os.replace(wheels[0], final)
+                found[dist] = final
+    versions = dict(pins)
+    return {dist: _checked(found[dist], dist, versions[dist], index) for dist, _ in pins}
 
 
 def _checked(wheel: Path, dist: str, version: str, index: IndexChoice) -> Path:
@@ -317,18 +333,25 @@ def _checked(wheel: Path, dist: str, version: str, index: IndexChoice) -> Path:
     return wheel
 
 
-def _download_error(dist: str, version: str, index: IndexChoice, output: str, code: int) -> OsirisError:
+_NOT_FOUND = re.compile(r"No matching distribution found for (?P<req>\S+)")
+
+
+def _download_error(missing: list[tuple[str, str]], index: IndexChoice, output: str, code: int) -> OsirisError:
     where = f"the package index {index.display} ({index.source})"
     log = "pip's output is in artifacts/_system/pip_install.log"
-    if "No matching distribution" in output or "Could not find a version" in output:
+    match = _NOT_FOUND.search(output)
+    if match or "Could not find a version" in output:
+        named = match["req"] if match else None
+        dist, version = next(((d, v) for d, v in missing if named and _norm(named.split("==")[0]) == d), missing[0])
         return UserInputError(
             f"The sandbox needs `{dist}=={version}`, which {where} does not have; nothing was run ({log})",
             hint=f"publish {dist} {version} there, point --index-url or OSIRIS_INDEX_URL at an index that has it, "
             "or set OSIRIS_WHEELHOUSE to a folder with its wheel",
         )
     tail = "\n".join(output.replace(index.url, index.display).strip().splitlines()[-8:])
+    pins = ", ".join(f"`{d}=={v}`" for d, v in missing)
     return UserInputError(
-        f"Downloading `{dist}=={version}` from {where} failed (pip exit code {code}); nothing was run ({log}):\n{tail}"
+        f"Downloading {pins} from {where} failed (pip exit code {code}); nothing was run ({log}):\n{tail}"
     )
 
 
@@ -342,7 +365,7 @@ def plan_wheels(manifest: Manifest, *, index: str | None = None, log: Path | Non
     host run). A distribution without a local wheel comes from the index (`index_url(index)`),
     pip's output appended to `log`.
     """
-    check_pins(manifest, where="on the host")
+    check_pins(manifest)
     have = {_norm(k): v for k, v in installed().items()}
     plan = WheelPlan()
     wanted: list[tuple[str, str, bool]] = []
@@ -357,16 +380,19 @@ def plan_wheels(manifest: Manifest, *, index: str | None = None, log: Path | Non
         wanted.append((dist, req.version, False))
         if req.extras:
             plan.extras[dist] = sorted(req.extras)
-    choice: IndexChoice | None = None
+    remote: list[tuple[str, str]] = []
     for dist, version, base in wanted:
-        pin = f"{dist}=={version}"
-        (plan.base if base else plan.drivers).append(pin)
+        (plan.base if base else plan.drivers).append(f"{dist}=={version}")
         wheel = local_wheel(dist, version)
         if wheel is None:
-            choice = choice or index_url(index)
-            wheel = download_wheel(dist, version, choice, log=log)
-            plan.from_index.append(pin)
-            plan.index = choice.display
-        plan.wheels[dist] = wheel
+            remote.append((dist, version))
+        else:
+            plan.wheels[dist] = wheel
+    if remote:
+        choice = index_url(index)
+        plan.wheels.update(download_wheels(remote, choice, log=log))
+        plan.from_index = [f"{d}=={v}" for d, v in remote]
+        plan.index = choice.display
+    plan.wheels = {dist: plan.wheels[dist] for dist, _, _ in wanted}
     plan.requirements = third_party_requirements(plan.wheels.values(), extras=plan.extras)
     return plan

@@ -79,14 +79,14 @@ def pin_mismatches(manifest: Manifest) -> list[PinMismatch]:
     return found
 
 
-def check_pins(manifest: Manifest, where: str = "here") -> None:
+def check_pins(manifest: Manifest) -> None:
     """Raise (exit code 2) when an installed driver distribution differs from the manifest's pin."""
     mismatches = pin_mismatches(manifest)
     if not mismatches:
         return
     installs = " ".join(shlex.quote(m.install_spec) for m in mismatches)
     raise UserInputError(
-        f"The installed drivers {where} differ from the ones the manifest was compiled against: "
+        "The installed drivers differ from the ones the manifest was compiled against: "
         + "; ".join(m.describe() for m in mismatches)
         + "; nothing was run. Compile the pipeline again with this install, or install the versions it names",
         hint=f"pip install {installs}",
@@ -118,15 +118,22 @@ def environment(manifest: Manifest | None = None, components: Mapping[str, Any] 
 
 
 def differences(host: Mapping[str, Any], sandbox: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every version that differs between two `environment` records: (kind, name, host, sandbox)."""
+    """Every version that differs between two `environment` records: (kind, name, host, sandbox).
+
+    A data library installed on one side only is not a difference (the sandbox installs only
+    what the manifest's drivers need); one at two versions is.
+    """
     found = []
     if host.get("python") != sandbox.get("python"):
         found.append({"kind": "python", "name": "python", "host": host.get("python"), "sandbox": sandbox.get("python")})
     for kind in ("distributions", "libraries"):
         ours, theirs = host.get(kind) or {}, sandbox.get(kind) or {}
         for name in sorted(set(ours) | set(theirs)):
-            if ours.get(name) != theirs.get(name):
-                found.append({"kind": kind, "name": name, "host": ours.get(name), "sandbox": theirs.get(name)})
+            a, b = ours.get(name), theirs.get(name)
+            # A library one side lacks is one the run does not need there (a sandbox installs only
+            # what the manifest's drivers need); a distribution the run uses must be on both.
+            if a != b and (kind == "distributions" or (a is not None and b is not None)):
+                found.append({"kind": kind, "name": name, "host": a, "sandbox": b})
     return found
 
 

@@ -76,3 +76,49 @@ def test_a_driver_distribution_that_is_not_installed_at_all_is_named(quickstart_
     assert mismatch.installed is None and "it is not installed" in mismatch.describe()
     with pytest.raises(UserInputError, match=r"acme-not-installed==1\.0\.0"):
         check_pins(fake)
+
+
+@pytest.mark.parametrize("library", ["duckdb", "pyarrow"])
+def test_a_sandbox_whose_data_library_versions_differ_says_so_in_an_event_and_the_run_card(
+    quickstart_manifest, workdir, tmp_path, library
+):
+    """The sandbox's worker sees another version of `library` (metadata first on its path): the run still
+    runs, and the difference is in `sandbox_versions_differ` and the card's `version_differences`."""
+    fake = tmp_path / "other-versions"
+    (fake / f"{library}-0.0.1.dist-info").mkdir(parents=True)
+    (fake / f"{library}-0.0.1.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {library}\nVersion: 0.0.1\n"
+    )
+    options = SandboxOptions(name="local", env={"PYTHONPATH": str(fake)})
+    run = local_plugin(quickstart_manifest, options, connections_file=None, runs_dir=workdir / "local")
+    assert run.exit_code == 0, run.error
+    card = run.run_card
+    host_version = metadata.version(library)
+    assert card["environment"]["libraries"][library] == "0.0.1"
+    assert card["sandbox"]["host_environment"]["libraries"][library] == host_version
+    expected = {"kind": "libraries", "name": library, "host": host_version, "sandbox": "0.0.1"}
+    assert expected in card["sandbox"]["version_differences"]
+    events = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
+    (differ,) = [e for e in events if e["event"] == "sandbox_versions_differ"]
+    assert differ["origin"] == "host" and expected in differ["differences"]
+
+
+def test_differences_compare_what_both_sides_have():
+    from osiris.runtime.versions import differences
+
+    host = {
+        "python": "3.11.7",
+        "distributions": {"osiris-core": "0.3.0", "acme": "1.0"},
+        "libraries": {"duckdb": "1.1.3", "pymysql": "1.1.0", "pyarrow": "20.0.0"},
+    }
+    sandbox = {
+        "python": "3.11.7",
+        "distributions": {"osiris-core": "0.3.0"},
+        "libraries": {"duckdb": "2.0.1", "pymysql": None, "pyarrow": "20.0.0"},
+    }
+    assert differences(host, sandbox) == [
+        {"kind": "distributions", "name": "acme", "host": "1.0", "sandbox": None},
+        {"kind": "libraries", "name": "duckdb", "host": "1.1.3", "sandbox": "2.0.1"},
+    ]
+    assert differences(host, host) == []
+    assert differences(host, {**host, "python": "3.12.1"})[0]["kind"] == "python"

@@ -94,6 +94,8 @@ def host(index, tmp_path_factory) -> Path:
             str(venv / "bin" / "python"),
             "--extra-index-url",
             index,
+            # uv's cache knows wheels by their URL: one of an earlier session on the same port is stale
+            *(f"--refresh-package={name.split('[')[0]}" for name in [*HOST_INSTALL, "osiris-core", "osiris-runtime"]),
             *HOST_INSTALL,
         ],
         capture_output=True,

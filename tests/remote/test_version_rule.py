@@ -101,6 +101,8 @@ def test_a_sandbox_whose_data_library_versions_differ_says_so_in_an_event_and_th
     events = [json.loads(x) for x in (run.run_dir / "events.jsonl").read_text().splitlines()]
     (differ,) = [e for e in events if e["event"] == "sandbox_versions_differ"]
     assert differ["origin"] == "host" and expected in differ["differences"]
+    (created,) = [e for e in events if e["event"] == "sandbox_created"]
+    assert created["from_index"] == [] and created["index"] is None, "a checkout's host uploads its own wheels"
 
 
 def test_differences_compare_what_both_sides_have():

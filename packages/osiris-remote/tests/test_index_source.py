@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,27 @@ def test_the_sandbox_installs_osiris_wheels_from_uploaded_files_only():
         assert all(pin in osiris_cmd for pin in plan.all_pins)
         assert not any("osiris" in c or "acme" in c for c in cmds[1:]), "no osiris name is asked of an index"
         assert len(cmds) == (2 if install_deps else 1)
+
+
+def test_a_failed_sandbox_install_leaves_the_pip_log_on_the_host_and_says_why(tmp_path):
+    """An install that fails (here: a venv without pip) leaves pip's log on the host, and the error shows its end."""
+    from osiris.core.errors import TerminalError
+    from osiris.remote.sandbox import LocalSandbox
+
+    host_log = tmp_path / "run" / bootstrap.PIP_LOG
+    host_log.parent.mkdir(parents=True)
+    host_log.write_text("# the host's downloads\n")
+    plan = WheelPlan(base=["osiris-core==0.0.0"])
+    sandbox = LocalSandbox(use_layers=False)
+    try:
+        sandbox.check(
+            f"mkdir -p wheels run/artifacts/_system && {sandbox.python} -m venv --without-pip venv", what="venv"
+        )
+        with pytest.raises(TerminalError) as raised:
+            bootstrap.install_osiris(sandbox, plan, None, False, deadline=time.monotonic() + 300, host_log=host_log)
+    finally:
+        sandbox.close()
+    log = host_log.read_text()
+    assert log.startswith("# the host's downloads\n") and "--no-index --no-deps" in log
+    assert "No module named pip" in log
+    assert "the end of the log" in str(raised.value) and "No module named pip" in str(raised.value)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris.core import wire
+from osiris.core.errors import TerminalError
 from osiris.core.manifest import Manifest
 from osiris.remote.layers import DependencyLayer, pth_line
 from osiris.remote.sandbox import Sandbox
@@ -86,12 +87,17 @@ def install_osiris(
                 what=f"install of osiris (see {PIP_LOG})",
                 timeout=max(60.0, deadline - time.monotonic()),
             )
-        except Exception:
-            if host_log is not None:
-                with contextlib.suppress(Exception):
+        except TerminalError as exc:
+            text = b""
+            with contextlib.suppress(Exception):
+                text = sandbox.read(f"run/{PIP_LOG}")
+                if host_log is not None:
                     host_log.parent.mkdir(parents=True, exist_ok=True)
-                    host_log.write_bytes(sandbox.read(f"run/{PIP_LOG}"))
-            raise
+                    host_log.write_bytes(text)
+            tail = "\n".join(text.decode("utf-8", "replace").strip().splitlines()[-12:])
+            raise TerminalError(
+                f"{exc.message.rstrip().rstrip(':')}; the end of the log:\n{tail}" if tail else str(exc)
+            ) from None
 
 
 def install_commands(plan: WheelPlan, install_deps: bool, uv: Path | None = None) -> list[str]:

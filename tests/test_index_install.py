@@ -117,14 +117,31 @@ def host(index, tmp_path_factory) -> Path:
     return venv
 
 
+@pytest.fixture(scope="module")
+def builds(host, tmp_path_factory) -> dict[str, Path]:
+    """The quickstart and the `acme.upper` pipeline compiled once by the host: name -> manifest."""
+    folder = tmp_path_factory.mktemp("builds")
+    (folder / "shout.yaml").write_text(UPPER_PIPELINE)
+    shutil.copy(ROOT / "docs" / "examples" / "quickstart.yaml", folder / "quickstart.yaml")
+    return {name: compiled(host, f"{name}.yaml", folder) for name in ("quickstart", "shout")}
+
+
+@pytest.fixture(scope="module")
+def quickstart_on_host(host, builds, tmp_path_factory) -> list[tuple]:
+    """The quickstart run once on the host (installed from the index): its steps' hashes."""
+    cwd = tmp_path_factory.mktemp("host-run")
+    shutil.copytree(ROOT / "docs" / "examples" / "data", cwd / "docs" / "examples" / "data")
+    proc = osiris(host, "run", str(builds["quickstart"]), "--runs-dir", "runs", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return hashes(last_run(cwd / "runs")[0])
+
+
 @pytest.fixture
 def work(tmp_path, monkeypatch) -> Path:
     """A folder outside the checkout holding the quickstart and its data; osiris caches of its own
     for built and downloaded wheels (the shared dependency layers are kept)."""
     folder = tmp_path / "work"
     shutil.copytree(ROOT / "docs" / "examples" / "data", folder / "docs" / "examples" / "data")
-    shutil.copy(ROOT / "docs" / "examples" / "quickstart.yaml", folder / "quickstart.yaml")
-    (folder / "shout.yaml").write_text(UPPER_PIPELINE)
     monkeypatch.setenv("OSIRIS_WHEEL_CACHE", str(tmp_path / "wheel-cache"))
     for name in ("OSIRIS_WHEELHOUSE", "OSIRIS_INDEX_URL", "PIP_INDEX_URL", "PYTHONPATH"):
         monkeypatch.delenv(name, raising=False)
@@ -180,10 +197,10 @@ BASE = {"osiris-core", "osiris-runtime", "osiris-remote"}
 
 
 @pytest.mark.parametrize("configured_by", ["--index-url", "OSIRIS_INDEX_URL", "pip configuration file"])
-def test_a_host_installed_from_the_index_runs_the_quickstart_in_a_local_sandbox(host, index, work, configured_by):
-    manifest = compiled(host, "quickstart.yaml", work)
-    on_host = osiris(host, "run", str(manifest), "--runs-dir", "host-runs", cwd=work)
-    assert on_host.returncode == 0, on_host.stderr
+def test_a_host_installed_from_the_index_runs_the_quickstart_in_a_local_sandbox(
+    host, index, builds, quickstart_on_host, work, configured_by
+):
+    manifest = builds["quickstart"]
     extra, env = (), {}
     if configured_by == "--index-url":
         extra = ("--index-url", index)
@@ -195,16 +212,15 @@ def test_a_host_installed_from_the_index_runs_the_quickstart_in_a_local_sandbox(
         env = {"PIP_CONFIG_FILE": str(conf)}
     proc = sandbox_run(host, manifest, work, *extra, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    host_card, _, _ = last_run(work / "host-runs")
     card, events, run_dir = last_run(work / "sandbox-runs")
-    assert hashes(card) == hashes(host_card)
+    assert hashes(card) == quickstart_on_host
     assert card["sandbox"]["options"]["index_url"] == (index if configured_by == "--index-url" else None)
     assert_installed_from_the_index(events, run_dir, index, BASE | {"osiris-drivers-sql"})
 
 
 @pytest.mark.parametrize("absent", ["osiris-drivers-sql", "osiris-core"])
 def test_an_index_without_the_named_version_is_exit_2_naming_distribution_version_and_index(
-    host, index_files, work, tmp_path, absent
+    host, index_files, builds, work, tmp_path, absent
 ):
     pkg_index = _script("package_index")
     partial = tmp_path / "partial-files"
@@ -213,7 +229,7 @@ def test_an_index_without_the_named_version_is_exit_2_naming_distribution_versio
         if not f.name.startswith(absent.replace("-", "_") + "-"):
             shutil.copy2(f, partial / f.name)
     pkg_index.write_index(partial, tmp_path / "partial")
-    manifest = compiled(host, "quickstart.yaml", work)
+    manifest = builds["quickstart"]
     version = subprocess.run(
         [str(host / "bin" / "python"), "-c", f"from importlib.metadata import version; print(version('{absent}'))"],
         capture_output=True,
@@ -230,7 +246,7 @@ def test_an_index_without_the_named_version_is_exit_2_naming_distribution_versio
     assert not any(e["event"] == "sandbox_created" for e in events), "no sandbox was made"
 
 
-def test_an_index_serving_other_code_under_the_hosts_version_is_refused(host, index_files, work, tmp_path):
+def test_an_index_serving_other_code_under_the_hosts_version_is_refused(host, index_files, builds, work, tmp_path):
     """A wheel of the same name and version but other code (a hijacked or republished name) never reaches the sandbox."""
     src = tmp_path / "tampered"
     shutil.copytree(EXAMPLE, src)
@@ -244,14 +260,14 @@ def test_an_index_serving_other_code_under_the_hosts_version_is_refused(host, in
     _script("build_dists").build(files, [src])
     pkg_index = _script("package_index")
     pkg_index.write_index(files, tmp_path / "tampered-index")
-    manifest = compiled(host, "shout.yaml", work)
+    manifest = builds["shout"]
     with pkg_index.serve(tmp_path / "tampered-index") as url:
         proc = sandbox_run(host, manifest, work, "--index-url", url)
     assert proc.returncode == 2, proc.stderr
     assert "`acme-osiris-upper==0.1.0`" in proc.stderr and "is not the code installed on the host" in proc.stderr
 
 
-def test_a_third_party_component_from_the_index_runs_on_the_host_and_in_a_local_sandbox(host, index, work):
+def test_a_third_party_component_from_the_index_runs_on_the_host_and_in_a_local_sandbox(host, index, builds, work):
     version = osiris(host, "--version", cwd=work).stdout.splitlines()
     assert "acme-osiris-upper 0.1.0" in version
     listed = json.loads(osiris(host, "components", "list", "--json", cwd=work).stdout)
@@ -260,7 +276,7 @@ def test_a_third_party_component_from_the_index_runs_on_the_host_and_in_a_local_
     doctor = subprocess.run([str(host / "bin" / "osiris-remote"), "doctor", "--json"], capture_output=True, text=True)
     assert "acme-osiris-upper" in doctor.stdout, doctor.stdout[-2000:]
 
-    manifest = compiled(host, "shout.yaml", work)
+    manifest = builds["shout"]
     on_host = osiris(host, "run", str(manifest), "--runs-dir", "host-runs", cwd=work)
     assert on_host.returncode == 0, on_host.stderr
     host_out = (work / "output" / "shout.parquet").read_bytes()

@@ -113,3 +113,23 @@ def test_a_failed_sandbox_install_leaves_the_pip_log_on_the_host_and_says_why(tm
     assert log.startswith("# the host's downloads\n") and "--no-index --no-deps" in log
     assert "No module named pip" in log
     assert "the end of the log" in str(raised.value) and "No module named pip" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("project", "dist", "package"),
+    [
+        ("packages/osiris-core", "osiris-core", "osiris/core"),
+        ("examples/acme-osiris-upper", "acme-osiris-upper", "acme_osiris_upper"),
+    ],
+)
+def test_a_wheels_code_hash_is_the_hash_of_the_package_it_installs(tmp_path, project, dist, package):
+    """What the host compares before uploading a downloaded wheel: the same hash as the installed code's."""
+    import zipfile
+
+    from osiris.remote.dists import tree_sha256
+
+    root = Path(__file__).resolve().parents[3]
+    wheel = wheels.build_wheel(root / project, tmp_path / "w")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "x")
+    assert wheels.wheel_code_sha256(wheel, dist) == tree_sha256(tmp_path / "x" / package)
+    assert wheels.wheel_code_sha256(wheel, dist) == tree_sha256(root / project / "src" / package)

@@ -24,6 +24,7 @@ is in the run's ``artifacts/_system/pip_install.log`` on the host, whatever happ
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import os
 import platform
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from osiris.core.discovery import COMPONENTS_GROUP
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.core.manifest import Manifest
 from osiris.remote.dists import distribution_sha256, editable_source, installed, tree_sha256
@@ -159,9 +161,6 @@ def local_wheel(dist: str, version: str) -> Path | None:
     return final
 
 
-wheel_for = local_wheel  # the name this had before wheels came from an index too
-
-
 # ------------------------------------------------------------------------------ from an index
 
 PIP_DEFAULT_INDEX = "https://pypi.org/simple"
@@ -239,9 +238,11 @@ def wheel_code_sha256(wheel: Path, dist: str) -> str:
             folder = dist.replace("-", "/") + "/"
         else:
             eps = next((n for n in names if n.endswith(".dist-info/entry_points.txt") and n.count("/") == 1), None)
-            text = zf.read(eps).decode() if eps else ""
-            match = re.search(r"^\[osiris\.components\]\s*\n\s*[^=\n]+=\s*([\w.]+)", text, re.MULTILINE)
-            folder = (match.group(1).split(".")[0] + "/") if match else ""
+            parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+            parser.optionxform = str  # type: ignore[assignment,method-assign]
+            parser.read_string(zf.read(eps).decode() if eps else "")
+            values = list(parser[COMPONENTS_GROUP].values()) if parser.has_section(COMPONENTS_GROUP) else []
+            folder = (values[0].split(":")[0].strip().split(".")[0] + "/") if values else ""
         if not folder:
             return ""
         h = hashlib.sha256()

@@ -38,10 +38,8 @@ def _script(name: str):
 
 
 @pytest.fixture(scope="module")
-def dists(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    _script("build_dists").build(out)
-    return out
+def dists(osiris_dists) -> Path:
+    return osiris_dists  # built once per session (testkit), shared with tests/test_index_install.py
 
 
 def _metadata(wheel: Path) -> tuple[list[str], str]:

@@ -14,6 +14,7 @@ from parity import WHERE, by_step, load_run, run_everywhere
 from osiris.remote.plugins import e2b_plugin, local_plugin
 from osiris.runtime.cli import run_on_host
 from osiris.runtime.sandbox_api import SandboxOptions
+from osiris.runtime.versions import differences
 
 pytestmark = pytest.mark.mysql
 
@@ -177,3 +178,23 @@ def test_flagship_mysql_duckdb_supabase_parity(flagship_mysql, postgres_dbs, wor
         ]
         assert {e["distribution"] for e in verified} >= {"osiris-drivers-sql", "osiris-drivers-supabase"}
         assert all(e["sha256_match"] for e in verified)
+        # Versions on both sides: every distribution used and the data libraries the flagship loads; any
+        # difference is in the card and in one `sandbox_versions_differ` event, never silent.
+        card, host_env = cards[mode], cards[mode]["sandbox"]["host_environment"]
+        assert (
+            card["environment"]["distributions"]
+            == host_env["distributions"]
+            == cards["host"]["environment"]["distributions"]
+        )
+        assert {"osiris-drivers-sql", "osiris-drivers-supabase"} <= set(host_env["distributions"])
+        for env in (card["environment"], host_env):
+            assert all(env["libraries"][lib] for lib in ("pyarrow", "duckdb", "pymysql", "psycopg2")), env
+        assert card["sandbox"]["version_differences"] == differences(host_env, card["environment"])
+        differ = [
+            e
+            for e in map(json.loads, (run_dirs[mode] / "events.jsonl").read_text().splitlines())
+            if e["event"] == "sandbox_versions_differ"
+        ]
+        assert [e["differences"] for e in differ] == (
+            [card["sandbox"]["version_differences"]] if card["sandbox"]["version_differences"] else []
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,26 @@ def driver_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: str, 
     (tmp_path / f"{name}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     return name
+
+
+def component_distribution(
+    root: Path, monkeypatch: pytest.MonkeyPatch, dist: str, version: str, specs: dict[str, str]
+) -> str:
+    """Install (on `sys.path`, as a real distribution with metadata and an `osiris.components`
+    entry point) a third-party package `dist` whose `components` folder holds `specs` (file name
+    -> YAML text); the import package's name."""
+    package = dist.replace("-", "_")
+    folder = root / package / "components"
+    folder.mkdir(parents=True)
+    (root / package / "__init__.py").write_text("")
+    (folder / "__init__.py").write_text("")
+    for name, text in specs.items():
+        (folder / name).write_text(text)
+    info = root / f"{package}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[osiris.components]\n{package} = {package}.components\n")
+    monkeypatch.syspath_prepend(str(root))
+    for module in (package, f"{package}.components"):  # one an earlier test imported from elsewhere
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    return package

@@ -139,3 +139,49 @@ def test_unknown_component_of_an_installed_distribution_suggests_the_spelling():
         ComponentRegistry.discover().get("mysql.extracter")
     message = str(info.value)
     assert "did you mean `mysql.extractor`" in message and "pip install" not in message
+
+
+SHADOW_SPEC = """name: {name}
+version: 0.1.0
+title: A second {name}
+modes: [{mode}]
+configSchema: {{type: object}}
+x-runtime: {{driver: "acme_shadow.driver:Shadow"}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"), [("duckdb.processor", "transform"), ("acme.upper", "transform"), ("mysql.extractor", "read")]
+)
+def test_a_name_clash_is_reported_by_components_list_as_compile_reports_it(tmp_path, monkeypatch, capsys, name, mode):
+    from builders import component_distribution
+
+    for dist in ("acme-shadow", "acme-shadow-too"):
+        component_distribution(
+            tmp_path / dist, monkeypatch, dist, "0.1.0", {"shadow.yaml": SHADOW_SPEC.format(name=name, mode=mode)}
+        )
+    with pytest.raises(ComponentError) as raised:
+        ComponentRegistry.discover().get(name)
+    compile_says = str(raised.value)
+    assert "provided twice" in compile_says and "acme-shadow" in compile_says
+
+    assert main(["components", "list", "--json"]) == 2
+    listed = json.loads(capsys.readouterr().out)
+    assert name not in {c["name"] for c in listed["components"]}
+    (clash,) = [f for f in listed["failures"] if f.get("component") == name]
+    assert clash["error"] == compile_says
+
+    assert main(["components", "list"]) == 2
+    out = capsys.readouterr()
+    assert f"error: {compile_says}" in out.err
+    assert "filesystem.csv_writer" in out.out  # the other components are still listed
+
+
+def test_version_and_discovery_list_third_party_component_distributions(tmp_path, monkeypatch, capsys):
+    from builders import component_distribution
+
+    spec = SHADOW_SPEC.format(name="acme.lower", mode="transform")
+    component_distribution(tmp_path, monkeypatch, "acme-lower", "1.4.2", {"lower.yaml": spec})
+    assert ("acme-lower", "1.4.2") in installed_osiris_distributions()
+    assert main(["--version"]) == 0
+    assert "acme-lower 1.4.2" in capsys.readouterr().out.splitlines()

@@ -14,6 +14,7 @@ from osiris.core.errors import TerminalError, UserInputError
 from osiris.drivers.sql.duckdb_processor import DuckDBProcessor
 from osiris.drivers.sql.duckdb_writer import DuckDBWriter
 from osiris.runtime.contract import InputHandle, StepContext
+from osiris.runtime.testing import run_driver
 
 
 def handle(tmp: Path, name: str, table: pa.Table) -> InputHandle:
@@ -28,21 +29,23 @@ def ctx(tmp: Path, step: str = "s") -> StepContext:
 
 
 def test_processor_sees_every_input_as_a_view_and_input_df_when_single(tmp_path: Path) -> None:
-    a = handle(tmp_path, "a", pa.table({"k": [1, 2, 3], "x": ["p", "q", "r"]}))
-    b = handle(tmp_path, "b-2", pa.table({"k": [1, 2], "y": [10, 20]}))
-    c = handle(tmp_path, "c", pa.table({"k": [2, 1], "z": [0.5, 1.5]}))
+    """Run as the runner runs it (`run_driver`): every upstream a view by its step id, `input_df` for one."""
+    a = pa.table({"k": [1, 2, 3], "x": ["p", "q", "r"]})
+    b = pa.table({"k": [1, 2], "y": [10, 20]})
+    c = pa.table({"k": [2, 1], "z": [0.5, 1.5]})
     query = 'SELECT a.k, x, y, z FROM a JOIN "b-2" USING (k) JOIN c USING (k) ORDER BY a.k'
-    out = DuckDBProcessor().run(
-        step_id="j", config={"query": query}, inputs={"a": a, "b-2": b, "c": c}, ctx=ctx(tmp_path)
-    )["df"]
-    assert out.read_all().to_pydict() == {"k": [1, 2], "x": ["p", "q"], "y": [10, 20], "z": [1.5, 0.5]}
-    single = DuckDBProcessor().run(
+    joined = run_driver(
+        DuckDBProcessor, {"query": query}, inputs={"a": a, "b-2": b, "c": c}, work_dir=tmp_path / "j", step_id="j"
+    )
+    assert joined.output.to_pydict() == {"k": [1, 2], "x": ["p", "q"], "y": [10, 20], "z": [1.5, 0.5]}
+    single = run_driver(
+        DuckDBProcessor,
+        {"query": "SELECT sum(k) OVER (ORDER BY k) AS s FROM input_df"},
+        inputs={"a": a},
+        work_dir=tmp_path / "one",
         step_id="one",
-        config={"query": "SELECT sum(k) OVER (ORDER BY k) AS s FROM input_df"},
-        inputs={"a": a, "df": a},
-        ctx=ctx(tmp_path),
-    )["df"]
-    assert single.read_all().column("s").to_pylist() == [1, 3, 6]
+    )
+    assert single.output.column("s").to_pylist() == [1, 3, 6] and single.rows_out == 3
 
 
 def test_processor_bad_sql_is_a_terminal_error_naming_the_step(tmp_path: Path) -> None:

@@ -103,3 +103,35 @@ def test_the_plan_names_exactly_the_manifests_drivers(tmp_path, monkeypatch):
     assert not names & {"e2b", "psycopg2-binary", "supabase"}, "no host-only or unnamed-driver dependencies"
     assert not names & {"pymysql", "connectorx"}, "no dependencies of extras the manifest does not name"
     assert not any(n.startswith("osiris") for n in names)
+
+
+SPEC = """name: {name}
+version: 0.1.0
+modes: [transform]
+configSchema: {{type: object}}
+x-runtime: {{driver: "{package}.driver:D"}}
+"""
+
+
+def test_the_doctor_lists_third_party_distributions_and_fails_on_a_name_clash(tmp_path, monkeypatch):
+    from builders import component_distribution
+
+    from osiris.core.discovery import ComponentRegistry
+    from osiris.core.errors import ComponentError
+    from osiris.remote import doctor
+
+    for dist in ("acme-doc-one", "acme-doc-two"):
+        package = dist.replace("-", "_")
+        component_distribution(
+            tmp_path / dist, monkeypatch, dist, "2.0.1", {"c.yaml": SPEC.format(name="acme.same", package=package)}
+        )
+        (tmp_path / dist / package / "driver.py").write_text(
+            "class D:\n    def run(self, **kw):\n        return None\n"
+        )
+    listed = doctor.check_distributions()["distributions"]
+    assert listed["acme-doc-one"]["version"] == "2.0.1" and len(listed["acme-doc-one"]["sha256"]) == 64
+    assert listed["acme-doc-one"]["sha256"] == dists.tree_sha256(tmp_path / "acme-doc-one" / "acme_doc_one")
+    drivers = doctor.check_drivers()
+    with pytest.raises(ComponentError) as raised:
+        ComponentRegistry.discover().get("acme.same")
+    assert not drivers["ok"] and str(raised.value) in drivers["provider_failures"]

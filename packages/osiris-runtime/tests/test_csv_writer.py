@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 import pytest
 
 from osiris.core.errors import UserInputError
-from osiris.runtime.contract import InputHandle, StepContext
 from osiris.runtime.drivers.csv_writer import CsvWriter
+from osiris.runtime.testing import run_driver
 
 
 def _write(tmp_path, **config):
-    source = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"id": [1, 2], "name": ["a", "b"]}), source)
-    ctx = StepContext(step_id="out", output_dir=tmp_path / "artifacts", base_dir=tmp_path)
-    CsvWriter().run(
-        step_id="out", config={"path": "out.csv", **config}, inputs={"df": InputHandle("src", source)}, ctx=ctx
-    )
+    table = pa.table({"id": [1, 2], "name": ["a", "b"]})
+    run = run_driver(CsvWriter, {"path": "out.csv", **config}, inputs={"src": table}, work_dir=tmp_path, step_id="out")
+    assert run.facts["rows_written"] == 2 and run.output is None
     return (tmp_path / "out.csv").read_bytes()
 
 

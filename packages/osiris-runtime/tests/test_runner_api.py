@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from osiris.compiler.compiler import compile_to_build
 from osiris.core.build import load_build
 from osiris.runtime.resolve import resolve_configs
@@ -65,3 +67,38 @@ def test_step_by_step_run_with_listener(tmp_path: Path) -> None:
     assert {("revenue", 6)} <= set(sink.progress)
     assert (tmp_path / "run" / "manifest.yaml").read_text() == text
     assert (tmp_path / "output" / "quickstart" / "revenue.csv").is_file()
+
+
+class _Echo:
+    """A transform that returns its one input and reports how many inputs it was given."""
+
+    def run(self, *, step_id, config, inputs, ctx):
+        ctx.log_event("echo.inputs", names=sorted(inputs))
+        return {"df": (inputs.get("df") or inputs[min(inputs)]).reader(), "inputs": len(inputs)}
+
+
+class _Bad:
+    def run(self, *, step_id, config, inputs, ctx):
+        return ["not", "a", "dict"]
+
+
+def test_run_driver_applies_the_runners_input_rules(tmp_path):
+    import pyarrow as pa
+
+    from osiris.core.errors import TerminalError
+    from osiris.runtime.testing import run_driver
+
+    table = pa.table({"n": [1, 2, 3]})
+    one = run_driver(_Echo, {}, inputs={"up": table}, work_dir=tmp_path / "one")
+    assert one.ctx.event("echo.inputs")["names"] == ["df", "up"], "one upstream is `df` too"
+    assert one.output.equals(table) and one.rows_out == 3 and one.facts == {"inputs": 2}
+    assert one.output_path.name == "output.parquet"
+    two = run_driver(
+        _Echo(),
+        {},
+        inputs={"a": table, "b": tmp_path / "one" / "artifacts" / "step" / "output.parquet"},
+        work_dir=tmp_path / "two",
+    )
+    assert two.ctx.event("echo.inputs")["names"] == ["a", "b"], "two upstreams: no `df`"
+    with pytest.raises(TerminalError, match="returned `list`"):
+        run_driver(_Bad, {}, work_dir=tmp_path / "bad")

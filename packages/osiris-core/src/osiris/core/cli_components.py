@@ -17,10 +17,16 @@ def components() -> None:
 
 @components.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def list_components(as_json: bool) -> None:
-    """List every installed component with its modes and provider."""
+@click.pass_context
+def list_components(ctx: click.Context, as_json: bool) -> None:
+    """List every installed component with its modes and provider.
+
+    A name that two distributions provide is left out of the list and reported with the
+    error compile gives for it (in `--json`, under `failures`); the command then exits 2.
+    """
     registry = ComponentRegistry.discover()
     comps = registry.all()
+    clashes = registry.clashes()
     if as_json:
         rows = [
             {
@@ -36,7 +42,18 @@ def list_components(as_json: bool) -> None:
         failures = [
             {"provider": f.provider, "distribution": f.distribution, "error": f.error} for f in registry.failures
         ]
+        failures += [
+            {
+                "component": name,
+                "provider": ", ".join(c.source for c in providers),
+                "distribution": ", ".join(c.distribution for c in providers),
+                "error": message,
+            }
+            for name, providers, message in clashes
+        ]
         click.echo(json.dumps({"components": rows, "failures": failures}, indent=2))
+        if clashes:
+            ctx.exit(2)
         return
     header = ("COMPONENT", "MODES", "PROVIDER", "DESCRIPTION")
     rows_t = [(c.name, ",".join(c.spec.modes), f"{c.distribution} {c.version}", c.spec.title) for c in comps]
@@ -45,6 +62,10 @@ def list_components(as_json: bool) -> None:
         click.echo("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3])
     for f in registry.failures:
         click.echo(f"warning: provider {f.provider} ({f.distribution}) failed: {f.error}", err=True)
+    for _name, _providers, message in clashes:
+        click.echo(f"error: {message}", err=True)
+    if clashes:
+        ctx.exit(2)
 
 
 @components.command("show")

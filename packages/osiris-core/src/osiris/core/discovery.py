@@ -2,8 +2,9 @@
 
 Each entry point names a package that holds spec files (`*.yaml`) as package
 data. Discovery reads those files and never imports driver code. Osiris's own
-distributions are read first; third-party providers only when a name is not
-found among them, or when everything is listed.
+distributions are read first, then the third-party providers (their spec files
+only). A name two distributions provide is a clash: `get` raises it and
+`components list` reports it, with the same message (`clash_message`).
 """
 
 from __future__ import annotations
@@ -127,12 +128,14 @@ class ComponentRegistry:
         self.components[comp.name] = comp
 
     def get(self, name: str) -> Component:
-        """The component called `name`; a clear error when it is unknown or provided twice."""
-        if name not in self.components and name not in self.conflicts:
-            self._load_pending()
+        """The component called `name`; a clear error when it is unknown or provided twice.
+
+        Third-party spec files are read (never their code) before answering, so a package that
+        shadows a name, even a built-in one, is the same clash here as in `components list`.
+        """
+        self._load_pending()
         if name in self.conflicts:
-            providers = " and ".join(f"`{c.distribution}` ({c.source})" for c in self.conflicts[name])
-            raise ComponentError(f"Component `{name}` is provided twice: by {providers}; uninstall one of them")
+            raise ComponentError(clash_message(name, self.conflicts[name]))
         try:
             return self.components[name]
         except KeyError:
@@ -143,9 +146,14 @@ class ComponentRegistry:
             ) from None
 
     def all(self) -> list[Component]:
-        """Every component from every provider, sorted by name."""
+        """Every component from every provider, sorted by name (a clashing name is in `clashes()`, not here)."""
         self._load_pending()
         return [self.components[n] for n in sorted(self.components)]
+
+    def clashes(self) -> list[tuple[str, list[Component], str]]:
+        """Every component name provided more than once: (name, providers, the error compile reports)."""
+        self._load_pending()
+        return [(n, self.conflicts[n], clash_message(n, self.conflicts[n])) for n in sorted(self.conflicts)]
 
 
 def _dist_name(ep: metadata.EntryPoint) -> str:
@@ -153,10 +161,24 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
 
 
 def installed_osiris_distributions() -> list[tuple[str, str]]:
-    """(name, version) of every installed `osiris-*` distribution, sorted by name."""
+    """(name, version) of every installed `osiris-*` distribution and of every third-party one that
+    provides components (an `osiris.components` entry point), sorted by name."""
     found: dict[str, str] = {}
     for dist in metadata.distributions():
         name = (dist.metadata["Name"] or "").lower()
-        if name.startswith("osiris-") or name == "osiris":
-            found.setdefault(name, dist.version)
+        if name.startswith("osiris-") or name == "osiris" or _provides_components(dist):
+            found.setdefault(name.replace("_", "-"), dist.version)
     return sorted(found.items())
+
+
+def _provides_components(dist: metadata.Distribution) -> bool:
+    try:
+        return any(ep.group == COMPONENTS_GROUP for ep in dist.entry_points)
+    except Exception:  # unreadable metadata: not a provider we can use
+        return False
+
+
+def clash_message(name: str, providers: list[Component]) -> str:
+    """What compile, run and `components list` say about a component two distributions provide."""
+    listed = " and ".join(f"`{c.distribution}` ({c.source})" for c in providers)
+    return f"Component `{name}` is provided twice: by {listed}; uninstall one of them"

@@ -10,6 +10,7 @@ under the size limit.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris.core import wire
+from osiris.core.errors import TerminalError
 from osiris.core.manifest import Manifest
 from osiris.remote.layers import DependencyLayer, pth_line
 from osiris.remote.sandbox import Sandbox
@@ -63,34 +65,54 @@ def make_environment(
 
 
 def install_osiris(
-    sandbox: Sandbox, plan: WheelPlan, layer: DependencyLayer | None, install_deps: bool, *, deadline: float
+    sandbox: Sandbox,
+    plan: WheelPlan,
+    layer: DependencyLayer | None,
+    install_deps: bool,
+    *,
+    deadline: float,
+    host_log: Path | None = None,
 ) -> None:
-    """Install the osiris wheels into the venv (`install_commands`), logging to the pip log."""
+    """Install the osiris wheels into the venv (`install_commands`), logging to the pip log.
+
+    The log starts with what the host did (`host_log`: its downloads from the index) and comes
+    back to `host_log` when an install fails, so the host always has it.
+    """
+    if host_log is not None and host_log.is_file():
+        sandbox.upload(host_log, f"run/{PIP_LOG}")
     for cmd in install_commands(plan, install_deps, layer.uv if layer is not None else None):
-        sandbox.check(
-            f"echo '$ {cmd}' >> run/{PIP_LOG} && {cmd} >> run/{PIP_LOG} 2>&1",
-            what=f"install of osiris (see {PIP_LOG})",
-            timeout=max(60.0, deadline - time.monotonic()),
-        )
+        try:
+            sandbox.check(
+                f"echo '$ {cmd}' >> run/{PIP_LOG} && {cmd} >> run/{PIP_LOG} 2>&1",
+                what=f"install of osiris (see {PIP_LOG})",
+                timeout=max(60.0, deadline - time.monotonic()),
+            )
+        except TerminalError as exc:
+            text = b""
+            with contextlib.suppress(Exception):
+                text = sandbox.read(f"run/{PIP_LOG}")
+                if host_log is not None:
+                    host_log.parent.mkdir(parents=True, exist_ok=True)
+                    host_log.write_bytes(text)
+            tail = "\n".join(text.decode("utf-8", "replace").strip().splitlines()[-12:])
+            raise TerminalError(
+                f"{exc.message.rstrip().rstrip(':')}; the end of the log:\n{tail}" if tail else str(exc)
+            ) from None
 
 
 def install_commands(plan: WheelPlan, install_deps: bool, uv: Path | None = None) -> list[str]:
-    """The installer calls for the osiris distributions: one, unless some have no wheel at hand.
+    """The installer calls: the osiris wheels from the uploaded files only, then (without a layer or
+    template) their third-party requirements from the sandbox's index.
 
-    With a dependency layer that carries `uv`, the wheels are installed by `uv pip` (same
-    flags, a fraction of pip's start-up time); otherwise by the venv's pip.
+    No osiris name is ever looked up on an index (`--no-index --no-deps`). With a dependency
+    layer that carries `uv`, the wheels are installed by `uv pip` (same flags, a fraction of
+    pip's start-up time); otherwise by the venv's pip.
     """
-
-    def specs(pins: list[str]) -> str:
-        return " ".join(shlex.quote(plan.install_spec(p)) for p in pins)
-
-    wheel_pins = [p for p in plan.all_pins if p not in plan.from_index]
-    if install_deps:  # third-party dependencies from the index, osiris ones from the uploaded wheels
-        return [f"{PIP} --find-links wheels {specs(plan.all_pins)}"]
+    specs = " ".join(shlex.quote(pin) for pin in plan.all_pins)  # extras are for the requirements below
     tool = f"{shlex.quote(str(uv))} pip install --python venv/bin/python" if uv is not None else PIP
-    cmds = [f"{tool} --no-index --no-deps --find-links wheels {specs(wheel_pins)}"] if wheel_pins else []
-    if plan.from_index:
-        cmds.append(f"{tool} --no-deps {specs(plan.from_index)}")
+    cmds = [f"{tool} --no-index --no-deps --find-links wheels {specs}"]
+    if install_deps and plan.requirements:
+        cmds.append(f"{PIP} " + " ".join(shlex.quote(r) for r in plan.requirements))
     return cmds
 
 

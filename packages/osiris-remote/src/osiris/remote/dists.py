@@ -2,7 +2,8 @@
 
 Host and sandbox compare these hashes to prove they run the same code. The hash
 covers the files of the distribution's import package (``osiris-drivers-sql`` →
-``osiris/drivers/sql/``), by path relative to the namespace and content, so an
+``osiris/drivers/sql/``; a third-party component distribution's: the top-level package
+of its ``osiris.components`` entry point), by path relative to the namespace and content, so an
 editable install on the host and a wheel install in a sandbox of the same source
 hash the same.
 """
@@ -15,7 +16,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from osiris.core.discovery import installed_osiris_distributions
+from osiris.core.discovery import COMPONENTS_GROUP, installed_osiris_distributions
 
 SKIP_DIRS = {"__pycache__"}
 SKIP_SUFFIXES = (".pyc", ".pyo")
@@ -26,15 +27,39 @@ def import_package(dist: str) -> str:
     return dist.lower().replace("-", ".").replace("_", ".")
 
 
-def package_dir(dist: str) -> Path | None:
-    """The folder holding the distribution's import package, or None when it is not importable."""
+def _find_package(name: str) -> Path | None:
     try:
-        spec = importlib.util.find_spec(import_package(dist))
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def third_party_package(dist: str) -> str | None:
+    """The top-level import package of a third-party component distribution: the package its
+    `osiris.components` entry point names (``acme_upper.components`` → ``acme_upper``)."""
+    try:
+        eps = metadata.distribution(dist).entry_points
+    except metadata.PackageNotFoundError:
+        return None
+    for ep in eps:
+        if ep.group == COMPONENTS_GROUP:
+            return ep.value.split(":")[0].split(".")[0]
+    return None
+
+
+def package_dir(dist: str) -> Path | None:
+    """The folder holding the distribution's import package, or None when it is not importable.
+
+    An osiris distribution's package follows from its name; a third-party component
+    distribution's is the top-level package of its `osiris.components` entry point.
+    """
+    if dist.lower().startswith("osiris-"):
+        return _find_package(import_package(dist))
+    package = third_party_package(dist)
+    return _find_package(package) if package else None
 
 
 def tree_sha256(folder: Path) -> str:

@@ -73,6 +73,7 @@ def check_drivers() -> dict[str, Any]:
             "ok": not missing and error is None,
         }
     failures = [f"{f.distribution}: {f.error}" for f in registry.failures]
+    failures += [message for _name, _providers, message in registry.clashes()]  # as compile reports them
     bad = sorted(n for n, d in drivers.items() if not d["ok"])
     ok = not bad and not failures
     detail = f"{len(drivers) - len(bad)}/{len(drivers)} drivers importable"

@@ -60,6 +60,7 @@ from osiris.runtime.runlog import RunListener, now
 from osiris.runtime.runner import Runner
 from osiris.runtime.sandbox_api import SandboxOptions
 from osiris.runtime.session import RunSession
+from osiris.runtime.versions import differences, environment
 
 WORKER_COMMAND = "venv/bin/python -m osiris.remote.worker"
 DEFAULT_TIMEOUT_S = 3600.0
@@ -287,7 +288,8 @@ class HostAdapter:
 
         manifest = session.manifest
         t0 = time.perf_counter()
-        plan = plan_wheels(manifest)
+        pip_log = session.run_dir / bootstrap.PIP_LOG
+        plan = plan_wheels(manifest, index=self.options.index_url, log=pip_log)
         self.timings["wheels"] = round(time.perf_counter() - t0, 3)
         self.registration = session.registry.populate_from_component_specs(
             session.components, allow=list(session.components)
@@ -306,11 +308,13 @@ class HostAdapter:
             origin="host",
             sandbox=sandbox.name,
             wheels=sorted(w.name for w in plan.wheels.values()),
+            from_index=plan.from_index,
+            index=plan.index,
             uploaded_inputs=inputs,
             dependency_layer=layer.describe() if layer is not None else None,
         )
         t0 = time.perf_counter()
-        bootstrap.install_osiris(sandbox, plan, layer, install_deps, deadline=self.deadline)
+        bootstrap.install_osiris(sandbox, plan, layer, install_deps, deadline=self.deadline, host_log=pip_log)
         self.timings["install"] = round(time.perf_counter() - t0, 3)
 
         env = {"PYTHONUNBUFFERED": "1", **self.worker_env, **self.options.env}
@@ -520,11 +524,17 @@ class HostAdapter:
             card = {**card, "status": "interrupted", "error": error_data, "interrupted": interrupted.record()}
         elif error_data is not None:
             card = {**card, "status": "failed", "error": error_data}
+        host_env = environment(session.manifest, session.components)
+        differ = differences(host_env, card["environment"]) if card.get("environment") else []
+        if differ:
+            session.emit("sandbox_versions_differ", origin="host", differences=differ)
         card["sandbox"] = {
             "name": self.sandbox.name if self.sandbox is not None else self.options.name,
             "options": self.options.to_record(),
             "timings": dict(self.timings),
             "downloaded": self.downloaded,
+            "host_environment": host_env,
+            "version_differences": differ,
         }
         card = session.write_run_card(card)
         session.close()

@@ -3,29 +3,47 @@
 The plan also lists the third-party requirements of those distributions (read from
 the wheels' metadata), which the `local` sandbox installs as a cached dependency layer.
 
-For each distribution, in order: a matching wheel in ``$OSIRIS_WHEELHOUSE``; a
-wheel built from the monorepo source of an editable install (with hatchling,
-cached by a hash of the source under ``$OSIRIS_WHEEL_CACHE``, default
-``$OSIRIS_CACHE_DIR/wheels`` or ``~/.cache/osiris/wheels``); else nothing, and the sandbox installs the pinned
-version from its package index.
+For each distribution (an osiris one, or a third-party component distribution), in order:
+
+1. a matching wheel in ``$OSIRIS_WHEELHOUSE``;
+2. a wheel built from the monorepo source of an editable install (with hatchling,
+   cached by a hash of the source under ``$OSIRIS_WHEEL_CACHE``, default
+   ``$OSIRIS_CACHE_DIR/wheels`` or ``~/.cache/osiris/wheels``): a host running from this
+   checkout uploads the code it runs;
+3. else the wheel of that name and version downloaded by the host from the one package index
+   the user configured (`index_url`: ``--index-url``, ``$OSIRIS_INDEX_URL``, else pip's own
+   ``index-url`` setting, else pip's default), with no extra index, find-links folder or other
+   pip configuration consulted, and cached under ``<wheel cache>/index``. Its code hash must be
+   the host's installed code's, else nothing runs.
+
+The sandbox then installs every osiris distribution from those uploaded files only
+(``--no-index --no-deps``): it never asks an index for an osiris name. An index that lacks
+the named version is exit 2, naming the distribution, the version and the index; pip's output
+is in the run's ``artifacts/_system/pip_install.log`` on the host, whatever happened.
 """
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from osiris.core.errors import TerminalError, UserInputError
+from osiris.core.discovery import COMPONENTS_GROUP
+from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.core.manifest import Manifest
-from osiris.remote.dists import editable_source, installed, tree_sha256
+from osiris.remote.dists import distribution_sha256, editable_source, installed, tree_sha256
 from osiris.remote.layers import cache_root, third_party_requirements
+from osiris.runtime.versions import check_pins
 
 BASE_DISTRIBUTIONS = ("osiris-core", "osiris-runtime", "osiris-remote")
 
@@ -38,8 +56,9 @@ class WheelPlan:
     drivers: list[str] = field(default_factory=list)
     extras: dict[str, list[str]] = field(default_factory=dict)
     wheels: dict[str, Path] = field(default_factory=dict)
-    from_index: list[str] = field(default_factory=list)
+    from_index: list[str] = field(default_factory=list)  # pins whose wheel the host downloaded from `index`
     requirements: list[str] = field(default_factory=list)
+    index: str | None = None  # the index those came from, shown without credentials
 
     @property
     def all_pins(self) -> list[str]:
@@ -119,8 +138,8 @@ def build_wheel(project: Path, out_dir: Path) -> Path:
     return found[0]
 
 
-def wheel_for(dist: str, version: str) -> Path | None:
-    """A wheel of `dist` at `version`: from the wheelhouse, the cache, or built from source."""
+def local_wheel(dist: str, version: str) -> Path | None:
+    """A wheel of `dist` at `version` from the wheelhouse, or built from the source of an editable install."""
     prefix = _wheel_prefix(dist, version)
     house = os.environ.get("OSIRIS_WHEELHOUSE")
     if house:
@@ -142,8 +161,212 @@ def wheel_for(dist: str, version: str) -> Path | None:
     return final
 
 
-def plan_wheels(manifest: Manifest) -> WheelPlan:
-    """The base distributions at the host's versions plus exactly the drivers the manifest names."""
+# ------------------------------------------------------------------------------ from an index
+
+PIP_DEFAULT_INDEX = "https://pypi.org/simple"
+# pip settings that would add sources besides the one index: dropped for the download.
+PIP_SOURCE_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONSTRAINT")
+_PIP_CONFIG_INDEX = re.compile(r"^(?:global|download|install)\.index-url='(?P<url>[^']*)'$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    """The package index the host downloads osiris wheels from, and who configured it."""
+
+    url: str
+    source: str
+
+    @property
+    def display(self) -> str:
+        """The URL without credentials (`https://user:token@host/simple` → `https://host/simple`)."""
+        return redact_url(self.url)
+
+
+def redact_url(url: str) -> str:
+    """`url` without its user-info part, which may hold a token."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_PIP_FOUND: list[str] = []
+
+
+def _pip(env: dict[str, str]) -> list[str]:
+    """A pip to run on the host: this environment's, else its base Python's (found once per process)."""
+    if _PIP_FOUND:
+        return list(_PIP_FOUND)
+    for python in dict.fromkeys((sys.executable, getattr(sys, "_base_executable", sys.executable))):
+        probe = subprocess.run(
+            [python, "-c", "import pip"], capture_output=True, env={**env, "PIP_CONFIG_FILE": os.devnull}, check=False
+        )
+        if probe.returncode == 0:
+            _PIP_FOUND[:] = [python, "-m", "pip"]
+            return list(_PIP_FOUND)
+    raise UserInputError(
+        "Installing osiris distributions in a sandbox from a package index needs pip on the host; "
+        f"`{sys.executable} -m pip` is not available",
+        hint=f"{sys.executable} -m ensurepip, or set OSIRIS_WHEELHOUSE to a folder with the wheels",
+    )
+
+
+def index_url(explicit: str | None = None) -> IndexChoice:
+    """The one index osiris wheels come from: `explicit` (``--index-url``), ``$OSIRIS_INDEX_URL``,
+    pip's own ``index-url`` (``$PIP_INDEX_URL`` or pip's configuration files), else pip's default."""
+    if explicit:
+        return IndexChoice(explicit, "--index-url")
+    if os.environ.get("OSIRIS_INDEX_URL"):
+        return IndexChoice(os.environ["OSIRIS_INDEX_URL"], "OSIRIS_INDEX_URL")
+    if os.environ.get("PIP_INDEX_URL"):
+        return IndexChoice(os.environ["PIP_INDEX_URL"].split()[0], "PIP_INDEX_URL")
+    env = dict(os.environ)
+    proc = subprocess.run([*_pip(env), "config", "list"], capture_output=True, text=True, env=env, check=False)
+    found = _PIP_CONFIG_INDEX.findall(proc.stdout) if proc.returncode == 0 else []
+    if found:
+        return IndexChoice(found[-1], "pip's configuration")
+    return IndexChoice(PIP_DEFAULT_INDEX, "pip's default")
+
+
+def wheel_code_sha256(wheel: Path, dist: str) -> str:
+    """The code hash (`osiris.remote.dists.tree_sha256`) of what `wheel` installs as `dist`'s import package."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        if dist.startswith("osiris-"):
+            folder = dist.replace("-", "/") + "/"
+        else:
+            eps = next((n for n in names if n.endswith(".dist-info/entry_points.txt") and n.count("/") == 1), None)
+            parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+            parser.optionxform = str  # type: ignore[assignment,method-assign]
+            parser.read_string(zf.read(eps).decode() if eps else "")
+            values = list(parser[COMPONENTS_GROUP].values()) if parser.has_section(COMPONENTS_GROUP) else []
+            folder = (values[0].split(":")[0].strip().split(".")[0] + "/") if values else ""
+        if not folder:
+            return ""
+        h = hashlib.sha256()
+        files = sorted(
+            n
+            for n in names
+            if n.startswith(folder)
+            and not n.endswith("/")
+            and "__pycache__" not in n.split("/")
+            and not n.endswith((".pyc", ".pyo"))
+        )
+        for n in files:
+            h.update(n[len(folder) :].encode() + b"\0")
+            h.update(hashlib.sha256(zf.read(n)).digest())
+        return h.hexdigest()
+
+
+def _append(log: Path | None, text: str) -> None:
+    if log is None:
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def download_wheels(pins: list[tuple[str, str]], index: IndexChoice, *, log: Path | None = None) -> dict[str, Path]:
+    """The wheels of `pins` ((distribution, version)) from `index` only, cached by index and version;
+    those not cached come in one `pip download`, its output appended to `log`.
+
+    Exit 2 when the index does not have a pinned version; a wheel whose code is not the host's is refused.
+    """
+    key = hashlib.sha256(index.url.encode()).hexdigest()[:12]
+    root = cache_dir() / "index" / key
+    found: dict[str, Path] = {}
+    missing = []
+    for dist, version in pins:
+        cached = sorted(root.glob(f"{_wheel_prefix(dist, version)}*.whl")) if root.is_dir() else []
+        if cached:
+            found[dist] = cached[0]
+            _append(log, f"# {dist}=={version}: the wheel downloaded earlier from {index.display}: {cached[0].name}\n")
+        else:
+            missing.append((dist, version))
+    if missing:
+        env = {k: v for k, v in os.environ.items() if k not in PIP_SOURCE_VARIABLES}
+        env["PIP_CONFIG_FILE"] = os.devnull  # no configured extra index, find-links or constraints: this index only
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            cmd = [
+                *_pip(env),
+                "download",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--retries",
+                "2",
+                "--index-url",
+                index.url,
+                "--dest",
+                tmp,
+                *(f"{d}=={v}" for d, v in missing),
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            shown = " ".join(cmd)
+            _append(log, f"$ {shown}\n{proc.stdout}{proc.stderr}".replace(index.url, index.display))
+            got = {d: sorted(Path(tmp).glob(f"{_wheel_prefix(d, v)}*.whl")) for d, v in missing}
+            if proc.returncode != 0 or not all(got.values()):
+                raise _download_error(missing, index, proc.stdout + proc.stderr, proc.returncode)
+            for dist, wheels in got.items():
+                final = root / wheels[0].name
+                os.replace(wheels[0], final)
+                found[dist] = final
+    versions = dict(pins)
+    return {dist: _checked(found[dist], dist, versions[dist], index) for dist, _ in pins}
+
+
+def _checked(wheel: Path, dist: str, version: str, index: IndexChoice) -> Path:
+    """`wheel`, when its code is the code installed on the host."""
+    host, theirs = distribution_sha256(dist), wheel_code_sha256(wheel, dist)
+    if not host or host != theirs:
+        raise UserInputError(
+            f"The wheel of `{dist}=={version}` on the package index {index.display} ({index.source}) is not "
+            f"the code installed on the host (code sha256 {theirs[:12] or 'none'}, host {host[:12] or 'none'}); "
+            "nothing was run",
+            hint="point --index-url or OSIRIS_INDEX_URL at the index the host installed from, "
+            "or set OSIRIS_WHEELHOUSE to a folder with the host's wheels",
+        )
+    return wheel
+
+
+_NOT_FOUND = re.compile(r"No matching distribution found for (?P<req>\S+)")
+
+
+def _download_error(missing: list[tuple[str, str]], index: IndexChoice, output: str, code: int) -> OsirisError:
+    where = f"the package index {index.display} ({index.source})"
+    log = "pip's output is in artifacts/_system/pip_install.log"
+    match = _NOT_FOUND.search(output)
+    if match or "Could not find a version" in output:
+        named = match["req"] if match else None
+        dist, version = next(((d, v) for d, v in missing if named and _norm(named.split("==")[0]) == d), missing[0])
+        return UserInputError(
+            f"The sandbox needs `{dist}=={version}`, which {where} does not have; nothing was run ({log})",
+            hint=f"publish {dist} {version} there, point --index-url or OSIRIS_INDEX_URL at an index that has it, "
+            "or set OSIRIS_WHEELHOUSE to a folder with its wheel",
+        )
+    tail = "\n".join(output.replace(index.url, index.display).strip().splitlines()[-8:])
+    pins = ", ".join(f"`{d}=={v}`" for d, v in missing)
+    return UserInputError(
+        f"Downloading {pins} from {where} failed (pip exit code {code}); nothing was run ({log}):\n{tail}"
+    )
+
+
+# ------------------------------------------------------------------------------------ the plan
+
+
+def plan_wheels(manifest: Manifest, *, index: str | None = None, log: Path | None = None) -> WheelPlan:
+    """The base distributions at the host's versions plus exactly the drivers the manifest names.
+
+    The manifest's pins are checked first (`osiris.runtime.versions.check_pins`, the rule of a
+    host run). A distribution without a local wheel comes from the index (`index_url(index)`),
+    pip's output appended to `log`.
+    """
+    check_pins(manifest)
     have = {_norm(k): v for k, v in installed().items()}
     plan = WheelPlan()
     wanted: list[tuple[str, str, bool]] = []
@@ -155,23 +378,22 @@ def plan_wheels(manifest: Manifest) -> WheelPlan:
         dist = _norm(req.package)
         if dist in BASE_DISTRIBUTIONS:
             continue
-        if have.get(dist) != req.version:
-            raise UserInputError(
-                f"The manifest needs `{dist}=={req.version}` but the host has "
-                f"{'`' + dist + '==' + have[dist] + '`' if dist in have else 'none'}; compile again or install it"
-            )
         wanted.append((dist, req.version, False))
         if req.extras:
             plan.extras[dist] = sorted(req.extras)
+    remote: list[tuple[str, str]] = []
     for dist, version, base in wanted:
-        pin = f"{dist}=={version}"
-        (plan.base if base else plan.drivers).append(pin)
-        wheel = wheel_for(dist, version)
+        (plan.base if base else plan.drivers).append(f"{dist}=={version}")
+        wheel = local_wheel(dist, version)
         if wheel is None:
-            plan.from_index.append(pin)
+            remote.append((dist, version))
         else:
             plan.wheels[dist] = wheel
-    plan.requirements = third_party_requirements(
-        (plan.wheels.get(dist, dist) for dist, _, _ in wanted), extras=plan.extras
-    )
+    if remote:
+        choice = index_url(index)
+        plan.wheels.update(download_wheels(remote, choice, log=log))
+        plan.from_index = [f"{d}=={v}" for d, v in remote]
+        plan.index = choice.display
+    plan.wheels = {dist: plan.wheels[dist] for dist, _, _ in wanted}
+    plan.requirements = third_party_requirements(plan.wheels.values(), extras=plan.extras)
     return plan

@@ -74,6 +74,12 @@ def _compile_first(pipeline: str, params: tuple[str, ...], connections: str | No
 @click.option("--e2b-pass-env", multiple=True, metavar="NAME", help="Pass a host environment variable through.")
 @click.option("--download-data", is_flag=True, help="Download data artifacts from the sandbox.")
 @click.option(
+    "--index-url",
+    metavar="URL",
+    help="Package index for the osiris wheels a sandbox needs and the host has no copy of "
+    "(default: $OSIRIS_INDEX_URL, then pip's index-url).",
+)
+@click.option(
     "--artifact-max-mb", type=click.FloatRange(min=0), help="Download data artifacts under this size (default 5)."
 )
 @click.option(
@@ -105,6 +111,7 @@ def run_command(
     e2b_env: tuple[str, ...],
     e2b_pass_env: tuple[str, ...],
     download_data: bool,
+    index_url: str | None,
     artifact_max_mb: float | None,
     full_refresh: bool,
 ) -> None:
@@ -187,6 +194,7 @@ def run_command(
             artifact_max_mb=artifact_max_mb if artifact_max_mb is not None else default_artifact_max_mb(),
             full_refresh=full_refresh,
             max_parallel=max_parallel,
+            index_url=index_url,
         )
         if previous is not None:
             raise UserInputError("`--resume` runs on the host for now; leave out `--sandbox`/`--e2b`")

@@ -87,7 +87,15 @@ class InputHandle:
         return self._parquet().read()
 
     def to_pandas(self) -> pandas.DataFrame:
-        """The whole output as a pandas DataFrame (loads it all into memory)."""
+        """The whole output as a pandas DataFrame (loads it all into memory; needs the `pandas` extra)."""
+        try:
+            import pandas  # noqa: F401  (pyarrow's to_pandas needs it; say which extra brings it)
+        except ImportError:
+            raise UserInputError(
+                f"`InputHandle.to_pandas()` (input `{self.step_id}`) needs pandas, which is not installed",
+                hint="pip install 'osiris-runtime[pandas]' (or declare `osiris-runtime[pandas]` in your driver "
+                "package's dependencies)",
+            ) from None
         return self.to_table().to_pandas()
 
     def __repr__(self) -> str:

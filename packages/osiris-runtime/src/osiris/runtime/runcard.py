@@ -139,9 +139,13 @@ def build_run_card(
     duration_ms: float,
     drivers_fingerprint: str | None,
     interrupted: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run card of a run: succeeded only when there is no error and every step succeeded; `interrupted`
-    (the signal, the step, the reason) when it was stopped."""
+    (the signal, the step, the reason) when it was stopped.
+
+    `environment` (`osiris.runtime.versions.environment`) records the versions the run used.
+    """
     ok = error is None and all(s.status == "succeeded" for s in steps)
     status = "interrupted" if interrupted is not None else "succeeded" if ok else "failed"
     card = {
@@ -151,6 +155,7 @@ def build_run_card(
         "manifest_fingerprint": manifest.fingerprints.manifest,
         "drivers_fingerprint": drivers_fingerprint,
         "runtime": {"package": "osiris-runtime", "version": __version__},
+        "environment": environment,
         "status": status,
         "started_at": started_at,
         "finished_at": finished_at,

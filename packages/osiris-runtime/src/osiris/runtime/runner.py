@@ -50,6 +50,7 @@ from osiris.runtime.runlog import jsonable, now
 from osiris.runtime.scheduler import Plan, schedule
 from osiris.runtime.session import RunSession
 from osiris.runtime.steps import execute_step
+from osiris.runtime.versions import check_pins, environment, pin_mismatches
 
 
 class Runner:
@@ -86,6 +87,10 @@ class Runner:
         )
         if session.setup_error is not None:
             raise session.setup_error
+        # The same version rule as before a sandbox run: the installed drivers are the manifest's pins.
+        mismatches = pin_mismatches(manifest)
+        session.emit("version_check", ok=not mismatches, mismatches=[m.to_data() for m in mismatches])
+        check_pins(manifest)
         # The preflight runs before anything imports a driver library, so a missing one is the install
         # hint (exit 2), never an ImportError from deep inside.
         missing = check_requirements(session.components)
@@ -380,6 +385,7 @@ class Runner:
             duration_ms=duration_ms,
             drivers_fingerprint=self.registration.fingerprint if self.registration else None,
             interrupted=interrupted.record() if interrupted is not None else None,
+            environment=environment(session.manifest, session.components),
         )
         session.emit(
             "run_complete",

@@ -61,6 +61,9 @@ class SandboxOptions:
     full_refresh: bool = False
     # Steps at once in the sandbox (`--max-parallel`); None: the sandbox's cores.
     max_parallel: int | None = None
+    # The package index osiris wheels the host has no local copy of come from (default:
+    # `$OSIRIS_INDEX_URL`, then pip's own `index-url`; see osiris.remote.wheels).
+    index_url: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The options for a run card: environment variables by name only (their values may be secrets)."""
@@ -76,7 +79,21 @@ class SandboxOptions:
             "artifact_max_mb": self.artifact_max_mb,
             "full_refresh": self.full_refresh,
             "max_parallel": self.max_parallel,
+            "index_url": _without_credentials(self.index_url),
         }
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """A URL without its user-info part (which may hold a token)."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class SandboxPlugin(Protocol):

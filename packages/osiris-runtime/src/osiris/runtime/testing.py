@@ -10,7 +10,8 @@ keeps everything the driver reports::
     assert ctx.event("extract.complete")["rows"] == reader.read_all().num_rows
     assert ctx.metric("rows_read") == 3 and sum(ctx.progress_reports) == 3
 
-`run_component` runs a step of an installed component the way the runner does: inputs
+`run_driver` runs a driver (no spec needed) for one step the way the runner does, and
+`run_component` runs a step of an installed component (its spec's retries too): inputs
 given as Arrow tables (or Parquet files) become `InputHandle`s (with `inputs["df"]` for a
 single one), a returned `df` is written to the step's `output.parquet` with its data hash,
 and transient failures are retried as the component's spec allows, each retry a
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from osiris.runtime.contract import InputHandle, StepContext, upstream_inputs
+from osiris.runtime.contract import Driver, InputHandle, StepContext, upstream_inputs
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -117,21 +118,43 @@ def run_component(
     from osiris.core.discovery import ComponentRegistry
     from osiris.core.errors import TerminalError
     from osiris.runtime.registry import DriverRegistry
-    from osiris.runtime.retry import RetryPolicy, retry_event
-    from osiris.runtime.steps import execute_step
 
     spec = ComponentRegistry.discover().get(component).spec if isinstance(component, str) else component
     registry = DriverRegistry()
     summary = registry.populate_from_component_specs([spec])
     if spec.name in summary.failed:
         raise TerminalError(f"Could not load the driver of `{spec.name}`: {summary.failed[spec.name]}")
+    return run_driver(registry.create(spec.name), config, work_dir=work_dir, inputs=inputs, step_id=step_id, spec=spec)
+
+
+def run_driver(
+    driver: Driver | type[Driver],
+    config: dict[str, Any],
+    *,
+    work_dir: str | Path,
+    inputs: Mapping[str, pa.Table | str | Path | InputHandle] | None = None,
+    step_id: str = "step",
+    spec: ComponentSpec | None = None,
+) -> ComponentRun:
+    """Run `driver` (an instance, or a class made with no arguments) for one step, as the runner runs it.
+
+    The runner's input rules apply: every entry of `inputs` (an Arrow table, a Parquet file or
+    an `InputHandle`) becomes an `InputHandle` under its name, with `inputs["df"]` too when there
+    is exactly one; a returned `df` (table, reader, batches or DataFrame) is written to the step's
+    `output.parquet` with its data hash; a return that is not a dict or None is an error. With a
+    `spec`, transient failures are retried as it allows (each retry a `step_retry` event).
+    """
+    from osiris.runtime.retry import RetryPolicy, retry_event
+    from osiris.runtime.steps import execute_step
+
+    instance = driver() if isinstance(driver, type) else driver
     work = Path(work_dir)
     ctx = RecordingContext(step_id, work / "artifacts" / step_id, base_dir=work)
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     handles = {name: _handle(name, value, work / "inputs") for name, value in (inputs or {}).items()}
     policy = RetryPolicy.for_step(spec, config, step_id=step_id)
     output = execute_step(
-        registry.create(spec.name),
+        instance,
         step_id=step_id,
         config=config,
         inputs=upstream_inputs(handles),

@@ -25,7 +25,7 @@ from pathlib import Path
 from osiris.core.errors import TerminalError, UserInputError
 from osiris.core.manifest import Manifest
 from osiris.remote.dists import editable_source, installed, tree_sha256
-from osiris.remote.layers import cache_root, third_party_requirements
+from osiris.remote.layers import cache_env, cache_root, third_party_requirements
 
 BASE_DISTRIBUTIONS = ("osiris-core", "osiris-runtime", "osiris-remote")
 
@@ -110,6 +110,7 @@ def build_wheel(project: Path, out_dir: Path) -> Path:
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out_dir), str(project)],
         capture_output=True,
         text=True,
+        env={**os.environ, **cache_env()},
     )
     if proc.returncode != 0:
         raise TerminalError(f"Building a wheel of `{project.name}` failed:\n{proc.stderr[-2000:]}")

@@ -1,4 +1,4 @@
-"""What `osiris run` prints on the console: live progress while a run goes, and its result at the end.
+"""What `osiris run` prints on the console at the end of a run (the live display is `osiris.runtime.display`).
 
 Only the CLI prints; a run (on the host or in a sandbox) returns a `RunResult` and the
 same report is made of it wherever it ran: a table of the steps, where the run dir and
@@ -8,60 +8,12 @@ the run card are, and the error (with its hint); `--json` prints the same as dat
 from __future__ import annotations
 
 import json
-import sys
-import time
 from typing import Any
 
 import click
 
 from osiris.core.errors import ErrorInfo
 from osiris.runtime.runcard import RunResult
-from osiris.runtime.runlog import RunListener
-
-
-class ProgressDisplay(RunListener):
-    """Live rows and rows/s per step on a terminal (stderr); used only when stderr is a TTY."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self._last = 0.0
-
-    def on_event(self, record: dict[str, Any]) -> None:
-        """Print a line when a step starts, completes or fails."""
-        name, step = record.get("event"), record.get("step_id")
-        if name == "step_start":
-            self._write(f"  {step}: running ({record.get('component')})")
-        elif name == "step_complete":
-            rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
-            self._write(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", end="\n")
-        elif name == "step_failed":
-            self._write(f"  {step}: FAILED", end="\n")
-
-    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
-        """Redraw the step's line at most ten times a second."""
-        now = time.monotonic()
-        if now - self._last < 0.1:
-            return
-        self._last = now
-        rate = rows / elapsed_s if elapsed_s > 0 else 0.0
-        self._write(f"  {step_id}: {rows:,} rows, {rate:,.0f} rows/s")
-
-    def _write(self, text: str, end: str = "") -> None:
-        self.stream.write("\r\033[K" + text + end)
-        self.stream.flush()
-
-
-class StepLines(RunListener):
-    """One plain line on stderr per finished step (a sandboxed run without a terminal display)."""
-
-    def on_event(self, record: dict[str, Any]) -> None:
-        """Print the line of a `step_complete` or `step_failed`."""
-        name, step = record.get("event"), record.get("step_id")
-        if name == "step_complete":
-            rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
-            click.echo(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", err=True)
-        elif name == "step_failed":
-            click.echo(f"  {step}: FAILED: {(record.get('error') or {}).get('message', '')}", err=True)
 
 
 def summary_table(run: RunResult) -> str:

@@ -164,7 +164,8 @@ class StepMeter:
         self._publish(progress)
         now = self._clock()
         if self._record is not None and (force or self._last_event is None or now - self._last_event >= self._interval):
-            self._last_event = now
+            if progress.rows or progress.bytes:  # a total told before any work leaves the first work's event due
+                self._last_event = now
             self._record(progress.event_data())
         return progress
 

@@ -19,6 +19,7 @@ from osiris.core import wire
 from osiris.remote.host import HostAdapter
 from osiris.remote.plugins import local_plugin
 from osiris.remote.sandbox import LocalSandbox
+from osiris.runtime.runlog import RunListener
 from osiris.runtime.sandbox_api import SandboxOptions
 
 CANARY = "canary-Zq8-sandbox-4b1e0c"
@@ -273,9 +274,16 @@ steps:
 
 
 def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstart_manifest, workdir, monkeypatch):
-    """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run."""
-    cache = workdir / "cache"
+    """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run.
+
+    Every cache goes under `OSIRIS_CACHE_DIR`: pip's and uv's too, nothing in `$HOME/.cache`.
+    """
+    cache, home = workdir / "cache", workdir.parent / "home"
+    home.mkdir()
     monkeypatch.setenv("OSIRIS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("PIP_CACHE_DIR", "UV_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
     kw = {"connections_file": None}
     layer_events = []
     for runs in ("cold", "warm"):
@@ -304,3 +312,61 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
     assert "Successfully installed" in (layer / "build.log").read_text()
     assert (layer / "site-packages" / "pyarrow").is_dir() and (layer / "site-packages" / "duckdb").is_dir()
     assert [p.name for p in (cache / "sandbox-layers").iterdir() if not p.name.startswith(".")] == [cold["hash"]]
+    # Only caches are asked of: pip runs `rustc --version` for its user agent, and rustup's proxy of it
+    # writes `~/.rustup/settings.toml` where Rust is installed.
+    assert not (home / ".cache").exists(), f"nothing cached under $HOME: {sorted(home.rglob('*'))}"
+    assert {"pip", "uv", "wheels"} <= {p.name for p in cache.iterdir()}, "the installers' caches are Osiris's"
+
+
+class _Watcher(RunListener):
+    """What a display on the host is told during a sandboxed run, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple] = []
+
+    def on_event(self, record: dict) -> None:
+        self.seen.append(("event", record["event"], record.get("step_id"), record))
+
+    def on_step_progress(self, progress) -> None:
+        self.seen.append(("progress", progress.step_id, progress))
+
+    def on_stage(self, stage: str, detail: str) -> None:
+        self.seen.append(("stage", stage, detail))
+
+
+def test_a_sandbox_run_shows_live_rows_and_its_build_stage(quickstart_manifest, workdir):
+    """The worker's progress reaches the host's display while each step runs, and the sandbox's build is a stage."""
+    import io
+
+    from osiris.runtime.display import DisplayListener, PlainDisplay
+
+    watcher, shown = _Watcher(), io.StringIO()
+    listeners = [watcher, DisplayListener(PlainDisplay(shown, interval_s=0))]
+    result = local_plugin(
+        quickstart_manifest,
+        SandboxOptions(name="local"),
+        connections_file=None,
+        runs_dir=workdir / "runs",
+        listeners=listeners,
+    )
+    assert result.exit_code == 0
+    seen = watcher.seen
+    completes = {s[2]: i for i, s in enumerate(seen) if s[0] == "event" and s[1] == "step_complete"}
+    size = (workdir / "docs/examples/data/orders.csv").stat().st_size
+    for step in ("orders", "revenue", "revenue_parquet", "revenue_csv"):
+        live = [i for i, s in enumerate(seen) if s[0] == "progress" and s[1] == step and s[2].rows > 0]
+        assert live and live[0] < completes[step], f"live rows of `{step}` came before it completed"
+    orders = [s[2] for s in seen if s[0] == "progress" and s[1] == "orders"]
+    assert orders[-1].total_bytes == size and orders[-1].bytes == size, "the CSV's size is its total"
+    stages = [s[3] for s in seen if s[0] == "event" and s[1] == "sandbox_stage"]
+    assert [s["title"] for s in stages] == ["building the sandbox environment", "sandbox environment ready"]
+    assert (
+        stages[-1]["seconds"] > 0
+        and completes
+        and seen.index(("event", "sandbox_stage", None, stages[-1])) < min(completes.values())
+    )
+    details = [s[2] for s in seen if s[0] == "stage"]
+    assert any(d.startswith("installing osiris-core==") for d in details), details
+    text = shown.getvalue()
+    assert "  sandbox: building the sandbox environment" in text and "  orders: 12 rows" in text
+    assert "\x1b" not in text

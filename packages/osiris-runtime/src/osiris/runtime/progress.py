@@ -7,8 +7,8 @@ bytes=...)`, and a total when its source gives one with `ctx.progress_total(rows
 
 - hands a `StepProgress` to the run's listeners on every report (the live display redraws
   from it at its own pace), and
-- records a `step_progress` event on the first report and then at most once a second
-  (`EVENT_INTERVAL_S`), with the same fields: the run report plots rows/s from them, and a
+- records a `step_progress` event on the first report, when a total is told, on the first
+  rows, and then at most once a second (`EVENT_INTERVAL_S`), with the same fields: the run report plots rows/s from them, and a
   sandbox worker streams them to its host, whose display shows them as if the step ran there.
 
 Nothing here imports a driver library or a display library.
@@ -121,6 +121,7 @@ class StepMeter:
         self._total_rows = total_rows
         self._total_bytes: int | None = None
         self._last_event: float | None = None
+        self._told_rows = False
 
     def add(self, rows: int = 0, *, bytes: int = 0, source: str = "driver") -> StepProgress:
         """`rows` more rows (and `bytes` more bytes) done, as told by `source` (`driver` or `written`)."""
@@ -143,6 +144,7 @@ class StepMeter:
         with self._lock:
             self._rows = dict.fromkeys(self._rows, 0)
             self._bytes = 0
+            self._told_rows = False
 
     def snapshot(self) -> StepProgress:
         """The progress so far."""
@@ -163,9 +165,12 @@ class StepMeter:
         progress = self._snapshot()
         self._publish(progress)
         now = self._clock()
-        if self._record is not None and (force or self._last_event is None or now - self._last_event >= self._interval):
-            if progress.rows or progress.bytes:  # a total told before any work leaves the first work's event due
-                self._last_event = now
+        # Due: a new total, the first rows (so that even a short step has one), then once an interval.
+        first_rows = progress.rows > 0 and not self._told_rows
+        due = force or first_rows or self._last_event is None or now - self._last_event >= self._interval
+        if self._record is not None and due:
+            self._last_event = now
+            self._told_rows = self._told_rows or progress.rows > 0
             self._record(progress.event_data())
         return progress
 

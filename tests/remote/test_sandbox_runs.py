@@ -285,10 +285,16 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
     for name in ("PIP_CACHE_DIR", "UV_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     kw = {"connections_file": None}
-    layer_events = []
+    layer_events, watchers = [], {"cold": _Watcher(), "warm": _Watcher()}
     for runs in ("cold", "warm"):
         assert (
-            local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw).exit_code
+            local_plugin(
+                quickstart_manifest,
+                SandboxOptions(name="local"),
+                runs_dir=workdir / runs,
+                listeners=[watchers[runs]],
+                **kw,
+            ).exit_code
             == 0
         )
         card, events, run_dir = _card(workdir / runs)
@@ -302,6 +308,9 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
         assert _installed(pip_log) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
         assert (run_dir / "artifacts/_system/layer_build.log").is_file() == (runs == "cold")
     cold, warm = layer_events
+    building = {run: [s[2] for s in w.seen if s[0] == "stage"] for run, w in watchers.items()}
+    assert any(d.startswith("Collecting pyarrow") for d in building["cold"]), "the display says what pip installs"
+    assert not any(d.startswith("Collecting") for d in building["warm"]), "a cached layer installs nothing"
     assert cold["hash"] == warm["hash"] and not cold["cached"] and warm["cached"]
     layer = cache / "sandbox-layers" / cold["hash"]
     info = json.loads((layer / "layer.json").read_text())

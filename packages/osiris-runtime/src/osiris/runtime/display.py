@@ -40,11 +40,12 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def progress_text(p: StepProgress) -> str:
-    """`300,000 of ~1,000,000 rows (30%), 95,000 rows/s, 12.3 MB, ETA 7s`: a step's progress in words."""
+def progress_text(p: StepProgress, *, percent: bool = True) -> str:
+    """`300,000 of ~1,000,000 rows (30%), 95,000 rows/s, 12.3 MB, ETA 7s`: a step's progress in words
+    (without the percentage where a column shows it)."""
     total = p.total_rows if p.total_rows else None
     parts = [f"{p.rows:,} of ~{max(total, p.rows):,} rows" if total else f"{p.rows:,} rows"]
-    if p.fraction is not None:
+    if percent and p.fraction is not None:
         parts[0] += f" ({p.fraction * 100:.0f}%)"
     parts.append(f"{p.rows_per_s:,.0f} rows/s")
     if p.bytes:
@@ -196,7 +197,7 @@ class LiveDisplay:
             if self._closed or task is None:
                 return
             fraction = progress.fraction
-            info = progress_text(progress)
+            info = progress_text(progress, percent=False)
             if fraction is None:
                 self.progress.update(task, total=None, completed=progress.rows, percent="", info=info)
             else:

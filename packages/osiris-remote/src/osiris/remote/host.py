@@ -210,7 +210,7 @@ class HostAdapter:
         t0 = time.perf_counter()
         stage.now(f"creating the `{self.options.name}` sandbox")
         self.sandbox = sandbox = self.sandbox_factory()
-        stage.now(_packages("dependency layer", plan.requirements))
+        stage.now(_packages("third-party dependencies", plan.requirements))
         layer = sandbox.dependency_layer(plan.requirements, on_output=stage.now)
         self.timings["layer"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()

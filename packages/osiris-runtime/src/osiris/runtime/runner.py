@@ -23,7 +23,9 @@ gets an `InputHandle` per upstream step (`inputs["df"]` when there is exactly on
 `StepContext`; its driver runs through `osiris.runtime.steps.execute_step`, which writes the
 output and its `data_sha256` and retries transient failures of components that declare
 `safe_to_retry` (`step_retry` events). Events and metrics go to the session's log
-(`osiris.runtime.runlog`); the run card is `osiris.runtime.runcard`.
+(`osiris.runtime.runlog`); the run card is `osiris.runtime.runcard`. What the driver and the
+output writer report as they go is added up per step by a `osiris.runtime.progress.StepMeter`:
+progress ticks for the listeners (the live display) and `step_progress` events.
 """
 
 from __future__ import annotations

@@ -146,8 +146,9 @@ class LiveDisplay:
             TextColumn("{task.fields[info]}"),
             console=self.console,
             refresh_per_second=refresh_per_second,
-            redirect_stdout=False,
-            redirect_stderr=False,
+            # What else is printed while the display is up (a driver's print, a warning) goes above it.
+            redirect_stdout=True,
+            redirect_stderr=True,
         )
         self._tasks: dict[str, Any] = {}
         self._with_total: set[str] = set()

@@ -1,4 +1,4 @@
-"""Side-by-side benchmark: Osiris against dlt and the raw limits, on the same data in one run.
+"""Side-by-side benchmark: Osiris against dlt, Sling and the raw limits, on the same data in one run.
 
 Started by `scripts/bench` (which prepares the virtual environments); run
 `scripts/bench --help` for the options. Scenarios:
@@ -304,6 +304,9 @@ def contenders(scenario: str, n: int, files: dict[str, Path], with_dlt_default: 
                 {"cmd": [*dlt, "--backend", "connectorx", "--format", "parquet"], "reset": "s1_dlt"},
             )
         )
+        sling = sling_binary()
+        if sling is not None:
+            out.append(("sling", sling_s1(sling, n)))
         out.append(
             ("limit: mariadb --quick", {"cmd": [*MYSQL, DB, "--quick", "--batch", "-e", f"SELECT * FROM rows_v2_{n}"]})
         )
@@ -315,6 +318,34 @@ def contenders(scenario: str, n: int, files: dict[str, Path], with_dlt_default: 
         code = f"import duckdb; duckdb.sql({sql!r}).write_parquet({str(d / 's3_duckdb.parquet')!r})"
         out.append(("limit: duckdb alone", {"cmd": [str(VENV_BIN / "python"), "-c", code]}))
     return out
+
+
+def sling_binary() -> str | None:
+    """The Sling executable the pinned `sling-linux-amd64` wheel ships (None off Linux x86-64)."""
+    code = "import sling_linux_amd64 as s; print(s.SLING_BIN)"
+    proc = subprocess.run([str(BENCH_BIN / "python"), "-c", code], capture_output=True, text=True, check=False)
+    path = proc.stdout.strip()
+    return path if proc.returncode == 0 and path and Path(path).is_file() else None
+
+
+def sling_s1(sling: str, n: int) -> dict:
+    """Sling's S1: the table into `s1_sling.rows` with `full-refresh` (its `replace`) and a primary key.
+
+    `--primary-key` alone only tells Sling the key (for incremental modes); the `table_keys` target
+    option makes the created table have it, as Osiris's and dlt's tables do. Connections come as
+    environment variables (Sling's own way); its home folder, where it keeps `env.yaml`, is in the
+    work folder.
+    """
+    env = {
+        **os.environ,
+        "SLING_HOME_DIR": str(WORK / "sling"),
+        "BENCH_MYSQL": f"mysql://root:@127.0.0.1:3306/{DB}",
+        "BENCH_PG": PG_DSN + "?sslmode=disable",
+    }
+    cmd = [sling, "run", "--src-conn", "BENCH_MYSQL", "--src-stream", f"{DB}.{TABLE.format(n=n)}"]
+    cmd += ["--tgt-conn", "BENCH_PG", "--tgt-object", "s1_sling.rows", "--mode", "full-refresh"]
+    cmd += ["--primary-key", "id", "--tgt-options", json.dumps({"table_keys": {"primary": ["id"]}})]
+    return {"cmd": cmd, "env": env, "reset": "s1_sling"}
 
 
 def run_all(args: argparse.Namespace) -> list[Result]:
@@ -333,7 +364,7 @@ def run_all(args: argparse.Namespace) -> list[Result]:
                 for _ in range(repeats):
                     if how.get("reset"):
                         reset_schema(how["reset"])
-                    m = measure(how["cmd"], cwd=WORK)
+                    m = measure(how["cmd"], env=how.get("env"), cwd=WORK)
                     res.runs.append(m)
                     status = "ok" if m.ok else "FAILED"
                     print(
@@ -394,6 +425,10 @@ def targets(results: list[Result]) -> str:
     if default and default.ok_runs:
         x = host.rows_per_s / default.rows_per_s
         checks.append(("× dlt default (target >= 15)", f"{x:.1f}", x >= 15))
+    sling = get("sling", n)
+    if sling and sling.ok_runs:
+        x = host.rows_per_s / sling.rows_per_s
+        checks.append(("× sling (target >= 3)", f"{x:.2f}", x >= 3))
     checks.append(("peak RSS MiB (target < 400)", f"{host.peak_rss:,.0f}", host.peak_rss < 400))
     small = get("osiris host", sizes[0])
     if small and small.ok_runs and sizes[0] != n:
@@ -444,6 +479,7 @@ def versions() -> dict[str, str]:
     for tool, cmd in {
         "osiris": [str(VENV_BIN / "osiris"), "--version"],
         "dlt": [str(BENCH_BIN / "python"), "-c", "import dlt; print(dlt.__version__)"],
+        "sling": [str(BENCH_BIN / "python"), "-c", "import sling_linux_amd64 as s; print(s.SLING_VERSION)"],
         "mariadb": ["mariadb", "--version"],
         "postgresql": ["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SHOW server_version"],
     }.items():
@@ -496,8 +532,8 @@ def write_docs(results: list[Result], body: str, command: str, elapsed: float) -
 
 BENCH_DOC = """# Benchmarks
 
-How fast is Osiris, how much memory does it use, and how does it compare with dlt
-and with the raw limits of the databases? Every figure below was printed by one
+How fast is Osiris, how much memory does it use, and how does it compare with dlt,
+Sling and the raw limits of the databases? Every figure below was printed by one
 run of the command below, on the same data, on the same machine.
 
 ```bash
@@ -529,7 +565,9 @@ between runs.
 - **S1** MySQL table → PostgreSQL table, `replace` with a primary key. Contenders: Osiris on the
   host and with `--sandbox local`; dlt `sql_database` → `postgres` with its defaults (SQLAlchemy
   backend, `insert_values`), and with its fastest documented options: the pyarrow or the
-  connectorx backend, with Parquet files loaded through ADBC's binary COPY; the limits
+  connectorx backend, with Parquet files loaded through ADBC's binary COPY; Sling (the Go tool,
+  from the `sling-linux-amd64` wheel) with `--mode full-refresh --primary-key id` and the
+  `table_keys` target option, so that its table has the key too; the limits
   `mariadb --quick --batch` reading the table to nowhere, and a raw `COPY … FROM STDIN` of the
   same rows from a ready CSV (Osiris loads with binary COPY, which is why it can pass this limit).
 - **S2** MySQL → DuckDB (join with `customers` + monthly aggregate) → PostgreSQL `upsert` on a

@@ -19,6 +19,7 @@ from osiris.core import wire
 from osiris.remote.host import HostAdapter
 from osiris.remote.plugins import local_plugin
 from osiris.remote.sandbox import LocalSandbox
+from osiris.runtime.runlog import RunListener
 from osiris.runtime.sandbox_api import SandboxOptions
 
 CANARY = "canary-Zq8-sandbox-4b1e0c"
@@ -50,7 +51,10 @@ def _installed(pip_log: str) -> set[str]:
 
 
 def _sequence(events: list[dict]) -> dict[str | None, list[tuple]]:
-    return by_step([(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host"])
+    # `step_progress` events come once a second: how many depends on timing, not on where a step ran.
+    return by_step(
+        [(e["event"], e.get("step_id")) for e in events if e.get("origin") != "host" and e["event"] != "step_progress"]
+    )
 
 
 def test_quickstart_parity_host_local_and_e2b(quickstart_manifest, workdir, envd):
@@ -270,14 +274,27 @@ steps:
 
 
 def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstart_manifest, workdir, monkeypatch):
-    """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run."""
-    cache = workdir / "cache"
+    """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run.
+
+    Every cache goes under `OSIRIS_CACHE_DIR`: pip's and uv's too, nothing in `$HOME/.cache`.
+    """
+    cache, home = workdir / "cache", workdir.parent / "home"
+    home.mkdir()
     monkeypatch.setenv("OSIRIS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("PIP_CACHE_DIR", "UV_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
     kw = {"connections_file": None}
-    layer_events = []
+    layer_events, watchers = [], {"cold": _Watcher(), "warm": _Watcher()}
     for runs in ("cold", "warm"):
         assert (
-            local_plugin(quickstart_manifest, SandboxOptions(name="local"), runs_dir=workdir / runs, **kw).exit_code
+            local_plugin(
+                quickstart_manifest,
+                SandboxOptions(name="local"),
+                runs_dir=workdir / runs,
+                listeners=[watchers[runs]],
+                **kw,
+            ).exit_code
             == 0
         )
         card, events, run_dir = _card(workdir / runs)
@@ -291,6 +308,9 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
         assert _installed(pip_log) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
         assert (run_dir / "artifacts/_system/layer_build.log").is_file() == (runs == "cold")
     cold, warm = layer_events
+    building = {run: [s[2] for s in w.seen if s[0] == "stage"] for run, w in watchers.items()}
+    assert any(d.startswith("Collecting pyarrow") for d in building["cold"]), "the display says what pip installs"
+    assert not any(d.startswith("Collecting") for d in building["warm"]), "a cached layer installs nothing"
     assert cold["hash"] == warm["hash"] and not cold["cached"] and warm["cached"]
     layer = cache / "sandbox-layers" / cold["hash"]
     info = json.loads((layer / "layer.json").read_text())
@@ -301,3 +321,63 @@ def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstar
     assert "Successfully installed" in (layer / "build.log").read_text()
     assert (layer / "site-packages" / "pyarrow").is_dir() and (layer / "site-packages" / "duckdb").is_dir()
     assert [p.name for p in (cache / "sandbox-layers").iterdir() if not p.name.startswith(".")] == [cold["hash"]]
+    # Only caches are asked of: pip runs `rustc --version` for its user agent, and rustup's proxy of it
+    # writes `~/.rustup/settings.toml` where Rust is installed.
+    assert not (home / ".cache").exists(), f"nothing cached under $HOME: {sorted(home.rglob('*'))}"
+    assert {"uv", "wheels"} <= {p.name for p in cache.iterdir()}, (
+        "uv's cache is under Osiris's (pip's too, when it caches)"
+    )
+
+
+class _Watcher(RunListener):
+    """What a display on the host is told during a sandboxed run, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple] = []
+
+    def on_event(self, record: dict) -> None:
+        self.seen.append(("event", record["event"], record.get("step_id"), record))
+
+    def on_step_progress(self, progress) -> None:
+        self.seen.append(("progress", progress.step_id, progress))
+
+    def on_stage(self, stage: str, detail: str) -> None:
+        self.seen.append(("stage", stage, detail))
+
+
+def test_a_sandbox_run_shows_live_rows_and_its_build_stage(quickstart_manifest, workdir):
+    """The worker's progress reaches the host's display while each step runs, and the sandbox's build is a stage."""
+    import io
+
+    from osiris.runtime.display import DisplayListener, PlainDisplay
+
+    watcher, shown = _Watcher(), io.StringIO()
+    listeners = [watcher, DisplayListener(PlainDisplay(shown, interval_s=0))]
+    result = local_plugin(
+        quickstart_manifest,
+        SandboxOptions(name="local"),
+        connections_file=None,
+        runs_dir=workdir / "runs",
+        listeners=listeners,
+    )
+    assert result.exit_code == 0
+    seen = watcher.seen
+    completes = {s[2]: i for i, s in enumerate(seen) if s[0] == "event" and s[1] == "step_complete"}
+    size = (workdir / "docs/examples/data/orders.csv").stat().st_size
+    for step in ("orders", "revenue", "revenue_parquet", "revenue_csv"):
+        live = [i for i, s in enumerate(seen) if s[0] == "progress" and s[1] == step and s[2].rows > 0]
+        assert live and live[0] < completes[step], f"live rows of `{step}` came before it completed"
+    orders = [s[2] for s in seen if s[0] == "progress" and s[1] == "orders"]
+    assert orders[-1].total_bytes == size and orders[-1].bytes == size, "the CSV's size is its total"
+    stages = [s[3] for s in seen if s[0] == "event" and s[1] == "sandbox_stage"]
+    assert [s["title"] for s in stages] == ["building the sandbox environment", "sandbox environment ready"]
+    assert (
+        stages[-1]["seconds"] > 0
+        and completes
+        and seen.index(("event", "sandbox_stage", None, stages[-1])) < min(completes.values())
+    )
+    details = [s[2] for s in seen if s[0] == "stage"]
+    assert any(d.startswith("installing osiris-core==") for d in details), details
+    text = shown.getvalue()
+    assert "  sandbox: building the sandbox environment" in text and "  orders: 12 rows" in text
+    assert "\x1b" not in text

@@ -95,3 +95,60 @@ def osiris_in_process(*args: str | Path, cwd: str | Path, env: Mapping[str, str]
             else:
                 os.environ[k] = v
     return InProcess(code, out.getvalue(), err.getvalue(), seconds)
+
+
+def run_osiris_in_terminal(
+    *args: str | Path,
+    cwd: str | Path,
+    env: Mapping[str, str] | None = None,
+    term: str = "xterm-256color",
+    columns: int = 160,
+    timeout: float = 600,
+) -> tuple[int, str]:
+    """`osiris ARGS` with stdin, stdout and stderr on a pseudo-terminal of `columns` columns, as in a
+    terminal window; (exit code, everything the terminal received, escape codes included)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    full_env = {k: v for k, v in os.environ.items() if k != "OSIRIS_DEBUG"}
+    full_env.update({"TERM": term, "COLUMNS": str(columns), **(env or {})})
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    proc = subprocess.Popen([*OSIRIS, *map(str, args)], cwd=cwd, env=full_env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    received = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the last holder of the terminal closed it
+                break
+            if not data:
+                break
+            received += data
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    return proc.wait(timeout=30), received.decode("utf-8", "replace")
+
+
+ANSI_ESCAPE = "\x1b"
+
+
+def terminal_lines(received: str) -> list[str]:
+    """What a terminal showed, as text lines without escape codes (every redraw is a line of its own)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", received)
+    return [line.rstrip() for line in re.split(r"[\r\n]+", text) if line.strip()]

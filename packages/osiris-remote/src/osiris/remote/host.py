@@ -53,6 +53,7 @@ from osiris.core.manifest import Manifest
 from osiris.remote import bootstrap
 from osiris.remote.sandbox import EOF, Sandbox, WorkerProcess
 from osiris.runtime import interrupts
+from osiris.runtime.progress import SANDBOX_STAGE_EVENT, StepProgress
 from osiris.runtime.registry import RegistrationSummary
 from osiris.runtime.resolve import run_secrets
 from osiris.runtime.runcard import RunResult, StepResult, build_run_card
@@ -186,7 +187,10 @@ class HostAdapter:
         while True:
             msg = self.receive()
             if isinstance(msg, wire.Event):
-                session.log.write_event(msg.record)
+                record = session.log.write_event(msg.record)
+                progress = StepProgress.from_event(record)
+                if progress is not None:  # the worker's progress, shown live as a host run's is
+                    session.log.progress(progress)
             elif isinstance(msg, wire.Metric):
                 session.log.write_metric(msg.record)
             elif isinstance(msg, wire.Ping):
@@ -287,7 +291,10 @@ class HostAdapter:
         from osiris.remote.wheels import plan_wheels
 
         manifest = session.manifest
-        t0 = time.perf_counter()
+        t_build = t0 = time.perf_counter()
+        stage = _Stage(session)
+        stage.begin(f"{len(plan_names(manifest))} osiris distributions and their dependencies")
+        stage.now("gathering the osiris wheels")
         pip_log = session.run_dir / bootstrap.PIP_LOG
         plan = plan_wheels(manifest, index=self.options.index_url, log=pip_log)
         self.timings["wheels"] = round(time.perf_counter() - t0, 3)
@@ -296,11 +303,14 @@ class HostAdapter:
         )
 
         t0 = time.perf_counter()
+        stage.now(f"creating the `{self.options.name}` sandbox")
         self.sandbox = sandbox = self.sandbox_factory()
-        layer = sandbox.dependency_layer(plan.requirements)
+        stage.now(_packages("third-party dependencies", plan.requirements))
+        layer = sandbox.dependency_layer(plan.requirements, on_output=stage.now)
         self.timings["layer"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         inputs = bootstrap.data_paths(manifest, session.configs, "read")
+        stage.now(f"making the venv, uploading {len(plan.wheels)} wheels and {len(inputs)} input files")
         install_deps = bootstrap.make_environment(sandbox, plan, layer, self.options, inputs)
         self.timings["environment"] = round(time.perf_counter() - t0, 3)
         session.emit(
@@ -314,6 +324,7 @@ class HostAdapter:
             dependency_layer=layer.describe() if layer is not None else None,
         )
         t0 = time.perf_counter()
+        stage.now("installing " + ", ".join(plan.install_spec(p) for p in plan.all_pins))
         bootstrap.install_osiris(sandbox, plan, layer, install_deps, deadline=self.deadline, host_log=pip_log)
         self.timings["install"] = round(time.perf_counter() - t0, 3)
 
@@ -322,6 +333,7 @@ class HostAdapter:
             if name not in os.environ:
                 raise UserInputError(f"`--e2b-pass-env {name}`: `{name}` is not set on the host")
             env[name] = os.environ[name]
+        stage.now("starting the worker and registering the drivers")
         self.worker = sandbox.start_worker(self.worker_command, env)
         threading.Thread(target=self._heartbeat, name="osiris-heartbeat", daemon=True).start()
 
@@ -345,6 +357,8 @@ class HostAdapter:
             )
         )
         prepare_error = self._await_ready(session, plan, distribution_sha256, t0)
+        layer_note = None if layer is None else f"dependency layer {'built' if layer.built else 'cached'}"
+        stage.end(time.perf_counter() - t_build, layer_note)
         if prepare_error is None:
             # The worker's scheduler runs them (in parallel, with `on_error`), as a host run does.
             ids = [step.id for step in manifest.steps]
@@ -563,6 +577,46 @@ class HostAdapter:
                     )
                 )
         return results
+
+
+class _Stage:
+    """The `sandbox` stage of the live display: `sandbox_stage` events at its start and end, and in
+    between what it is doing now (not written to a file: installer lines would swamp the events)."""
+
+    name = "sandbox"
+    title = "building the sandbox environment"
+
+    def __init__(self, session: RunSession) -> None:
+        self.session = session
+
+    def begin(self, detail: str) -> None:
+        self.session.emit(SANDBOX_STAGE_EVENT, origin="host", stage=self.name, title=self.title, detail=detail)
+
+    def now(self, detail: str) -> None:
+        self.session.log.stage(self.name, detail)
+
+    def end(self, seconds: float, detail: str | None) -> None:
+        self.session.emit(
+            SANDBOX_STAGE_EVENT,
+            origin="host",
+            stage=self.name,
+            title="sandbox environment ready",
+            detail=detail or "",
+            seconds=round(seconds, 3),
+        )
+
+
+def plan_names(manifest: Manifest) -> list[str]:
+    """The osiris distributions a sandbox installs for `manifest` (the base ones and its drivers)."""
+    from osiris.remote.wheels import BASE_DISTRIBUTIONS
+
+    return sorted({*BASE_DISTRIBUTIONS, *(d.package for d in manifest.drivers)})
+
+
+def _packages(what: str, requirements: list[str], shown: int = 6) -> str:
+    names = [r.split(";")[0].strip() for r in requirements]
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return f"{what}: {listed}" if names else f"{what}: nothing to install"
 
 
 __all__ = ["HostAdapter", "SandboxRunError"]

@@ -35,7 +35,7 @@ import sysconfig
 import tempfile
 import time
 import zipfile
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -57,6 +57,21 @@ LAYER_FORMAT = 1
 def cache_root() -> Path:
     """The folder of Osiris caches: ``$OSIRIS_CACHE_DIR``, default ``~/.cache/osiris``."""
     return Path(os.environ.get("OSIRIS_CACHE_DIR") or Path.home() / ".cache" / "osiris")
+
+
+def cache_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Where the installers a sandbox runs (pip, uv) keep their caches.
+
+    With `OSIRIS_CACHE_DIR` set, under it (`pip/`, `uv/`), so that nothing is written to
+    `~/.cache`; an explicit `PIP_CACHE_DIR` or `UV_CACHE_DIR` still wins. Without it, the
+    installers' own defaults, so a sandbox reuses what the user's pip and uv already cached.
+    """
+    env = os.environ if environ is None else environ
+    explicit = {name: env[name] for name in ("PIP_CACHE_DIR", "UV_CACHE_DIR") if env.get(name)}
+    root = env.get("OSIRIS_CACHE_DIR")
+    if not root:
+        return explicit
+    return {"PIP_CACHE_DIR": str(Path(root) / "pip"), "UV_CACHE_DIR": str(Path(root) / "uv"), **explicit}
 
 
 def layers_root() -> Path:
@@ -231,8 +246,13 @@ def ensure_layer(
     python: str | None = None,
     root: Path | None = None,
     env: dict[str, str] | None = None,
+    on_output: Callable[[str], None] | None = None,
 ) -> DependencyLayer:
-    """The layer of `requirements` for `python` (default: this interpreter's base), built if missing."""
+    """The layer of `requirements` for `python` (default: this interpreter's base), built if missing.
+
+    While it builds, `on_output` gets each line pip prints that says what it is doing
+    (collecting, downloading, installing a package).
+    """
     python = python or getattr(sys, "_base_executable", None) or sys.executable
     root = root or layers_root()
     reqs = sorted(set(requirements))
@@ -244,13 +264,31 @@ def ensure_layer(
     with _locked(root / f".{key}.lock"):
         if (final / "layer.json").is_file():  # another run built it while we waited
             return DependencyLayer(key, final, reqs, built=False, seconds=time.perf_counter() - t0)
-        _build(final, key, reqs, python, dict(os.environ if env is None else env))
+        build_env = dict(os.environ if env is None else env)
+        _build(final, key, reqs, python, {**build_env, **cache_env(build_env)}, on_output)
     layer = DependencyLayer(key, final, reqs, built=True, seconds=time.perf_counter() - t0)
     layer.info = json.loads((final / "layer.json").read_text(encoding="utf-8"))
     return layer
 
 
-def _build(final: Path, key: str, requirements: list[str], python: str, env: dict[str, str]) -> None:
+# The lines of pip's output that say what it is doing, for a live display of the build.
+PIP_ACTIVITY = (
+    "Collecting ",
+    "Downloading ",
+    "Using cached ",
+    "Installing collected packages",
+    "Successfully installed",
+)
+
+
+def _build(
+    final: Path,
+    key: str,
+    requirements: list[str],
+    python: str,
+    env: dict[str, str],
+    on_output: Callable[[str], None] | None = None,
+) -> None:
     """Install into a temporary folder next to `final`, then rename it into place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
     log_path = tmp / "build.log"
@@ -271,7 +309,14 @@ def _build(final: Path, key: str, requirements: list[str], python: str, env: dic
         with log_path.open("w", encoding="utf-8") as log:
             log.write(f"$ {' '.join(cmd)}\n")
             log.flush()
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                text = line.strip()
+                if on_output is not None and text.startswith(PIP_ACTIVITY):
+                    on_output(text if len(text) <= 120 else text[:117] + "...")
+            proc.wait()
         if proc.returncode != 0:
             failed = final.parent / f"{key}.failed.log"
             shutil.copyfile(log_path, failed)
@@ -304,6 +349,7 @@ def pth_line(site: Path) -> str:
 
 __all__ = [
     "DependencyLayer",
+    "cache_env",
     "cache_root",
     "ensure_layer",
     "layer_key",

@@ -20,11 +20,12 @@ import subprocess
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from osiris.core.errors import TerminalError, TransientError
-from osiris.remote.layers import DependencyLayer
+from osiris.remote.layers import DependencyLayer, cache_env
 
 STDERR_TAIL_LINES = 40
 # Variables a local sandbox inherits so that Python and pip work as on the host.
@@ -105,11 +106,14 @@ class Sandbox(ABC):
     def close(self) -> None:
         """Tear the sandbox down; safe to call twice."""
 
-    def dependency_layer(self, requirements: list[str]) -> DependencyLayer | None:
+    def dependency_layer(
+        self, requirements: list[str], *, on_output: Callable[[str], None] | None = None
+    ) -> DependencyLayer | None:
         """A layer holding the third-party `requirements` for the run's venv, or None.
 
         None means this sandbox has no layers: the dependencies come from its
-        template or are installed from its index.
+        template or are installed from its index. While a layer is built, `on_output`
+        gets what the installer is doing, line by line.
         """
         return None
 
@@ -197,16 +201,21 @@ class LocalSandbox(Sandbox):
         base = {
             k: v for k, v in os.environ.items() if k in LOCAL_INHERITED_ENV or k.startswith(LOCAL_INHERITED_PREFIXES)
         }
-        self.env = {**base, **(env or {})}
+        # pip and uv keep their caches under $OSIRIS_CACHE_DIR when it is set (never in ~/.cache then).
+        self.env = {**base, **cache_env(), **(env or {})}
         self._workers = []
 
-    def dependency_layer(self, requirements: list[str]) -> DependencyLayer | None:
+    def dependency_layer(
+        self, requirements: list[str], *, on_output: Callable[[str], None] | None = None
+    ) -> DependencyLayer | None:
         """The cached layer of `requirements` (built now when missing); its build log goes to `_system/`."""
         if not self.use_layers:
             return None
         from osiris.remote.layers import ensure_layer
 
-        layer = ensure_layer(requirements, python=self.base_python, root=self.layers_root, env=self.env)
+        layer = ensure_layer(
+            requirements, python=self.base_python, root=self.layers_root, env=self.env, on_output=on_output
+        )
         if layer.built:
             target = self.root / "run" / "artifacts" / "_system" / "layer_build.log"
             target.parent.mkdir(parents=True, exist_ok=True)

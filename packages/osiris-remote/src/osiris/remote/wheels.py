@@ -42,7 +42,7 @@ from osiris.core.discovery import COMPONENTS_GROUP
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.core.manifest import Manifest
 from osiris.remote.dists import distribution_sha256, editable_source, installed, tree_sha256
-from osiris.remote.layers import cache_root, third_party_requirements
+from osiris.remote.layers import cache_env, cache_root, third_party_requirements
 from osiris.runtime.versions import check_pins
 
 BASE_DISTRIBUTIONS = ("osiris-core", "osiris-runtime", "osiris-remote")
@@ -129,6 +129,7 @@ def build_wheel(project: Path, out_dir: Path) -> Path:
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out_dir), str(project)],
         capture_output=True,
         text=True,
+        env={**os.environ, **cache_env()},
     )
     if proc.returncode != 0:
         raise TerminalError(f"Building a wheel of `{project.name}` failed:\n{proc.stderr[-2000:]}")

@@ -38,6 +38,7 @@ from osiris.core import wire
 from osiris.core.errors import OsirisError
 from osiris.core.manifest import parse_manifest
 from osiris.runtime import interrupts
+from osiris.runtime.runlog import RunListener
 
 log = logging.getLogger("osiris.remote.worker")
 
@@ -78,8 +79,9 @@ def _take_stdout() -> BinaryIO:
     return proto
 
 
-class _Forwarder:
-    """A runner listener that streams every event and metric to the host."""
+class _Forwarder(RunListener):
+    """A runner listener that streams every event and metric to the host (`step_progress` events
+    carry the steps' progress; the ticks between them stay here)."""
 
     def __init__(self, out: _Output) -> None:
         self.out = out
@@ -96,9 +98,6 @@ class _Forwarder:
 
     def on_metric(self, record: dict[str, Any]) -> None:
         self.out.send(wire.Metric(record=record))
-
-    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
-        """Progress stays in the sandbox; events and metrics carry the facts."""
 
 
 def distributions() -> list[wire.Distribution]:

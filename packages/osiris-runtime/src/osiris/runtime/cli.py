@@ -167,7 +167,14 @@ def run_command(
         manifest_path = _compile_first(target, params, connections, build_dir)  # type: ignore[arg-type]
     ctx.call_on_close(after_run_hook(Path(runs_dir), manifest_path, retention))  # `osiris runs` retention
 
-    from osiris.runtime.console import ProgressDisplay, StepLines, print_report
+    from osiris.runtime.console import print_report
+    from osiris.runtime.display import DisplayListener, make_display
+
+    # Live rows on a terminal, plain lines otherwise (stderr); nothing with --json or --no-progress.
+    display = None if (as_json or no_progress) else make_display(sys.stderr)
+    listeners = [DisplayListener(display)] if display is not None else []
+    if display is not None:
+        ctx.call_on_close(display.close)  # whatever happens, the terminal gets its cursor back
     from osiris.runtime.interrupts import handle_signals
 
     # SIGINT / SIGTERM stop the run cleanly (run card `interrupted`, exit 130 / 143); a second one forces the exit.
@@ -204,7 +211,7 @@ def run_command(
             options,
             connections_file=Path(connections) if connections else None,
             runs_dir=Path(runs_dir),
-            listeners=[] if as_json else [StepLines()],
+            listeners=listeners,
         )
         if not isinstance(result, RunResult):
             raise TerminalError(
@@ -212,16 +219,17 @@ def run_command(
                 "(see osiris.runtime.sandbox_api.SandboxPlugin)"
             )
     else:
-        progress = not no_progress and not as_json and sys.stderr.isatty()
         result = run_on_host(
             manifest_path,
             runs_dir=Path(runs_dir),
             connections_file=connections,
-            listeners=[ProgressDisplay()] if progress else [],
+            listeners=listeners,
             full_refresh=full_refresh,
             max_parallel=max_parallel,
             resume_from=previous,
         )
+    if display is not None:
+        display.close()
     print_report(result, as_json=as_json, verbose=verbose)
     ctx.exit(result.exit_code)
 

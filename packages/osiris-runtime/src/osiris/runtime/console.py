@@ -1,4 +1,4 @@
-"""What `osiris run` prints on the console: live progress while a run goes, and its result at the end.
+"""What `osiris run` prints on the console at the end of a run (the live display is `osiris.runtime.display`).
 
 Only the CLI prints; a run (on the host or in a sandbox) returns a `RunResult` and the
 same report is made of it wherever it ran: a table of the steps, where the run dir and
@@ -8,86 +8,12 @@ the run card are, and the error (with its hint); `--json` prints the same as dat
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import time
 from typing import Any
 
 import click
 
 from osiris.core.errors import ErrorInfo
 from osiris.runtime.runcard import RunResult
-from osiris.runtime.runlog import RunListener
-
-
-class ProgressDisplay(RunListener):
-    """Live rows and rows/s of every running step on a terminal (stderr); used only when stderr is a TTY.
-
-    Finished steps get a line of their own; the running ones share the last line, redrawn at most
-    ten times a second (several steps run at once under the scheduler).
-    """
-
-    def __init__(self, stream: Any = None, width: int | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.width = width
-        self._last = 0.0
-        self._running: dict[str, str] = {}
-
-    def on_event(self, record: dict[str, Any]) -> None:
-        """Print a line when a step completes, fails or is skipped; track the running ones."""
-        name, step = record.get("event"), str(record.get("step_id"))
-        if name == "step_start":
-            self._running[step] = "starting"
-            self._redraw()
-        elif name == "step_complete":
-            self._running.pop(step, None)
-            rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
-            self._line(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s")
-        elif name == "step_failed":
-            self._running.pop(step, None)
-            self._line(f"  {step}: FAILED")
-        elif name == "step_skipped":
-            self._line(f"  {step}: skipped ({record.get('reason')})")
-
-    def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
-        """Update the step's rows and rate; redraw at most ten times a second."""
-        rate = rows / elapsed_s if elapsed_s > 0 else 0.0
-        self._running[step_id] = f"{rows:,} rows, {rate:,.0f}/s"
-        now = time.monotonic()
-        if now - self._last >= 0.1:
-            self._last = now
-            self._redraw()
-
-    def _redraw(self) -> None:
-        if not self._running:
-            return
-        parts = [f"{sid}: {what}" for sid, what in self._running.items()]
-        text = f"  running {len(parts)}: " + " | ".join(parts)
-        width = self.width or shutil.get_terminal_size((120, 20)).columns
-        self._write(text if len(text) < width else text[: max(10, width - 4)] + "...")
-
-    def _line(self, text: str) -> None:
-        self._write(text, end="\n")
-        self._redraw()
-
-    def _write(self, text: str, end: str = "") -> None:
-        self.stream.write("\r\033[K" + text + end)
-        self.stream.flush()
-
-
-class StepLines(RunListener):
-    """One plain line on stderr per finished step (a sandboxed run without a terminal display)."""
-
-    def on_event(self, record: dict[str, Any]) -> None:
-        """Print the line of a `step_complete` or `step_failed`."""
-        name, step = record.get("event"), record.get("step_id")
-        if name == "step_complete":
-            rows, ms = record.get("rows_out", 0), record.get("duration_ms", 0)
-            click.echo(f"  {step}: done, {rows:,} rows in {ms / 1000:.2f} s", err=True)
-        elif name == "step_failed":
-            click.echo(f"  {step}: FAILED: {(record.get('error') or {}).get('message', '')}", err=True)
-        elif name == "step_skipped":
-            click.echo(f"  {step}: skipped ({record.get('reason')})", err=True)
 
 
 def summary_table(run: RunResult) -> str:

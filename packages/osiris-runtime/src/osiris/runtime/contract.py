@@ -142,6 +142,8 @@ class StepContext:
         on_progress: Callable[[int], None] | None = None,
         base_dir: str | Path | None = None,
         incremental: Any = None,
+        on_bytes: Callable[[int], None] | None = None,
+        on_total: Callable[[int | None, int | None], None] | None = None,
     ) -> None:
         self.step_id = step_id
         # Incremental state the runner hands on (`osiris.runtime.incremental`): an `IncrementalRead`
@@ -152,6 +154,8 @@ class StepContext:
         self._on_event = on_event
         self._on_metric = on_metric
         self._on_progress = on_progress
+        self._on_bytes = on_bytes
+        self._on_total = on_total
 
     def log_event(self, name: str, **data: Any) -> None:
         """Record an event (e.g. `ddl_attempt`) for this step in `events.jsonl`."""
@@ -169,7 +173,22 @@ class StepContext:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
-    def progress(self, rows: int) -> None:
-        """Report that `rows` more rows were processed (drives the live progress display)."""
-        if self._on_progress is not None:
+    def progress(self, rows: int, *, bytes: int = 0) -> None:
+        """Report that `rows` more rows (and `bytes` more bytes, when known) were processed.
+
+        This drives the live progress display and the `step_progress` events. A driver whose
+        total is in bytes (a file's size) reports the bytes it consumed, with or without rows.
+        """
+        if rows and self._on_progress is not None:
             self._on_progress(rows)
+        if bytes and self._on_bytes is not None:
+            self._on_bytes(bytes)
+
+    def progress_total(self, rows: int | None = None, *, bytes: int | None = None) -> None:
+        """Report how many rows (or bytes) the step will process, when the source says so.
+
+        An estimate is fine (the MySQL extractor's `information_schema` row count, a file's
+        size): the display shows a bar, a percentage and an ETA from it.
+        """
+        if self._on_total is not None and (rows is not None or bytes is not None):
+            self._on_total(rows, bytes)

@@ -16,9 +16,12 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from osiris.core.redaction import Redactor
+
+if TYPE_CHECKING:
+    from osiris.runtime.progress import StepProgress
 
 EVENTS_FILE = "events.jsonl"
 METRICS_FILE = "metrics.jsonl"
@@ -66,7 +69,11 @@ class DiagnosticProblems:
 
 
 class RunListener:
-    """Receives every (already redacted) event, metric and progress tick of a run; override what you need."""
+    """Receives every (already redacted) event, metric and progress tick of a run; override what you need.
+
+    Progress ticks and stage notes (what a sandbox is installing) are not written to any file;
+    the `step_progress` events that sum them up are.
+    """
 
     def on_event(self, record: dict[str, Any]) -> None:
         """An event record as written to `events.jsonl`."""
@@ -76,6 +83,13 @@ class RunListener:
 
     def on_progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
         """`rows` rows processed so far by `step_id`, `elapsed_s` seconds after it started."""
+
+    def on_step_progress(self, progress: StepProgress) -> None:
+        """A step's progress with bytes and totals; by default passed on to `on_progress`."""
+        self.on_progress(progress.step_id, progress.rows, progress.elapsed_s)
+
+    def on_stage(self, stage: str, detail: str) -> None:
+        """What a stage outside the steps is doing right now (e.g. `sandbox`: the package being installed)."""
 
 
 class RunLog:
@@ -157,11 +171,25 @@ class RunLog:
                 listener.on_metric(record)
         return record
 
-    def progress(self, step_id: str, rows: int, elapsed_s: float) -> None:
-        """Tell the listeners how far `step_id` got (progress is not written to a file)."""
+    def progress(self, progress: StepProgress) -> None:
+        """Tell the listeners how far a step got (progress ticks are not written to a file)."""
+        with self._lock:  # steps running in parallel: listeners see one call at a time
+            for listener in self.listeners:
+                # A listener written before `on_step_progress` (not a `RunListener` subclass) gets the old call.
+                handler = getattr(listener, "on_step_progress", None)
+                if handler is not None:
+                    handler(progress)
+                else:
+                    listener.on_progress(progress.step_id, progress.rows, progress.elapsed_s)
+
+    def stage(self, stage: str, detail: str) -> None:
+        """Tell the listeners what `stage` is doing now (not written to a file; redacted)."""
+        detail = self.redactor.redact_text(detail)
         with self._lock:
             for listener in self.listeners:
-                listener.on_progress(step_id, rows, elapsed_s)
+                handler = getattr(listener, "on_stage", None)
+                if handler is not None:
+                    handler(stage, detail)
 
     def _write(self, name: str, stream: IO[str] | None, record: dict[str, Any]) -> None:
         if stream is not None:

@@ -21,7 +21,9 @@ gets an `InputHandle` per upstream step (`inputs["df"]` when there is exactly on
 `StepContext`; its driver runs through `osiris.runtime.steps.execute_step`, which writes the
 output and its `data_sha256` and retries transient failures of components that declare
 `safe_to_retry` (`step_retry` events). Events and metrics go to the session's log
-(`osiris.runtime.runlog`); the run card is `osiris.runtime.runcard`.
+(`osiris.runtime.runlog`); the run card is `osiris.runtime.runcard`. What the driver and the
+output writer report as they go is added up per step by a `osiris.runtime.progress.StepMeter`:
+progress ticks for the listeners (the live display) and `step_progress` events.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from osiris.runtime import interrupts
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext, upstream_inputs
 from osiris.runtime.io import use_lean_memory_pool
+from osiris.runtime.progress import PROGRESS_EVENT, StepMeter
 from osiris.runtime.registry import RegistrationSummary, check_requirements, raise_for_missing
 from osiris.runtime.resolve import spec_of
 from osiris.runtime.retry import RetryPolicy, retry_event
@@ -238,14 +241,15 @@ class Runner:
         session.write_diagnostic(out_dir / "cleaned_config.json", cleaned + "\n")
         session.emit("step_start", step_id, component=step.component, mode=step.mode, driver=step.driver)
         result.status = "running"
-        rows = {"driver": 0, "written": 0}  # progress of the current attempt, as told by the driver / the writer
-
-        def progress(kind: str, n: int) -> None:
-            rows[kind] += n
-            session.log.progress(step_id, rows[kind], time.perf_counter() - started)
+        # Progress of the current attempt, as told by the driver and by the writer of the output.
+        meter = StepMeter(
+            step_id,
+            publish=session.log.progress,
+            record=lambda data: session.emit(PROGRESS_EVENT, step_id, **data),
+        )
 
         def on_retry(retry: int, exc: BaseException, delay_s: float) -> None:
-            rows.update(driver=0, written=0)
+            meter.restart()
             session.emit("step_retry", step_id, **retry_event(retry, policy, exc, delay_s, step_id))
 
         try:
@@ -263,14 +267,18 @@ class Runner:
                 },
                 rows_in=result.rows_in,
             )
+            if step.mode == "write" and inputs:
+                meter.set_total(rows=result.rows_in)  # a writer's total is its input, until it says otherwise
             ctx = StepContext(
                 step_id=step_id,
                 output_dir=out_dir,
                 on_event=lambda name, data: session.emit(name, step_id, **data),
                 on_metric=lambda name, value, tags: session.metric(name, value, step_id, **tags),
-                on_progress=lambda n: progress("driver", n),
+                on_progress=lambda n: meter.add(n),
                 base_dir=session.base_dir,
                 incremental=self._incremental_for(step_id),
+                on_bytes=lambda n: meter.add(bytes=n),
+                on_total=lambda rows, nbytes: meter.set_total(rows, bytes=nbytes),
             )
             output = execute_step(
                 session.registry.create(step.component),
@@ -280,7 +288,7 @@ class Runner:
                 ctx=ctx,
                 policy=policy,
                 on_retry=on_retry,
-                on_rows=lambda n: progress("written", n),
+                on_rows=lambda n: meter.add(n, source="written"),
             )
             if output.path is not None:
                 self.outputs[step_id] = output.path

@@ -46,6 +46,8 @@ class RecordingContext(StepContext):
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.metrics: list[tuple[str, float, dict[str, Any]]] = []
         self.progress_reports: list[int] = []
+        self.progress_bytes: list[int] = []
+        self.progress_totals: list[tuple[int | None, int | None]] = []
         super().__init__(
             step_id=step_id,
             output_dir=output_dir,
@@ -53,6 +55,8 @@ class RecordingContext(StepContext):
             on_metric=lambda name, value, tags: self.metrics.append((name, value, tags)),
             on_progress=self.progress_reports.append,
             base_dir=base_dir,
+            on_bytes=self.progress_bytes.append,
+            on_total=lambda rows, nbytes: self.progress_totals.append((rows, nbytes)),
         )
 
     def names(self) -> list[str]:

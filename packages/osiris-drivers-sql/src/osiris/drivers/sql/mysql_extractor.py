@@ -183,6 +183,48 @@ def _source_key(meta: Any, config: dict[str, Any], fields: list[Any]) -> dict[st
     return key if key and set(key) <= names else {}
 
 
+def estimated_rows(meta: Any, config: dict[str, Any]) -> int | None:
+    """The server's row estimate for a `table` read (`information_schema.TABLES.TABLE_ROWS`), or None.
+
+    Only a whole-table read has one: with `where` the count is unknown, `limit` caps it, a
+    `query` has none. InnoDB's figure is an estimate (exact after `ANALYZE TABLE`); it is used
+    for the progress display only, so a failure to read it is no error.
+    """
+    table = config.get("table")
+    if not table or config.get("query") or config.get("where"):
+        return None
+    parts = str(table).split(".")
+    schema_sql = "DATABASE()" if len(parts) == 1 else "%s"
+    args = [parts[-1]] if len(parts) == 1 else [parts[0], parts[1]]
+    try:
+        cur = meta.cursor()
+        try:
+            cur.execute(
+                f"SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = {schema_sql} "
+                "AND TABLE_NAME = %s",
+                args,
+            )
+            row = cur.fetchone()
+        finally:
+            cur.close()
+    except Exception:
+        return None
+    if not row or row[0] is None:
+        return None
+    rows = int(row[0])
+    if config.get("limit") is not None:
+        rows = min(rows, int(config["limit"]))
+    return rows
+
+
+def _report_progress(ctx: StepContext, rows: int, nbytes: int) -> None:
+    """`ctx.progress` with the batch's Arrow bytes where the runtime takes them (osiris-runtime after 0.3.0)."""
+    if hasattr(ctx, "progress_total"):
+        ctx.progress(rows, bytes=nbytes)
+    else:
+        ctx.progress(rows)
+
+
 def _date_columns(plans: list[ColumnPlan] | None) -> list[ColumnPlan]:
     """The DATE, DATETIME and TIMESTAMP columns: the ones that can hold zero or partial dates."""
     return [p for p in plans or [] if p.kind in DATE_KINDS]
@@ -406,6 +448,7 @@ class MySQLExtractor:
                 path, reason, run_sql, plans = self._choose_path(
                     meta, config, step_id, sql, described, connection, zero_null=zero_null, shape=shape
                 )
+                estimate = estimated_rows(meta, config)
             except pymysql.err.Error as exc:
                 raise client.translate(
                     exc, connection=connection, step=step_id, action="preparing the query on"
@@ -440,7 +483,10 @@ class MySQLExtractor:
             batch_size=batch_size,
             host=connection.get("host"),
             database=connection.get("database"),
+            estimated_rows=estimate,
         )
+        if estimate is not None and hasattr(ctx, "progress_total"):  # osiris-runtime after 0.3.0
+            ctx.progress_total(rows=estimate)
         if path == PATH_PYMYSQL and plans and any(p.mysql_type == "FLOAT" for p in plans):
             ctx.log_event(
                 "extract.warning",
@@ -824,7 +870,7 @@ class MySQLExtractor:
             rows += batch.num_rows
             nbytes += batch.nbytes
             count += 1
-            ctx.progress(batch.num_rows)
+            _report_progress(ctx, batch.num_rows, batch.nbytes)
             yield batch
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         ctx.log_metric("rows_read", rows)

@@ -182,8 +182,9 @@ class HostAdapter:
         except wire.ProtocolError as exc:
             raise self._fail(f"sent an invalid message ({exc.message})") from None
 
-    def _receive_control(self, session: RunSession) -> Any:
-        """The next message that is not an event or a metric; those stream in at any time and are logged."""
+    def _receive_control(self, session: RunSession, on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
+        """The next message that is not an event, a metric or a commit check; those stream in at any time and
+        are logged (events are also given to `on_event`) or answered."""
         while True:
             msg = self.receive()
             if isinstance(msg, wire.Event):
@@ -191,6 +192,8 @@ class HostAdapter:
                 progress = StepProgress.from_event(record)
                 if progress is not None:  # the worker's progress, shown live as a host run's is
                     session.log.progress(progress)
+                if on_event is not None:
+                    on_event(msg.record)
             elif isinstance(msg, wire.Metric):
                 session.log.write_metric(msg.record)
             elif isinstance(msg, wire.Ping):
@@ -466,17 +469,8 @@ class HostAdapter:
         self.current_step = current()
 
         while waiting:
-            msg = self.receive()
-            if isinstance(msg, wire.Event):
-                session.log.write_event(msg.record)
-                watch(msg.record)
-            elif isinstance(msg, wire.Metric):
-                session.log.write_metric(msg.record)
-            elif isinstance(msg, wire.Ping):
-                self._answer_commit_check(msg)
-            elif isinstance(msg, wire.Pong):
-                pass
-            elif isinstance(msg, wire.StepDone):
+            msg = self._receive_control(session, on_event=watch)
+            if isinstance(msg, wire.StepDone):
                 if msg.step_id not in waiting:
                     raise self._fail(f"reported step `{msg.step_id}` done, which it was not running")
                 waiting.discard(msg.step_id)
@@ -490,20 +484,6 @@ class HostAdapter:
                 raise err
             else:
                 raise self._fail(f"sent an unexpected `{type(msg).__name__}`")
-
-    def _await_step(self, step_id: str, session: RunSession) -> dict[str, Any]:
-        while True:
-            msg = self._receive_control(session)
-            if isinstance(msg, wire.StepDone):
-                if msg.step_id != step_id:
-                    raise self._fail(f"reported step `{msg.step_id}` done instead of `{step_id}`")
-                self.steps[step_id] = msg.result
-                return msg.result
-            if isinstance(msg, wire.Failed):
-                err = msg.error.to_exception()
-                err.step = err.step or step_id
-                raise err
-            raise self._fail(f"sent an unexpected `{type(msg).__name__}`")
 
     def _finish(
         self,

@@ -350,7 +350,9 @@ def doctor_connections(connections: str | None, family: str | None, timeout: flo
         for r in results:
             state = {True: "ok  ", False: "FAIL", None: "skip"}[r["ok"]]
             click.echo(f"{state}  @{r['family']}.{r['alias']}  {r.get('message', '')}")
-    if any(r.get("input_error") for r in results):
+    misconfigured = [f"@{r['family']}.{r['alias']}" for r in results if r.get("input_error")]
+    if misconfigured:
+        click.echo(f"error: misconfigured, not tried: {', '.join(misconfigured)} (see above)", err=True)
         click.get_current_context().exit(UserInputError.exit_code)
     if any(r["ok"] is False for r in results):
         click.get_current_context().exit(1)

@@ -98,12 +98,13 @@ def check_resolved(
     file = getattr(connections, "file", None)
     secrets = set(schema.secret_keys) | {k for k in fields if is_secret_key(k)}
     errors = []
-    for problem in check_fields(fields, schema.schema, secret_keys=secrets, written=False):
+    from_env = {k for k, v in written.items() if isinstance(v, str) and "${" in v}
+    for problem in check_fields(fields, schema.schema, secret_keys=secrets, written=False, hidden=from_env):
         raw = written.get(problem.keys[0]) if problem.keys else None
         if not (isinstance(raw, str) and "${" in raw):
             continue  # written that way: `check_connections` reported it already
         names = ", ".join(f"`{n}`" for n in ENV_REF.findall(raw))
-        message = re.sub(r", got .*$", "", problem.message) if problem.keys[0] in secrets else problem.message
+        message = problem.message
         errors.append(
             field_error(
                 FieldProblem(problem.keys, f"{message} (the value comes from the environment variable {names})"),

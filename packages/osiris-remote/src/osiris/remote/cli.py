@@ -41,10 +41,13 @@ def worker() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `osiris-remote` script; with `--json` a failure is one JSON object on stdout
     (the same shape as `osiris`'s, `osiris.core.cli_errors`)."""
-    from osiris.core.cli_errors import wants_json
-
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = wants_json(args) and args[:1] != ["worker"]  # the worker's stdout is the wire protocol
+    try:
+        from osiris.core.cli_errors import wants_json
+    except ImportError:  # osiris-core 0.3, the range's floor: plain text errors only
+        as_json = False
+    else:
+        as_json = wants_json(args) and args[:1] != ["worker"]  # the worker's stdout is the wire protocol
     try:
         cli.main(args=args, prog_name="osiris-remote", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -325,7 +325,8 @@ def argument_cases(draw: st.DrawFn, where: dict[str, str]) -> CliCase:
     for name in path:
         cmd = cmd.get_command(ctx, name)
     argv: list[str] = list(path)
-    params = [p for p in cmd.params if p.name not in ("verbose_flag", "open_browser")]
+    # Not drawn: a browser, and starting a sandbox (that builds wheels for seconds; the sandbox tests do it).
+    params = [p for p in cmd.params if p.name not in ("verbose_flag", "open_browser", "e2b", "sandbox")]
     for param in draw(st.lists(st.sampled_from(params), max_size=5)) if params else []:
         if isinstance(param, click.Option):
             if param.name == "timeout":

@@ -365,3 +365,24 @@ def test_json_failure_details_say_where(json_project: Path) -> None:
     assert _one_failure_object(done, 2, "component")["error"]["message"].startswith("Unknown component `nope`")
     done = osiris_in_process("run", "--last-compile", "--build-dir", "afile", "--json", cwd=json_project)
     assert _one_failure_object(done, 2, "usage")["error"]["where"] == "--build-dir"
+
+
+def test_osiris_remote_doctor_json_failures_are_one_json_object(monkeypatch, capsys) -> None:
+    from osiris.remote import cli as remote_cli
+    from osiris.remote import doctor
+
+    for argv, patch, code, kind in (
+        (["doctor", "--json", "--no-such-option"], None, 2, "usage"),
+        (["doctor", "--json"], RuntimeError("boom"), 1, "internal"),
+        (["doctor", "--json"], KeyboardInterrupt(), 130, "interrupted"),
+    ):
+        if patch is not None:
+
+            def explode(*_a, _exc=patch, **_k):
+                raise _exc
+
+            monkeypatch.setattr(doctor, "run_doctor", explode)
+        assert remote_cli.main(argv) == code
+        data = json.loads(capsys.readouterr().out)
+        jsonschema.validate(data, ERROR_SCHEMA)
+        assert data["error"]["kind"] == kind and data["exit_code"] == code

@@ -116,9 +116,13 @@ def check_fields(
     secret_keys: Iterable[str] = (),
     written: bool = True,
     prefix: tuple[str, ...] = (),
+    hidden: Iterable[str] = (),
 ) -> list[FieldProblem]:
-    """Every problem of `fields` against `schema`; `written` means `${VAR}` references still stand for values."""
+    """Every problem of `fields` against `schema`; `written` means `${VAR}` references still stand for values.
+
+    Values of secret fields and of the `hidden` ones (e.g. those read from the environment) are never shown."""
     secrets = set(secret_keys)
+    hide = set(hidden)
     props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     problems: list[FieldProblem] = []
     for key in schema.get("required") or []:
@@ -139,7 +143,9 @@ def check_fields(
             continue
         if not isinstance(prop, dict):
             continue
-        problems.extend(_check_value(keys, value, prop, secret=secret, written=written, secrets=secrets))
+        problems.extend(
+            _check_value(keys, value, prop, secret=secret, written=written, secrets=secrets, show=str(key) not in hide)
+        )
     return problems
 
 
@@ -152,11 +158,19 @@ def _secret_problem(keys: tuple[str, ...], value: Any) -> FieldProblem:
 
 
 def _check_value(
-    keys: tuple[str, ...], value: Any, prop: dict[str, Any], *, secret: bool, written: bool, secrets: set[str]
+    keys: tuple[str, ...],
+    value: Any,
+    prop: dict[str, Any],
+    *,
+    secret: bool,
+    written: bool,
+    secrets: set[str],
+    show: bool = True,
 ) -> list[FieldProblem]:
     key = keys[-1]
     if secret and not isinstance(value, str):
         return [_secret_problem(keys, value)]
+    secret = secret or not show  # from here on: whether the value must not be shown
     if isinstance(value, str):
         bad = _unclosed_reference(value)
         if bad is not None:

@@ -39,17 +39,39 @@ def worker() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `osiris-remote` script."""
+    """Entry point of the `osiris-remote` script; with `--json` a failure is one JSON object on stdout
+    (the same shape as `osiris`'s, `osiris.core.cli_errors`)."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="osiris-remote", standalone_mode=False)
+        from osiris.core.cli_errors import wants_json
+    except ImportError:  # osiris-core 0.3, the range's floor: plain text errors only
+        as_json = False
+    else:
+        as_json = wants_json(args) and args[:1] != ["worker"]  # the worker's stdout is the wire protocol
+    try:
+        cli.main(args=args, prog_name="osiris-remote", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
-        return exc.exit_code
+        return _failed(exc, exc.exit_code, as_json)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    except (KeyboardInterrupt, click.Abort) as exc:
+        click.echo("Interrupted.", err=True)
+        return _failed(exc, 130, as_json)
+    except Exception as exc:  # a bug: one line, and the JSON object when asked for
+        click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+        return _failed(exc, 1, as_json)
     return 0
+
+
+def _failed(exc: BaseException, code: int, as_json: bool) -> int:
+    if as_json:
+        from osiris.core.cli_errors import failure_json
+
+        click.echo(failure_json(exc, code))
+    return code
 
 
 if __name__ == "__main__":

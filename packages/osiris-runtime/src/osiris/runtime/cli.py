@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from osiris.core.cli_types import Folder, positive_seconds, refuse_unused
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
+from osiris.runtime.cli_compat import Folder, positive_seconds, refuse_unused
 from osiris.runtime.runcard import RunResult
 from osiris.runtime.runlog import RunListener
 
@@ -290,12 +290,8 @@ def connections_group() -> None:
 
 
 def _load_conns(connections: str | None) -> tuple[Path, dict[str, dict[str, dict[str, Any]]]]:
-    from osiris.core.connections import (
-        check_connections,
-        find_connections_file,
-        load_connections,
-        raise_connection_errors,
-    )
+    from osiris.core.connections import find_connections_file, load_connections
+    from osiris.runtime.resolve import check_connections, raise_connection_errors
 
     path = find_connections_file(connections)
     if path is None:
@@ -303,14 +299,15 @@ def _load_conns(connections: str | None) -> tuple[Path, dict[str, dict[str, dict
             "No osiris_connections.yaml found (looked at --connections, $OSIRIS_HOME and the current directory)"
         )
     conns = load_connections(path)
-    raise_connection_errors(check_connections(conns, _family_schemas()), str(path))
+    if check_connections is not None:
+        raise_connection_errors(check_connections(conns, _family_schemas()), str(path))
     return path, conns
 
 
 def _family_schemas() -> dict[str, Any]:
     """Each connection family's schema, from the first installed component that declares it."""
-    from osiris.core.connections import ConnectionSchema
     from osiris.core.discovery import ComponentRegistry
+    from osiris.runtime.resolve import ConnectionSchema
 
     schemas: dict[str, Any] = {}
     for comp in ComponentRegistry.discover().all():
@@ -428,7 +425,9 @@ def doctor_connections(connections: str | None, family: str | None, timeout: flo
         for r in results:
             state = {True: "ok  ", False: "FAIL", None: "skip"}[r["ok"]]
             click.echo(f"{state}  @{r['family']}.{r['alias']}  {r.get('message', '')}")
-    if any(r.get("input_error") for r in results):
+    misconfigured = [f"@{r['family']}.{r['alias']}" for r in results if r.get("input_error")]
+    if misconfigured:
+        click.echo(f"error: misconfigured, not tried: {', '.join(misconfigured)} (see above)", err=True)
         click.get_current_context().exit(UserInputError.exit_code)
     if any(r["ok"] is False for r in results):
         click.get_current_context().exit(1)

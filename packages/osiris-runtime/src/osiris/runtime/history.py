@@ -102,7 +102,7 @@ def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             continue
         try:
             value = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             problems.append(f"`{path.name}` line {number} is not valid JSON (cut short when the run stopped?)")
             continue
         if isinstance(value, dict):
@@ -255,8 +255,11 @@ class RunRecord:
         """Every step in run-card form (`id`, `component`, `mode`, `status`, `rows_in`, `rows_out`, ...)."""
         card_steps = (self.card or {}).get("steps")
         if isinstance(card_steps, list) and card_steps and all(isinstance(s, dict) for s in card_steps):
-            return [dict(s) for s in card_steps]
-        return steps_from_events(self.events, self.manifest_steps, stopped=not self.live)
+            return [_well_typed_step(s, i, self.problems) for i, s in enumerate(card_steps)]
+        return [
+            _well_typed_step(s, i, self.problems)
+            for i, s in enumerate(steps_from_events(self.events, self.manifest_steps, stopped=not self.live))
+        ]
 
     @property
     def steps_source(self) -> str:
@@ -408,6 +411,41 @@ def steps_from_events(
     return [steps[s] for s in order]
 
 
+# The type each field of a step (run-card form) has; a damaged file may hold anything.
+STEP_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "component": (str,),
+    "mode": (str,),
+    "status": (str,),
+    "rows_in": (int,),
+    "rows_out": (int,),
+    "duration_ms": (int, float),
+    "outputs": (list,),
+    "facts": (dict,),
+    "error": (dict,),
+    "data_sha256": (str,),
+    "needs": (list,),
+}
+
+
+def _well_typed_step(step: dict[str, Any], index: int, problems: list[str]) -> dict[str, Any]:
+    """`step` without the fields whose type is wrong (each noted in `problems`); an `id` always."""
+    out: dict[str, Any] = {}
+    for key, value in step.items():
+        types = STEP_FIELD_TYPES.get(key)
+        wrong = types is not None and value is not None and (not isinstance(value, types) or isinstance(value, bool))
+        if wrong:
+            note = f"step {index + 1} of the run has a `{key}` of the wrong type ({type(value).__name__}); ignored"
+            if note not in problems:
+                problems.append(note)
+            continue
+        out[key] = value
+    out["id"] = out.get("id") or f"#{index + 1}"
+    if isinstance(out.get("outputs"), list):
+        out["outputs"] = [o for o in out["outputs"] if isinstance(o, dict)]
+    return out
+
+
 def _card_problem(card: Any) -> str | None:
     if not isinstance(card, dict):
         return f"`{RUN_CARD}` is not a JSON object"
@@ -438,11 +476,16 @@ def load_run(path: Path, *, open_files: OpenFiles | None = None, now: float | No
     except OSError as exc:
         raw = None
         problems.append(f"`{RUN_CARD}` cannot be read: {exc}")
+    except UnicodeDecodeError as exc:
+        raw = None
+        problems.append(f"`{RUN_CARD}` is not UTF-8 (invalid byte at {exc.start})")
     if raw is not None:
         try:
             parsed = json.loads(raw)
         except json.JSONDecodeError as exc:
             problems.append(f"`{RUN_CARD}` is not valid JSON ({exc.msg} at line {exc.lineno})")
+        except RecursionError:
+            problems.append(f"`{RUN_CARD}` is nested too deeply to read")
         else:
             problem = _card_problem(parsed)
             if problem:

@@ -294,6 +294,10 @@ BAD_INPUT: dict[tuple[str, ...], list[str]] = {
     ("runs", "diff"): ["no-such-run", "other"],
     ("runs", "prune"): ["--older-than", "soon"],
     ("runs", "report"): ["no-such-run"],
+    ("discover",): ["@mysql.no_such_alias"],
+    ("state", "show"): ["missing.yaml"],
+    ("state", "set"): ["missing.yaml", "2026-01-01"],
+    ("state", "reset"): ["missing.yaml"],
 }
 # Arguments that let a command get as far as its own code (for the internal and interrupt cases).
 GOOD_ARGS: dict[tuple[str, ...], list[str]] = {
@@ -304,6 +308,10 @@ GOOD_ARGS: dict[tuple[str, ...], list[str]] = {
     ("runs", "show"): ["x"],
     ("runs", "diff"): ["x", "y"],
     ("runs", "report"): ["x"],
+    ("discover",): ["@mysql.db"],
+    ("state", "show"): ["pipeline.yaml"],
+    ("state", "set"): ["pipeline.yaml", "2026-01-01"],
+    ("state", "reset"): ["pipeline.yaml"],
 }
 
 

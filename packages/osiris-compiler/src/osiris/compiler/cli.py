@@ -8,13 +8,7 @@ import time
 
 import click
 
-try:
-    from osiris.core.cli_types import Folder
-except ImportError:  # osiris-core 0.3, the range's floor: a plain folder path until the core with it is released
-
-    def Folder(writable: bool = True) -> click.ParamType:  # type: ignore[misc]
-        """Stand-in for `osiris.core.cli_types.Folder` on osiris-core 0.3."""
-        return click.Path(file_okay=False)
+from osiris.core.cli_types import Folder
 
 
 def _common(f):  # type: ignore[no-untyped-def]

@@ -25,6 +25,7 @@ from osiris.compiler.__about__ import __version__
 from osiris.compiler.graph import find_cycle, topological_order
 from osiris.compiler.incremental import check_incremental
 from osiris.compiler.params import ReferenceSyntaxError, resolve_params, substitute
+from osiris.compiler.patterns import READ_COMPONENTS, expand, query_columns, snapshot_path
 from osiris.compiler.schema_errors import config_errors, key_path, schema_problem
 from osiris.compiler.secrets import find_inline_secrets
 from osiris.compiler.values import value_problems
@@ -45,6 +46,7 @@ from osiris.core.manifest import (
     seal,
 )
 from osiris.core.oml import Pipeline, Step, check_pipeline
+from osiris.core.snapshot import load_snapshot
 from osiris.core.spec import apply_defaults
 
 
@@ -120,12 +122,9 @@ def compile_pipeline(
         check.raise_if_any()
         raise AssertionError("unreachable: a pipeline that cannot be read has errors")
     # `tables:` patterns become ordinary steps (after the written ones), each located at its pattern.
-    # (Imported only when used: an osiris-core older than patterns still compiles every other pipeline.)
     where_of: list[tuple[str | int, ...]] = [("steps", i) for i in range(len(pipeline.steps))]
     snapshots: dict[str, Any] = {}
-    if getattr(pipeline, "tables", None):
-        from osiris.compiler.patterns import expand
-
+    if pipeline.tables:
         expansion = expand(pipeline, Path(path))
         for message, parts in expansion.problems:
             check.add(message, parts)
@@ -215,8 +214,7 @@ def compile_pipeline(
     check.raise_if_any()
 
     order = topological_order(needs)
-    default_on_error = getattr(pipeline, "on_error", "stop")
-    continues = {s.id for s in pipeline.steps if (getattr(s, "on_error", None) or default_on_error) == "continue"}
+    continues = {s.id for s in pipeline.steps if (s.on_error or pipeline.on_error) == "continue"}
     cfgs = {sid: _cfg_bytes(configs[sid]) for sid in order}
     used = {components[sid].name: components[sid] for sid in order}
     drivers = _driver_requirements(used.values())
@@ -474,11 +472,6 @@ def _check_columns(
 ) -> None:
     """With a source's snapshot: tables and columns a read names exist, and a writer's `primary_key`
     is a column of its input (through `duckdb.processor` queries whose output columns can be derived)."""
-    try:
-        from osiris.compiler.patterns import READ_COMPONENTS, query_columns, snapshot_path
-        from osiris.core.snapshot import load_snapshot
-    except ImportError:  # an osiris-core older than snapshots: nothing to check against
-        return
 
     def snapshot_for(ref: str, parts: tuple[str | int, ...], sid: str) -> Any:
         if ref not in snapshots:

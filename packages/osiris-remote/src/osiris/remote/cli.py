@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from osiris.core.cli_errors import failure_json, wants_json
 from osiris.remote.__about__ import __version__
 
 
@@ -42,12 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `osiris-remote` script; with `--json` a failure is one JSON object on stdout
     (the same shape as `osiris`'s, `osiris.core.cli_errors`)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        from osiris.core.cli_errors import wants_json
-    except ImportError:  # osiris-core 0.3, the range's floor: plain text errors only
-        as_json = False
-    else:
-        as_json = wants_json(args) and args[:1] != ["worker"]  # the worker's stdout is the wire protocol
+    as_json = wants_json(args) and args[:1] != ["worker"]  # the worker's stdout is the wire protocol
     try:
         cli.main(args=args, prog_name="osiris-remote", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -68,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _failed(exc: BaseException, code: int, as_json: bool) -> int:
     if as_json:
-        from osiris.core.cli_errors import failure_json
-
         click.echo(failure_json(exc, code))
     return code
 

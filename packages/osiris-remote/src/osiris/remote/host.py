@@ -215,7 +215,7 @@ class HostAdapter:
             runs_dir=self.runs_dir,
             connections_file=self.connections_file,
             listeners=self.listeners,
-            full_refresh=getattr(self.options, "full_refresh", False),
+            full_refresh=self.options.full_refresh,
         )
         if session.setup_error is not None:
             return Runner(session).run()  # fails at its start, exactly as a run on the host does

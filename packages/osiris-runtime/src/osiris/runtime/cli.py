@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
+from osiris.core.cli_types import Folder, positive_seconds, refuse_unused
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
-from osiris.runtime.cli_compat import Folder, positive_seconds, refuse_unused
 from osiris.runtime.runcard import RunResult
 from osiris.runtime.runlog import RunListener
 

@@ -17,7 +17,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from osiris.core.connections import find_connections_file, load_connections, parse_reference, select_alias
+from osiris.core.connection_check import FieldProblem, check_fields, coerce_from_env
+from osiris.core.connections import (
+    ConnectionSchema,
+    check_connections,
+    field_error,
+    find_connections_file,
+    load_connections,
+    parse_reference,
+    raise_connection_errors,
+    select_alias,
+)
 from osiris.core.errors import ConnectionConfigError, UserInputError
 from osiris.core.redaction import is_secret_key, secret_values
 from osiris.core.spec import ComponentSpec, apply_defaults
@@ -26,11 +36,6 @@ if TYPE_CHECKING:
     from osiris.core.discovery import Component
     from osiris.core.manifest import Manifest
 
-try:
-    from osiris.core.connection_check import FieldProblem, check_fields, coerce_from_env
-    from osiris.core.connections import ConnectionSchema, check_connections, field_error, raise_connection_errors
-except ImportError:  # osiris-core 0.3, the range's floor: no field checks until the core that has them is released
-    check_connections = None  # type: ignore[assignment]
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 CONNECTION_META_KEYS = ("default", "description")
@@ -75,10 +80,9 @@ def resolve_connection(
     chosen = select_alias(connections, family, alias)
     raw = {k: v for k, v in connections[family][chosen].items() if k not in CONNECTION_META_KEYS}
     fields = substitute_env(raw, env, where=f"connection `@{family}.{chosen}`")
-    if schema and check_connections is not None:
+    if schema:
         fields = coerce_from_env(fields, raw, schema)
         check_resolved(connections, family, chosen, raw, fields, ConnectionSchema.of(schema, secret_pointers))
-    if schema:
         fields = apply_defaults(schema, fields)
     return chosen, fields
 
@@ -122,7 +126,7 @@ def check_run_connections(
 ) -> None:
     """Check, before anything resolves, every connection the run's steps use against their schemas,
     and raise all the errors together (file, family, alias and key each)."""
-    if not connections or check_connections is None:
+    if not connections:
         return
     schemas: dict[str, ConnectionSchema] = {}
     used: set[tuple[str, str]] = set()

@@ -428,8 +428,7 @@ class Runner:
         plan = Plan(
             order=[s.id for s in manifest.steps],
             needs={s.id: list(s.needs) for s in manifest.steps},
-            # (getattr: an osiris-core older than `on_error` has no such field; its steps stop on error)
-            continue_on_error=frozenset(s.id for s in manifest.steps if getattr(s, "on_error", None) == "continue"),
+            continue_on_error=frozenset(s.id for s in manifest.steps if s.on_error == "continue"),
         )
         status = {sid: r.status for sid, r in self.results.items() if r.status == "succeeded"}
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from osiris.core.cli_types import Folder
 from osiris.core.errors import UserInputError
-from osiris.runtime.cli_compat import Folder
 from osiris.runtime.history import RunRecord, resolve_run, scan_runs
 from osiris.runtime.retention import (
     ENV_KEEP,

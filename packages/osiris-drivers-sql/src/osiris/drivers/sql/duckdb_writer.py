@@ -33,7 +33,7 @@ class DuckDBWriter:
 
         source = single_input(inputs, step_id)
         mode = config.get("write_mode", "append")
-        incremental = getattr(ctx, "incremental", None)
+        incremental = ctx.incremental
         if incremental is not None and not hasattr(incremental, "commits"):
             incremental = None
         if incremental is not None and incremental.full_refresh:

@@ -217,14 +217,6 @@ def estimated_rows(meta: Any, config: dict[str, Any]) -> int | None:
     return rows
 
 
-def _report_progress(ctx: StepContext, rows: int, nbytes: int) -> None:
-    """`ctx.progress` with the batch's Arrow bytes where the runtime takes them (osiris-runtime after 0.3.0)."""
-    if hasattr(ctx, "progress_total"):
-        ctx.progress(rows, bytes=nbytes)
-    else:
-        ctx.progress(rows)
-
-
 def _date_columns(plans: list[ColumnPlan] | None) -> list[ColumnPlan]:
     """The DATE, DATETIME and TIMESTAMP columns: the ones that can hold zero or partial dates."""
     return [p for p in plans or [] if p.kind in DATE_KINDS]
@@ -328,10 +320,7 @@ def _check_read_path(read_path: str, step_id: str) -> None:
 def _cancel_on_stop(conn: Any) -> Callable[[], None]:
     """A stop of the run (SIGINT, SIGTERM, a sandbox's host gone) shuts the connection's socket down, so a
     read blocked on the server (a slow query, a step in a thread) ends at once; returns the remover."""
-    try:
-        from osiris.runtime.interrupts import add_cancel
-    except ImportError:  # an osiris-runtime without stops (older than 0.4): nothing to register
-        return lambda: None
+    from osiris.runtime.interrupts import add_cancel
 
     def cancel() -> None:
         sock = getattr(conn, "_sock", None)
@@ -420,7 +409,7 @@ class MySQLExtractor:
 
         meta = client.connect(connection, step=step_id)
         window: dict[str, Any] | None = None
-        read = getattr(ctx, "incremental", None)
+        read = ctx.incremental
         try:
             if isinstance(config.get("drift_check"), dict) and config.get("table"):
                 config = _check_drift(meta, config, step_id, ctx)
@@ -485,7 +474,7 @@ class MySQLExtractor:
             database=connection.get("database"),
             estimated_rows=estimate,
         )
-        if estimate is not None and hasattr(ctx, "progress_total"):  # osiris-runtime after 0.3.0
+        if estimate is not None:
             ctx.progress_total(rows=estimate)
         if path == PATH_PYMYSQL and plans and any(p.mysql_type == "FLOAT" for p in plans):
             ctx.log_event(
@@ -870,7 +859,7 @@ class MySQLExtractor:
             rows += batch.num_rows
             nbytes += batch.nbytes
             count += 1
-            _report_progress(ctx, batch.num_rows, batch.nbytes)
+            ctx.progress(batch.num_rows, bytes=batch.nbytes)
             yield batch
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         ctx.log_metric("rows_read", rows)

@@ -116,7 +116,7 @@ class SupabaseExtractor:
         from osiris.drivers.supabase.incremental import key_sql, plan_window
         from osiris.drivers.supabase.postgres_connect import connect
 
-        read = getattr(ctx, "incremental", None)
+        read = ctx.incremental
         pg, _ = connect(conn, step=ctx.step_id)
         try:
             sql, window = plan_window(pg, config, read, schema, ctx.step_id)

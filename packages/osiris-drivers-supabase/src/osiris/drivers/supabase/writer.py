@@ -94,7 +94,7 @@ class SupabaseWriter:
         start = time.perf_counter()
         conn = SupabaseConnection.from_dict(config.get("resolved_connection"), step=step_id)
         opts = WriteOptions.from_config(config, step=step_id, default_schema=conn.schema)
-        incremental = getattr(ctx, "incremental", None)
+        incremental = ctx.incremental
         if incremental is not None and not hasattr(incremental, "commits"):
             incremental = None
         if incremental is not None and incremental.full_refresh:

@@ -17,14 +17,7 @@ from typing import TYPE_CHECKING, Any
 from osiris.core.errors import OsirisError, TerminalError, TransientError
 from osiris.drivers.supabase.connection import SupabaseConnection, redact
 from osiris.drivers.supabase.errors import is_transient_sqlstate
-
-try:
-    from osiris.runtime.interrupts import raise_if_requested
-except ImportError:  # an osiris-runtime older than its stop handling
-
-    def raise_if_requested(step: str | None = None) -> None:
-        """No stop handling in this runtime: nothing to check."""
-
+from osiris.runtime.interrupts import raise_if_requested
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -34,6 +34,9 @@ from osiris.drivers.supabase.postgres_connect import connect
 from osiris.drivers.supabase.sqltypes import mapping, qualified, quote_ident
 from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
 
+# a stop (SIGINT, SIGTERM, a sandbox's host gone) cancels the load's statement and refuses its COMMIT
+from osiris.runtime.interrupts import cancel_on_interrupt, check_before_commit
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -62,18 +65,6 @@ class _InputErrors:
         return TerminalError(
             f"Reading the input to load into `{table}` failed: {type(self.error).__name__}: {self.error}", step=step
         )
-
-
-try:  # a stop (SIGINT, SIGTERM, a sandbox's host gone) cancels the load's statement and refuses its COMMIT
-    from osiris.runtime.interrupts import cancel_on_interrupt, check_before_commit
-except ImportError:  # an osiris-runtime older than its stop handling: loads run as before
-
-    def check_before_commit(step: str | None = None) -> None:
-        """No stop handling in this runtime: nothing to check."""
-
-    def cancel_on_interrupt(cancel: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
-        """No stop handling in this runtime: nothing to cancel."""
-        return contextlib.nullcontext()
 
 
 STAGE_APPLICATION_NAME = "osiris-supabase-stage"

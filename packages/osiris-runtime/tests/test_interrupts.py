@@ -113,3 +113,50 @@ def test_a_commit_check_can_refuse_and_a_cancel_runs_at_the_stop(tmp_path: Path)
         "The run was interrupted in step `load`: its host is gone; open database work was rolled back",
         "cancelled True",
     ]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_reaches_every_step_running_in_a_thread(tmp_path: Path, sig: str) -> None:
+    """Steps the scheduler runs in threads stop too: a Python loop gets `RunInterrupted` where it is, and work
+    blocked in C code ends through its registered cancel; the main thread gets the stop as well."""
+    out = run_script(
+        tmp_path,
+        f"""
+        seen = {{}}
+        blocked = threading.Event()
+
+        def python_loop():
+            with interrupts.step_thread():
+                try:
+                    while True:
+                        sum(range(100))
+                except interrupts.RunInterrupted as exc:
+                    seen["loop"] = exc.signal_name
+
+        def blocked_in_c():
+            release = threading.Event()
+            forget = interrupts.add_cancel(release.set)
+            with interrupts.step_thread():
+                try:
+                    blocked.set()
+                    release.wait(30)  # a C call that only the cancel ends (a query, a socket read)
+                    seen["blocked"] = "cancelled" if release.is_set() else "timed out"
+                finally:
+                    forget()
+
+        threads = [threading.Thread(target=f) for f in (python_loop, blocked_in_c)]
+        with interrupts.handle_signals():
+            for t in threads:
+                t.start()
+            blocked.wait(5)
+            {later(sig, 0.2)}
+            try:
+                time.sleep(30)
+            except interrupts.RunInterrupted as exc:
+                seen["main"] = exc.signal_name
+            for t in threads:
+                t.join(10)
+        print(sorted(seen.items()))
+        """,
+    )
+    assert out == str([("blocked", "cancelled"), ("loop", sig), ("main", sig)])

@@ -9,6 +9,7 @@ from typing import Any
 from osiris.core.errors import TerminalError
 from osiris.drivers.sql import duckdb_types
 from osiris.drivers.sql._duckdb import quote_ident, quote_literal
+from osiris.runtime import interrupts
 from osiris.runtime.contract import InputHandle, StepContext
 
 
@@ -61,6 +62,8 @@ class DuckDBProcessor:
 
         query = config["query"]
         con = duckdb.connect(":memory:")
+        # A stop of the run interrupts the running query (DuckDB checks signals only in the main thread).
+        forget = interrupts.add_cancel(con.interrupt)
         try:
             con.execute(f"SET memory_limit = {quote_literal(config.get('memory_limit', '1GB'))}")
             con.execute(f"SET temp_directory = {quote_literal(ctx.output_dir / 'duckdb_tmp')}")
@@ -107,6 +110,7 @@ class DuckDBProcessor:
             line = duckdb_types.lineage(tree, {v: s.names for v, s in schemas.items()})
             schema = duckdb_types.result_schema(reader.schema, plan, line, schemas)
         except BaseException:
+            forget()
             con.close()
             raise
 
@@ -117,6 +121,7 @@ class DuckDBProcessor:
             except duckdb.Error as exc:
                 raise _failure(exc, step_id, original, views) from None
             finally:
+                forget()
                 con.close()
 
         return {"df": pa.RecordBatchReader.from_batches(schema, batches())}

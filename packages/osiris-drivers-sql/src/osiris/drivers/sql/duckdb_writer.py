@@ -7,6 +7,7 @@ from typing import Any
 from osiris.core.errors import TerminalError, UserInputError
 from osiris.drivers.sql import duckdb_types
 from osiris.drivers.sql._duckdb import quote_ident, quote_literal
+from osiris.runtime import interrupts
 from osiris.runtime.contract import InputHandle, StepContext, single_input
 
 DUPLICATE_KEY_POLICIES = ("error", "keep_last", "keep_first")
@@ -99,6 +100,7 @@ class DuckDBWriter:
                 f"Step `{step_id}` cannot open `{config['path']}`: {exc} (another run may be writing it)", step=step_id
             ) from None
         deleted = 0
+        forget = interrupts.add_cancel(con.interrupt)  # a stop of the run interrupts the running statement
         try:
             dropped = self._repeated_keys(con, src, keys, policy, step_id) if keys else 0
             con.execute("BEGIN TRANSACTION")
@@ -153,6 +155,7 @@ class DuckDBWriter:
                 if soft is not None:
                     con.execute("DROP VIEW _osiris_live")
                 con.execute("DROP VIEW _osiris_src")
+                interrupts.check_before_commit(step_id)  # a stopped run (or a sandbox whose host is gone) rolls back
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
@@ -163,6 +166,7 @@ class DuckDBWriter:
                 con.execute("ROLLBACK")
                 raise
         finally:
+            forget()
             con.close()
         ctx.progress(int(rows))
         if dropped:

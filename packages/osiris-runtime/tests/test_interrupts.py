@@ -160,3 +160,39 @@ def test_a_stop_reaches_every_step_running_in_a_thread(tmp_path: Path, sig: str)
         """,
     )
     assert out == str([("blocked", "cancelled"), ("loop", sig), ("main", sig)])
+
+
+def test_work_that_starts_after_its_cancel_ran_is_cancelled_again(tmp_path: Path) -> None:
+    """A cancel that came too early (a DuckDB query resets its interrupt flag when it starts) is called again
+    while the stop is pending, so the work still ends."""
+    out = run_script(
+        tmp_path,
+        f"""
+        seen = {{}}
+
+        def late_work():
+            release = threading.Event()
+            forget = interrupts.add_cancel(release.set)
+            with interrupts.step_thread():
+                try:
+                    while True:
+                        sum(range(100))  # not blocked yet: the stop lands here
+                except interrupts.RunInterrupted:
+                    pass
+                release.clear()  # the work starts now, forgetting the cancel it already got
+                seen["late"] = "cancelled" if release.wait(30) else "timed out"
+                forget()
+
+        thread = threading.Thread(target=late_work)
+        with interrupts.handle_signals():
+            thread.start()
+            {later("SIGTERM", 0.2)}
+            try:
+                time.sleep(30)
+            except interrupts.RunInterrupted:
+                pass
+            thread.join(40)
+        print(seen)
+        """,
+    )
+    assert out == str({"late": "cancelled"})

@@ -118,7 +118,9 @@ class _State:
         self.pending_raise = False  # a stop seen during an import, raised once the import is done
         self.lock = threading.Lock()
         self.step_threads: dict[int, bool] = {}  # thread id -> already sent its interrupt
-        self.threads_lock = threading.Lock()
+        self.threads_lock = threading.RLock()  # also taken in the signal handler (main thread)
+        self.recancel: list[Callable[[], None]] = []  # `add_cancel` callbacks, called again while a stop is pending
+        self.recanceller: threading.Thread | None = None
 
 
 _state = _State()
@@ -178,6 +180,7 @@ def _stop_step_threads() -> None:
 def _stop_step_threads_soon() -> None:
     if _state.step_threads:
         threading.Thread(target=_stop_step_threads, name="osiris-stop-steps", daemon=True).start()
+    _recancel_soon()
 
 
 def requested() -> RunInterrupted | None:
@@ -263,16 +266,46 @@ def cancel_on_interrupt(cancel: Callable[[], None]) -> contextlib.AbstractContex
 
 def add_cancel(cancel: Callable[[], None]) -> Callable[[], None]:
     """As `cancel_on_interrupt`, for work that outlives one block (a reader a generator consumes later):
-    a stop calls `cancel()` from another thread; returns its remover."""
+    a stop calls `cancel()` from another thread, and again every `RECANCEL_S` while it stays registered
+    (work that started just after a cancel, such as a DuckDB query whose interrupt flag is reset when it
+    starts, is stopped too); returns its remover. `cancel` must be harmless to call more than once."""
     _state.cancels.append(cancel)
+    _state.recancel.append(cancel)
     if _state.signum is not None:
         _run_cancels()
+        _recancel_soon()
 
     def remove() -> None:
         with contextlib.suppress(ValueError):
             _state.cancels.remove(cancel)
+        with contextlib.suppress(ValueError):
+            _state.recancel.remove(cancel)
 
     return remove
+
+
+RECANCEL_S = 0.2
+RECANCEL_FOR_S = 120.0
+
+
+def _recancel() -> None:
+    """While a stop is pending: call the `add_cancel` callbacks again and again, until none is registered."""
+    until = time.monotonic() + RECANCEL_FOR_S
+    while _state.signum is not None and _state.recancel and time.monotonic() < until:
+        time.sleep(RECANCEL_S)
+        for cancel in list(_state.recancel):
+            with contextlib.suppress(Exception):
+                cancel()
+    with _state.threads_lock:
+        _state.recanceller = None
+
+
+def _recancel_soon() -> None:
+    with _state.threads_lock:
+        if _state.recanceller is not None or not _state.recancel:
+            return
+        _state.recanceller = threading.Thread(target=_recancel, name="osiris-recancel", daemon=True)
+        _state.recanceller.start()
 
 
 def _run_cancels() -> None:

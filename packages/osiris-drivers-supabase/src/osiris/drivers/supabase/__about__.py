@@ -1,3 +1,3 @@
 """Version of the osiris-drivers-supabase distribution."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

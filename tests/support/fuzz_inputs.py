@@ -11,8 +11,6 @@ that use them.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import time
@@ -22,7 +20,7 @@ from typing import Any
 
 import yaml
 from hypothesis import strategies as st
-from osiris_cli import OSIRIS
+from osiris_cli import OSIRIS, osiris_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.yaml"))
@@ -383,28 +381,9 @@ def prepare(case: Case, folder: Path) -> Path:
 
 def run_in_process(case: Case, folder: Path, command: str) -> Outcome:
     """`osiris COMMAND pipeline.yaml ARGS` through the CLI's `main`, in `folder`."""
-    from osiris.core.cli import main
-
     prepare(case, folder)
-    env = {CANARY_ENV: CANARY, **case.env}
-    saved = {k: os.environ.get(k) for k in env}
-    old_cwd = os.getcwd()
-    out, err = io.StringIO(), io.StringIO()
-    os.environ.update(env)
-    os.chdir(folder)
-    try:
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([command, "pipeline.yaml", *case.args])
-        seconds = time.perf_counter() - started
-    finally:
-        os.chdir(old_cwd)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return Outcome(code, out.getvalue(), err.getvalue(), seconds, _written(folder))
+    done = osiris_in_process(command, "pipeline.yaml", *case.args, cwd=folder, env={CANARY_ENV: CANARY, **case.env})
+    return Outcome(done.code, done.out, done.err, done.seconds, _written(folder))
 
 
 def run_subprocess(case: Case, folder: Path, command: str, timeout: float = 60.0) -> Outcome:

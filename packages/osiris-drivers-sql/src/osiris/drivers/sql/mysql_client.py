@@ -140,6 +140,17 @@ def connect(connection: dict[str, Any], *, step: str | None, raw: bool = False) 
         raise translate(exc, connection=c, step=step, action="connecting to") from None
 
 
+def bind(conn: Any, sql: str, params: Any) -> str:
+    """`sql` with `params` escaped in by the connection (pymysql's `%s` / `%(name)s` style)."""
+    if params is None:
+        return sql
+    cur = conn.cursor()
+    try:
+        return cur.mogrify(sql, params)
+    finally:
+        cur.close()
+
+
 def error_code(exc: BaseException) -> tuple[int | None, str]:
     """The MySQL error code and text of a pymysql error."""
     args = getattr(exc, "args", ())

@@ -110,17 +110,6 @@ def build_sql(config: dict[str, Any], *, step_id: str, expressions: dict[str, st
     return sql
 
 
-def _bind(conn: Any, sql: str, params: Any) -> str:
-    """`sql` with `params` escaped in by the connection (pymysql's `%s` / `%(name)s` style)."""
-    if params is None:
-        return sql
-    cur = conn.cursor()
-    try:
-        return cur.mogrify(sql, params)
-    finally:
-        cur.close()
-
-
 @dataclass(frozen=True)
 class Shape:
     """What the column plans take from the step besides each column's metadata.
@@ -426,7 +415,7 @@ class MySQLExtractor:
                         window["source_keys"] = self._read_keys(
                             key_sql(meta, original, read.key_columns, step_id), original, ctx, step_id
                         )
-                sql = _bind(meta, build_sql(config, step_id=step_id), config.get("params"))
+                sql = client.bind(meta, build_sql(config, step_id=step_id), config.get("params"))
                 described = client.describe(meta, sql)
                 shape = Shape(
                     zero_dates_as_null=zero_null,
@@ -591,7 +580,7 @@ class MySQLExtractor:
         if config.get("table"):
             expressions = {p.name: _rewrite(p, "") for p in plans if p.name in rewritten}
             cfg = {**config, "columns": [p.name for p in plans]}
-            run_sql = _bind(meta, build_sql(cfg, step_id=step_id, expressions=expressions), config.get("params"))
+            run_sql = client.bind(meta, build_sql(cfg, step_id=step_id, expressions=expressions), config.get("params"))
         elif _wrappable(sql):
             # Without ORDER BY the row order is unspecified anyway, so a derived table changes nothing.
             select = ", ".join(

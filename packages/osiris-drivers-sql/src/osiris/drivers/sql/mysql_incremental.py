@@ -29,20 +29,10 @@ def cursor_sql(cursor: str) -> str:
     return "`" + cursor + "`" if _IDENT.match(cursor) else f"({cursor})"
 
 
-def _bind(meta: Any, sql: str, params: Any) -> str:
-    if params is None:
-        return sql
-    cur = meta.cursor()
-    try:
-        return cur.mogrify(sql, params)
-    finally:
-        cur.close()
-
-
 def source_sql(meta: Any, config: dict[str, Any], step_id: str) -> tuple[str, str | None]:
     """(`FROM ...` of the step's rows, its filter or None): the table with `where`, or the query as `q`."""
     if config.get("query"):
-        query = _bind(meta, str(config["query"]).strip().rstrip(";").strip(), config.get("params"))
+        query = client.bind(meta, str(config["query"]).strip().rstrip(";").strip(), config.get("params"))
         return f"FROM ({query}) AS q", None
     table = client.quote_identifier(str(config["table"]), what="`table`", step=step_id)
     where = config.get("where")

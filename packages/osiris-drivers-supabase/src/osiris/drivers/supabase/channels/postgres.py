@@ -126,6 +126,7 @@ class PostgresLoader:
         self.output_dir = output_dir
         self._reported = 0  # rows already reported as progress, across attempts
         self.only_changed = False  # an incremental upsert leaves unchanged rows alone
+        self._created_stages: list[str] = []  # staging tables of the running load, dropped when it ends
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -253,10 +254,10 @@ class PostgresLoader:
                 pg.rollback()
             raise
         finally:
-            if stage is not None:
-                self._drop_stage(pg, stage)
-            if keys_stage is not None:
-                self._drop_stage(pg, keys_stage)
+            # Every staging table this load created, also one whose name a stop kept from reaching `stage`.
+            for name in self._created_stages:
+                self._drop_stage_despite_a_stop(pg, name)
+            self._created_stages.clear()
             pg.close()
 
     # -- incremental deletes ---------------------------------------------------------------
@@ -356,6 +357,7 @@ class PostgresLoader:
                 cur.execute(f"SELECT {_STAGE_LOCK}", (f"{self.opts.schema}.{name}",))
                 if cur.fetchone()[0]:
                     break
+            self._created_stages.append(name)  # before CREATE: the load's cleanup drops it whatever happens next
             cur.execute(f"CREATE UNLOGGED TABLE {qualified(self.opts.schema, name)} ({cols})")
         pg.commit()
         return name
@@ -396,6 +398,15 @@ class PostgresLoader:
             self.log_event("staging_sweep_skipped", table=schema, error=str(exc).strip())
         if swept:
             self.log_event("staging_swept", schema=schema, tables=swept)
+
+    def _drop_stage_despite_a_stop(self, pg: Any, stage: str) -> None:
+        """`_drop_stage`, done even when a stop lands inside it (a step thread gets its stop once): then it is
+        done again and the stop raised after."""
+        try:
+            self._drop_stage(pg, stage)
+        except KeyboardInterrupt:
+            self._drop_stage(pg, stage)
+            raise
 
     def _drop_stage(self, pg: Any, stage: str) -> None:
         import psycopg2

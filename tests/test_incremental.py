@@ -190,6 +190,66 @@ def test_full_refresh_replaces_and_sets_the_watermark_anew(inc: Incremental) -> 
     assert inc.state()["version"] == 2
 
 
+def test_a_first_load_and_a_full_refresh_copy_straight_into_the_table(inc: Incremental) -> None:
+    """No staging and no merge where there is nothing to merge with: the rows and the watermark in one COPY's transaction."""
+    first = inc.run()
+    assert step(first, "load")["facts"]["strategy"] == "direct"
+    assert inc.target() == inc.source() and inc.state()["version"] == 1
+    inc.mysql("UPDATE items SET name = 'B', updated_at = '2024-01-02' WHERE id = 2")
+    second = inc.run()
+    assert step(second, "load")["facts"]["strategy"] != "direct"  # rows are there: merged through staging
+    assert inc.target() == inc.source() and inc.state()["version"] == 2
+    refresh = inc.run(full_refresh=True)
+    assert step(refresh, "load")["facts"]["strategy"] == "direct_swap"
+    assert inc.target() == inc.source() and inc.state() == {"watermark": wm("2024-01-02 00:00:00.000000"), "version": 3}
+    with inc.pg.cursor() as cur:  # an emptied table and a reset state: a first load again
+        cur.execute("TRUNCATE items")
+        cur.execute("DELETE FROM _osiris_state")
+    again = inc.run()
+    assert step(again, "load")["facts"]["strategy"] == "direct"
+    assert inc.target() == inc.source() and inc.state()["version"] == 1
+    with inc.pg.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_osiris_stage_%'")
+        assert cur.fetchone()[0] == 0
+
+
+def test_a_first_load_with_repeated_keys_or_soft_deletes_goes_through_staging(inc: Incremental) -> None:
+    # Repeated keys (a query joining rows twice): the direct COPY meets the key and the staged load refuses them.
+    inc.extractor = {"query": "SELECT i.* FROM items i JOIN (SELECT 1 AS n UNION ALL SELECT 2) t"}
+    card = inc.run(expect=1)
+    assert "repeat" in card["error"]["message"] and inc.target() == [] and inc.state() is None
+    # Soft deletes: a row flagged before the first load never arrives.
+    inc.extractor = {"table": "items"}
+    inc.mysql(
+        "ALTER TABLE items ADD COLUMN deleted_at DATETIME NULL", "UPDATE items SET deleted_at = NOW() WHERE id = 2"
+    )
+    inc.incremental = {"cursor": "updated_at", "deletes": {"soft": "deleted_at"}}
+    card = inc.run()
+    assert [r[0] for r in inc.target()] == [1, 3] and inc.state()["version"] == 1
+
+
+def test_concurrent_first_loads_never_both_commit(inc: Incremental) -> None:
+    """Two first loads into an empty table: the second waits on the state lock, then stops."""
+    inc.run()
+    with inc.pg.cursor() as cur:
+        cur.execute("TRUNCATE items")
+        cur.execute("DELETE FROM _osiris_state")
+    blocker = postgres_connect(inc.dst.name)
+    blocker.autocommit = False
+    with blocker.cursor() as cur:
+        cur.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+    a = inc.popen()
+    _wait_for(inc, "Lock", "relation")  # A holds the state lock and waits for the table
+    b = inc.popen()
+    _wait_for(inc, "Lock", "advisory")
+    blocker.rollback()
+    _, err_a = a.communicate(timeout=120)
+    out_b, _ = b.communicate(timeout=120)
+    assert a.returncode == 0, err_a
+    assert b.returncode == 1 and "Another run of pipeline" in out_b
+    assert inc.state()["version"] == 1 and inc.target() == inc.source()
+
+
 def test_concurrent_runs_never_both_commit(inc: Incremental) -> None:
     """Run A is held inside its load transaction; run B waits on the state lock, then stops."""
     inc.run()
@@ -232,9 +292,12 @@ def test_sigkill_during_the_load_leaves_watermark_and_table(inc: Incremental) ->
     assert inc.target() == inc.source() and inc.state()["version"] == 2
 
 
-def test_a_terminated_copy_leaves_watermark_and_table(inc: Incremental) -> None:
+@pytest.mark.parametrize("load", ["first", "later"])
+def test_a_terminated_copy_leaves_watermark_and_table(inc: Incremental, load: str) -> None:
+    """`first`: the COPY straight into the new table; `later`: the COPY into staging before the merge."""
     inc.mysql("ALTER TABLE items ADD COLUMN payload MEDIUMTEXT")
-    inc.run()
+    if load == "later":
+        inc.run()
     # 20,000 rows of 4 KB: a COPY that lasts long enough to be caught and terminated
     inc.mysql(
         "INSERT INTO items SELECT 1000 + seq, 'x', '2024-01-05' + INTERVAL seq SECOND, REPEAT(MD5(seq), 128) "
@@ -260,7 +323,7 @@ def test_a_terminated_copy_leaves_watermark_and_table(inc: Incremental) -> None:
     assert (inc.state(), inc.target()) == before
     inc.writer = {}
     inc.run()
-    assert inc.target() == inc.source() and inc.state()["version"] == 2
+    assert inc.target() == inc.source() and inc.state()["version"] == (2 if load == "later" else 1)
 
 
 def _wait_for(inc: Incremental, wait_type: str, wait_event: str, timeout: float = 120) -> None:

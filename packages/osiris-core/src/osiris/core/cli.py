@@ -47,6 +47,13 @@ class LazyGroup(click.Group):
         return sorted(set(BUILTIN_COMMANDS) | set(_entry_points()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        # click asks twice per invocation (resolve_command, then its parent's): scan the entry points once.
+        loaded: dict[str, click.Command | None] = self.__dict__.setdefault("_loaded", {})
+        if cmd_name not in loaded:
+            loaded[cmd_name] = self._load_command(cmd_name)
+        return loaded[cmd_name]
+
+    def _load_command(self, cmd_name: str) -> click.Command | None:
         target = BUILTIN_COMMANDS.get(cmd_name)
         if target is None:
             ep = _entry_points().get(cmd_name)

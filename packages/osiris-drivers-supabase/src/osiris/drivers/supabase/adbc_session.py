@@ -87,3 +87,49 @@ class AdbcSession:
             self._conn.close()
         finally:
             self._db.close()
+
+
+class AdbcCursor:
+    """A psycopg2-style cursor on an `AdbcSession`, for the few small statements of the state table.
+
+    `%s` parameters are inlined as SQL literals (text, integers, None), so `osiris.drivers.supabase.state`
+    runs unchanged inside an ADBC transaction (ADBC's own binding takes an Arrow batch per statement).
+    """
+
+    def __init__(self, session: AdbcSession) -> None:
+        self._session = session
+        self._rows: list[tuple[Any, ...]] = []
+        self.rowcount = -1
+        # Literals below double their quotes only, which is exact with standard strings (PostgreSQL's default).
+        session.execute("SET LOCAL standard_conforming_strings = on")
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> None:
+        """Run one statement; rows it returns (SELECT, RETURNING) are kept for `fetchone`."""
+        if params:
+            sql = sql % tuple(sql_literal(p) for p in params)
+        head = sql.lstrip().split(None, 1)[0].upper()
+        if head == "SELECT" or " RETURNING " in sql.upper():
+            self._rows = [tuple(r.values()) for r in self._session.query(sql)]
+            self.rowcount = len(self._rows)
+        else:
+            self._rows = []
+            self.rowcount = self._session.execute(sql)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row of the last statement, or None."""
+        return self._rows.pop(0) if self._rows else None
+
+
+def sql_literal(value: Any) -> str:
+    """`value` (None, bool, int or text) as a SQL literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("PostgreSQL text cannot hold NUL characters")
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"cannot inline a {type(value).__name__} as a SQL literal")

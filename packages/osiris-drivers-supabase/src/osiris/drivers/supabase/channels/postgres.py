@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
 from osiris.drivers.supabase import ddl, identifiers, state, typefit
-from osiris.drivers.supabase.adbc_session import AdbcSession
+from osiris.drivers.supabase.adbc_session import AdbcCursor, AdbcSession
 from osiris.drivers.supabase.errors import from_postgres
 from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, duplicate_keys_error, misfit_values
 from osiris.drivers.supabase.postgres_connect import connect
@@ -197,7 +197,19 @@ class PostgresLoader:
                 pg.commit()
             self._sweep_stale_stages(pg)
             if incremental is not None:
-                pass  # state commits in the merge transaction: no direct paths
+                # A first load (an empty or missing table) or `--full-refresh` goes straight into the table,
+                # the watermark committed in the same transaction; everything else merges through staging.
+                if self._direct_incremental_ok(info, ddl_statements, ddl_in_transaction, incremental):
+                    direct = self._direct_swap(
+                        target,
+                        arrow_schema,
+                        batches,
+                        ddl_statements,
+                        incremental=incremental,
+                        state_schema=state_schema or opts.schema,
+                    )
+                    if direct is not None:
+                        return direct
             elif self._direct_append_ok(info, arrow_schema, ddl_statements):
                 appended = self._direct_append(target, arrow_schema, batches, num_rows)
                 if appended is not None:
@@ -500,19 +512,41 @@ class PostgresLoader:
         # the types, inside the transaction); a missing one is created with it.
         return info is None or info.has_unique(opts.primary_key)
 
+    def _direct_incremental_ok(
+        self, info: ddl.TableInfo | None, statements: list[ddl.Statement], ddl_in_transaction: bool, incremental: Any
+    ) -> bool:
+        """Whether an incremental load may try the direct path: a key, and no soft deletes to apply."""
+        opts = self.opts
+        if not opts.primary_key or incremental.deletes == "soft" or (statements and not ddl_in_transaction):
+            return False
+        if opts.write_mode == "replace":  # `--full-refresh`
+            return self._direct_swap_candidate(info, statements, ddl_in_transaction)
+        return opts.write_mode == "upsert" and (info is None or info.has_unique(opts.primary_key))
+
     def _direct_swap(
         self,
         target: Any,
         arrow_schema: pa.Schema,
         batches: Callable[[], Iterable[Any]],
         statements: list[ddl.Statement],
+        *,
+        incremental: Any = None,
+        state_schema: str | None = None,
     ) -> LoadResult | None:
-        """DDL, TRUNCATE and COPY into the target in one ADBC transaction; None to fall back to staging."""
+        """DDL, TRUNCATE and COPY into the target in one ADBC transaction; None to fall back to staging.
+
+        With `incremental`, the watermarks commit in that transaction too, and an `upsert` only takes
+        this path into an empty table (a first load): TRUNCATE is then a no-op and COPY an insert.
+        """
         opts = self.opts
         tgt = qualified(opts.schema, opts.table)
         ac = self._adbc(target)
         try:
             ac.execute(f"SET LOCAL statement_timeout = {int(opts.timeout * 1000)}")
+            if incremental is not None:  # first the state's lock: a concurrent run stops here, before any COPY
+                cur = AdbcCursor(ac)
+                for commit in incremental.commits:
+                    state.lock_and_check(cur, state_schema or opts.schema, commit, step=self.step)
             self._run_ddl_on(ac, statements, errors=(Exception,))
             info = ddl.describe(ac.query, opts.schema, opts.table)
             if not (info and info.has_unique(opts.primary_key) and self._types_match(info, arrow_schema)):
@@ -522,15 +556,33 @@ class PostgresLoader:
                 ac.rollback()
                 return None
             ac.execute(f"LOCK TABLE {tgt} IN ACCESS EXCLUSIVE MODE")
-            before = int(ac.query(f"SELECT count(*) AS n FROM {tgt}")[0]["n"])
-            ac.execute(f"TRUNCATE {tgt}")
+            if incremental is not None and opts.write_mode != "replace":
+                if ac.query(f"SELECT EXISTS (SELECT 1 FROM {tgt}) AS filled")[0]["filled"]:
+                    ac.rollback()
+                    return None  # rows are there already: merge through staging
+                before = 0
+            else:
+                before = int(ac.query(f"SELECT count(*) AS n FROM {tgt}")[0]["n"])
+                ac.execute(f"TRUNCATE {tgt}")
             rows = self._copy_in(ac, opts.table, arrow_schema, batches)
-            if rows == 0 and not opts.allow_empty_replace:
+            if rows == 0 and (incremental is not None or not opts.allow_empty_replace):
                 ac.rollback()
-                return None  # the staged path raises the clear "empty input" error
+                return None  # the staged path raises the clear "empty input" error (or loads nothing)
+            if incremental is not None:
+                cur = AdbcCursor(ac)
+                for commit in incremental.commits:
+                    state.write(
+                        cur,
+                        state_schema or opts.schema,
+                        commit.key,
+                        commit.watermark_after,
+                        run_id=commit.run_id,
+                        window=commit.window,
+                    )
             check_before_commit(self.step)
             ac.commit()
-            return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, strategy="direct_swap")
+            strategy = "direct_swap" if opts.write_mode == "replace" else "direct"
+            return LoadResult(rows_written=rows, rows_deleted=before, rows_input=rows, strategy=strategy)
         except KeyboardInterrupt:  # a stop (`RunInterrupted`): nothing of this load is committed
             with contextlib.suppress(Exception):
                 ac.rollback()

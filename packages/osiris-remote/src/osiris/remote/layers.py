@@ -227,14 +227,17 @@ def _is_editable(dist: metadata.Distribution) -> bool:
         return True  # unreadable: not something to link
 
 
-def host_closure(requirements: Iterable[str]) -> list[metadata.Distribution] | None:
+def host_closure(
+    requirements: Iterable[str], host: Mapping[str, metadata.Distribution] | None = None
+) -> list[tuple[str, metadata.Distribution]] | None:
     """The host's installed distributions that satisfy `requirements` and, recursively, what they require
-    (markers evaluated for this interpreter, extras followed), sorted by name; None when one is missing,
+    (markers evaluated for this interpreter, extras followed), as (``name==version``, distribution) sorted
+    by name; None when one is missing,
     at a version outside its range, installed editable, or without a file list (``RECORD``)."""
     from packaging.markers import default_environment
     from packaging.requirements import InvalidRequirement, Requirement
 
-    host = _host_distributions()
+    host = _host_distributions() if host is None else host
     base_env = {**default_environment(), "extra": ""}
     chosen: dict[str, metadata.Distribution] = {}
     meta: dict[str, Any] = {}
@@ -271,11 +274,7 @@ def host_closure(requirements: Iterable[str]) -> list[metadata.Distribution] | N
         for sub in meta[name].get_all("Requires-Dist") or []:
             for e in new:
                 todo.append((sub, e))
-    return [chosen[n] for n in sorted(chosen)]
-
-
-def _pin(dist: metadata.Distribution) -> str:
-    return f"{_canonical(dist.metadata['Name'])}=={dist.version}"
+    return [(f"{n}=={meta[n]['Version']}", chosen[n]) for n in sorted(chosen)]
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -286,12 +285,12 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _link_distributions(dists: list[metadata.Distribution], site: Path, log: Any) -> int:
+def _link_distributions(dists: list[tuple[str, metadata.Distribution]], site: Path, log: Any) -> int:
     """Hard-link every installed file of `dists` into `site` (scripts outside site-packages left out,
     but for the `bin/` executables of the layer's tools); the number of files."""
     count = 0
-    for dist in dists:
-        name = _canonical(dist.metadata["Name"])
+    for pin, dist in dists:
+        name = pin.split("==")[0]
         files = list(dist.files or [])
         linked = 0
         for rel in files:
@@ -306,11 +305,11 @@ def _link_distributions(dists: list[metadata.Distribution], site: Path, log: Any
             if not src.is_file():
                 if rel.suffix in (".pyc", ".pyo"):
                     continue  # byte code listed but never written: compiled below
-                raise FileNotFoundError(f"{name} {dist.version}: `{src}` is listed in its RECORD but missing")
+                raise FileNotFoundError(f"{pin}: `{src}` is listed in its RECORD but missing")
             _link(src, dst)
             linked += 1
         count += linked
-        log.write(f"{name}=={dist.version}: {linked} files from {dist.locate_file('')}\n")
+        log.write(f"{pin}: {linked} files from {dist.locate_file('')}\n")
     return count
 
 
@@ -401,9 +400,10 @@ def ensure_layer(
     build_env = dict(os.environ if env is None else env)
     closure = None
     if python == this_python and os.environ.get(FROM_HOST_VARIABLE, "1") != "0":
-        tools = [t for t in LAYER_TOOLS if _canonical(t) in _host_distributions()]
-        closure = host_closure([*tools, *reqs]) if tools else None
-    pins = [_pin(d) for d in closure] if closure is not None else None
+        host = _host_distributions()
+        tools = [t for t in LAYER_TOOLS if _canonical(t) in host]
+        closure = host_closure([*tools, *reqs], host) if tools else None
+    pins = [pin for pin, _ in closure] if closure is not None else None
     key = layer_key(reqs, python_tag(), pins)
     final = root / key
     if (final / "layer.json").is_file():
@@ -434,13 +434,13 @@ def _build_from_host(
     final: Path,
     key: str,
     requirements: list[str],
-    dists: list[metadata.Distribution],
+    dists: list[tuple[str, metadata.Distribution]],
     on_output: Callable[[str], None] | None = None,
 ) -> None:
     """Link the host's installed `dists` into a temporary folder next to `final`, compile it, rename it into place."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
-    pins = [_pin(d) for d in dists]
+    pins = [pin for pin, _ in dists]
     t0 = time.perf_counter()
     try:
         (tmp / "requirements.txt").write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
@@ -536,15 +536,126 @@ def _build(
         raise
 
 
+# ------------------------------------------------------------------------------ the osiris code
+
+CODE_FORMAT = 1
+
+
+def code_key(wheels: Iterable[Path], python: str) -> str:
+    """The name of the code layer of these osiris wheels: `osiris-` and the hash of their names and contents."""
+    h = hashlib.sha256(json.dumps({"format": CODE_FORMAT, "python": python}).encode())
+    for wheel in sorted(wheels, key=lambda p: p.name):
+        h.update(wheel.name.encode() + b"\0")
+        h.update(hashlib.sha256(wheel.read_bytes()).digest())
+    return "osiris-" + h.hexdigest()[:20]
+
+
+@dataclass
+class CodeLayer:
+    """The osiris wheels of a run, installed once (byte-compiled) into the layer cache, keyed by their sha256."""
+
+    key: str
+    path: Path
+    wheels: list[str]
+    built: bool = False
+    seconds: float = 0.0
+
+    @property
+    def site(self) -> Path:
+        """The folder a venv adds to its path."""
+        return self.path / "site-packages"
+
+    @property
+    def install_log(self) -> Path:
+        """The installer's output when the layer was made."""
+        return self.path / "install.log"
+
+    def describe(self) -> dict[str, Any]:
+        """What the run card and events say about it."""
+        return {
+            "hash": self.key,
+            "path": str(self.path),
+            "wheels": self.wheels,
+            "cached": not self.built,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def ensure_code_layer(
+    wheels: Iterable[Path],
+    *,
+    uv: Path | None,
+    python: str | None = None,
+    root: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> CodeLayer:
+    """The osiris `wheels` installed (``--no-index --no-deps``, by `uv` when given, else pip) into a cached
+    folder of their own, byte-compiled; made when missing, under a lock, renamed into place when complete."""
+    python = python or getattr(sys, "_base_executable", None) or sys.executable
+    root = root or layers_root()
+    files = sorted(wheels, key=lambda p: p.name)
+    names = [w.name for w in files]
+    t0 = time.perf_counter()
+    key = code_key(files, python_tag())
+    final = root / key
+    if (final / "layer.json").is_file():
+        return CodeLayer(key, final, names, built=False, seconds=time.perf_counter() - t0)
+    with _locked(root / f".{key}.lock"):
+        if (final / "layer.json").is_file():
+            return CodeLayer(key, final, names, built=False, seconds=time.perf_counter() - t0)
+        run_env = dict(os.environ if env is None else env)
+        run_env = {**run_env, **cache_env(run_env)}
+        tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=root))
+        try:
+            target = tmp / "site-packages"
+            tool = (
+                [str(uv), "pip", "install", "--python", python]
+                if uv is not None
+                else [
+                    *_pip_command(python, run_env),
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--no-compile",
+                ]
+            )
+            cmd = [*tool, "--target", str(target), "--no-index", "--no-deps", *map(str, files)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, check=False)
+            shown = " ".join(cmd).replace(str(tmp), str(final))
+            (tmp / "install.log").write_text(f"$ {shown}\n{proc.stdout}{proc.stderr}", encoding="utf-8")
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+                raise TerminalError(f"Installing the osiris wheels into `{final}` failed:\n{tail}")
+            _compile(target)
+            info = {
+                "hash": key,
+                "format": CODE_FORMAT,
+                "python": python_tag(),
+                "wheels": names,
+                "build_seconds": round(time.perf_counter() - t0, 3),
+                "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            (tmp / "layer.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return CodeLayer(key, final, names, built=True, seconds=time.perf_counter() - t0)
+
+
 def pth_line(site: Path) -> str:
     """The `.pth` line that makes a venv see a layer (as a site dir, so `.pth` files inside it work too)."""
     return f"import site; site.addsitedir({str(site)!r})\n"
 
 
 __all__ = [
+    "CodeLayer",
     "DependencyLayer",
     "cache_env",
     "cache_root",
+    "ensure_code_layer",
     "ensure_layer",
     "host_closure",
     "layer_key",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris.core.errors import TerminalError, TransientError
-from osiris.remote.layers import DependencyLayer, cache_env
+from osiris.remote.layers import CodeLayer, DependencyLayer, cache_env
 
 STDERR_TAIL_LINES = 40
 # Variables a local sandbox inherits so that Python and pip work as on the host.
@@ -114,6 +114,13 @@ class Sandbox(ABC):
         None means this sandbox has no layers: the dependencies come from its
         template or are installed from its index. While a layer is built, `on_output`
         gets what the installer is doing, line by line.
+        """
+        return None
+
+    def code_layer(self, wheels: list[Path], layer: DependencyLayer | None) -> CodeLayer | None:
+        """The osiris `wheels` already installed in a cache the run's venv can see, or None.
+
+        None means the wheels are uploaded and installed into every run's venv.
         """
         return None
 
@@ -221,6 +228,14 @@ class LocalSandbox(Sandbox):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(layer.build_log, target)
         return layer
+
+    def code_layer(self, wheels: list[Path], layer: DependencyLayer | None) -> CodeLayer | None:
+        """The osiris wheels installed once (byte-compiled) by the layer's uv into a cache keyed by their sha256."""
+        if layer is None:
+            return None
+        from osiris.remote.layers import ensure_code_layer
+
+        return ensure_code_layer(wheels, uv=layer.uv, python=self.base_python, root=self.layers_root, env=self.env)
 
     def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str, str]:
         """Run a shell command in the sandbox folder."""

@@ -47,20 +47,9 @@ def make_environment(
         venv_flags, install_deps = "--system-site-packages", False  # the template's Python holds them
     else:
         venv_flags, install_deps = "", True
-    sandbox.check(
-        f"mkdir -p wheels run/artifacts/_system && {sandbox.python} -m venv {venv_flags} venv",
-        what="environment (venv)",
-        timeout=300,
-    )
-    if layer is not None:
-        # The osiris code first, then its dependencies.
-        lines = (pth_line(code.site) if code is not None else "") + pth_line(layer.site)
-        sandbox.check(
-            "venv/bin/python -c 'import sysconfig,sys; "
-            'open(sysconfig.get_paths()["purelib"] + "/_osiris_layer.pth", "w").write(sys.argv[1])\' '
-            + shlex.quote(lines),
-            what="environment (dependency layer)",
-        )
+    # The osiris code first, then its dependencies.
+    pth = None if layer is None else (pth_line(code.site) if code is not None else "") + pth_line(layer.site)
+    sandbox.make_venv(venv_flags, pth)
     if code is None:
         for wheel in plan.wheels.values():
             sandbox.upload(wheel, f"wheels/{wheel.name}")

@@ -117,6 +117,9 @@ def main() -> int:
     )
     parser.add_argument("--skip-full", action="store_true", help="skip the no-layer and cold-layer modes")
     parser.add_argument("--no-e2b", action="store_true", help="skip the e2b stand-in mode")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="then N more host / warm-layer pairs, side by side, for the medians"
+    )
     args = parser.parse_args()
     if args.pipeline == "flagship":
         with _flagship_databases(args.rows or 30000) as (mysql_db, pg_db):
@@ -183,6 +186,10 @@ def _run(args: argparse.Namespace, mysql_db: str | None, pg_db: str | None) -> i
             os.environ.update(envd.sdk_env())
             timed("e2b (template)", lambda r: e2b_plugin(manifest, SandboxOptions(name="e2b"), runs_dir=r, **kw))
 
+    for _ in range(args.repeat - 1 if args.repeat > 1 else 0):
+        timed("host", lambda r: run_on_host(manifest, runs_dir=r, **kw))
+        timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))
+
     rows = sum(s["rows_out"] for s in results[0][4]["steps"] if s["id"] in ("orders", "customers"))
     print(f"{args.pipeline}, {rows:,} input rows; wall seconds (machine shared with other work)")
     cols = (*BOOTSTRAP, "download", "teardown")
@@ -197,6 +204,17 @@ def _run(args: argparse.Namespace, mysql_db: str | None, pg_db: str | None) -> i
         cells = "".join(f"{t[c]:>13.2f}" if c in t else f"{'-':>13}" for c in cols)
         steps = sum(s["duration_ms"] for s in card["steps"]) / 1000
         print(f"{name:<20}{code:>5}{wall:>8.2f}{wall / host_wall:>7.2f}{cells}{boot:>10.2f}{steps:>8.2f}")
+    if args.repeat > 1:
+        import statistics
+
+        walls = {m: [r[2] for r in results if r[0] == m] for m in ("host", "local (warm layer)")}
+        boots = [sum(r[3].get(c, 0.0) for c in BOOTSTRAP) for r in results if r[0] == "local (warm layer)"]
+        host, warm = (statistics.median(walls[m]) for m in ("host", "local (warm layer)"))
+        print(
+            f"medians: host {host:.2f} s ({len(walls['host'])} runs), local warm {warm:.2f} s "
+            f"({len(walls['local (warm layer)'])} runs, bootstrap {statistics.median(boots):.2f} s): "
+            f"{warm / host:.2f}× host"
+        )
     for name, code, _, _, card in results:
         if code != 0:
             print(f"{name} failed: {(card.get('error') or {}).get('message')}")

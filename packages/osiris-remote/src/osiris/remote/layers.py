@@ -19,7 +19,7 @@ Two ways to build one:
 
 Layout, under ``$OSIRIS_CACHE_DIR/sandbox-layers`` (default ``~/.cache/osiris/sandbox-layers``)::
 
-    <key>/site-packages/    pip install --target of the requirements, pip and uv
+    <key>/site-packages/    the requirements (linked from the host, or pip install --target), pip and uv
     <key>/requirements.txt  the exact requirement set
     <key>/layer.json        hash, python, requirements, source (host or pip), pins, build seconds, time
     <key>/build.log         what the build did (pip's output, or the distributions linked)
@@ -232,8 +232,8 @@ def host_closure(
 ) -> list[tuple[str, metadata.Distribution]] | None:
     """The host's installed distributions that satisfy `requirements` and, recursively, what they require
     (markers evaluated for this interpreter, extras followed), as (``name==version``, distribution) sorted
-    by name; None when one is missing,
-    at a version outside its range, installed editable, or without a file list (``RECORD``)."""
+    by name; None when one is missing, at a version outside its range, installed editable, or without a
+    file list (``RECORD``)."""
     from packaging.markers import default_environment
     from packaging.requirements import InvalidRequirement, Requirement
 
@@ -389,8 +389,10 @@ def ensure_layer(
 ) -> DependencyLayer:
     """The layer of `requirements` for `python` (default: this interpreter's base), built if missing.
 
-    While it builds, `on_output` gets each line pip prints that says what it is doing
-    (collecting, downloading, installing a package).
+    Linked from the host's installed distributions when they satisfy `requirements` (`host_closure`;
+    not with ``OSIRIS_LAYER_FROM_HOST=0``, nor for another Python than this one's), else installed by
+    pip. While it builds, `on_output` gets what it is doing: the linking, or each line pip prints
+    that says what it is doing (collecting, downloading, installing a package).
     """
     this_python = getattr(sys, "_base_executable", None) or sys.executable
     python = python or this_python
@@ -403,8 +405,35 @@ def ensure_layer(
         host = _host_distributions()
         tools = [t for t in LAYER_TOOLS if _canonical(t) in host]
         closure = host_closure([*tools, *reqs], host) if tools else None
-    pins = [pin for pin, _ in closure] if closure is not None else None
-    key = layer_key(reqs, python_tag(), pins)
+    if closure is not None:
+        try:
+            return _ensure(
+                root,
+                layer_key(reqs, python_tag(), [p for p, _ in closure]),
+                reqs,
+                t0,
+                closure=closure,
+                on_output=on_output,
+            )
+        except OSError as exc:  # a broken host environment (a file its RECORD lists is gone): pip instead
+            if on_output is not None:
+                on_output(f"linking from the host failed ({exc}); installing with pip")
+    pip_env = {**build_env, **cache_env(build_env)}
+    return _ensure(root, layer_key(reqs, python_tag()), reqs, t0, python=python, env=pip_env, on_output=on_output)
+
+
+def _ensure(
+    root: Path,
+    key: str,
+    reqs: list[str],
+    t0: float,
+    *,
+    closure: list[tuple[str, metadata.Distribution]] | None = None,
+    python: str = "",
+    env: dict[str, str] | None = None,
+    on_output: Callable[[str], None] | None = None,
+) -> DependencyLayer:
+    """The layer `key`: the cached one, else built (linked from `closure`, or by pip for `python`) under a lock."""
     final = root / key
     if (final / "layer.json").is_file():
         return DependencyLayer(key, final, reqs, built=False, seconds=time.perf_counter() - t0)
@@ -414,7 +443,7 @@ def ensure_layer(
         if closure is not None:
             _build_from_host(final, key, reqs, closure, on_output)
         else:
-            _build(final, key, reqs, python, {**build_env, **cache_env(build_env)}, on_output)
+            _build(final, key, reqs, python, env or {}, on_output)
     layer = DependencyLayer(key, final, reqs, built=True, seconds=time.perf_counter() - t0)
     layer.info = json.loads((final / "layer.json").read_text(encoding="utf-8"))
     return layer

@@ -109,6 +109,17 @@ def _flagship_databases(rows: int):
         yield my.name, pg.name
 
 
+class _Done:
+    def __init__(self, code: int) -> None:
+        self.exit_code = code
+
+
+def _cli(cmd: list[str]) -> _Done:
+    import subprocess
+
+    return _Done(subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipeline", choices=("quickstart", "flagship"), default="quickstart")
@@ -189,6 +200,13 @@ def _run(args: argparse.Namespace, mysql_db: str | None, pg_db: str | None) -> i
     for _ in range(args.repeat - 1 if args.repeat > 1 else 0):
         timed("host", lambda r: run_on_host(manifest, runs_dir=r, **kw))
         timed("local (warm layer)", lambda r: local_plugin(manifest, local, runs_dir=r, **kw))
+    # What a user sees: `osiris run` in a new process each time (its start and imports included).
+    cli = [str(Path(sys.executable).parent / "osiris"), "run", str(manifest)]
+    if kw["connections_file"] is not None:
+        cli += ["--connections", str(kw["connections_file"])]
+    for _ in range(max(args.repeat, 1)):
+        timed("host (cli)", lambda r: _cli([*cli, "--runs-dir", str(r)]))
+        timed("local warm (cli)", lambda r: _cli([*cli, "--runs-dir", str(r), "--sandbox", "local"]))
 
     rows = sum(s["rows_out"] for s in results[0][4]["steps"] if s["id"] in ("orders", "customers"))
     print(f"{args.pipeline}, {rows:,} input rows; wall seconds (machine shared with other work)")
@@ -207,14 +225,14 @@ def _run(args: argparse.Namespace, mysql_db: str | None, pg_db: str | None) -> i
     if args.repeat > 1:
         import statistics
 
-        walls = {m: [r[2] for r in results if r[0] == m] for m in ("host", "local (warm layer)")}
-        boots = [sum(r[3].get(c, 0.0) for c in BOOTSTRAP) for r in results if r[0] == "local (warm layer)"]
-        host, warm = (statistics.median(walls[m]) for m in ("host", "local (warm layer)"))
-        print(
-            f"medians: host {host:.2f} s ({len(walls['host'])} runs), local warm {warm:.2f} s "
-            f"({len(walls['local (warm layer)'])} runs, bootstrap {statistics.median(boots):.2f} s): "
-            f"{warm / host:.2f}× host"
-        )
+        for host_mode, warm_mode in (("host", "local (warm layer)"), ("host (cli)", "local warm (cli)")):
+            walls = {m: [r[2] for r in results if r[0] == m] for m in (host_mode, warm_mode)}
+            boots = [sum(r[3].get(c, 0.0) for c in BOOTSTRAP) for r in results if r[0] == warm_mode]
+            host, warm = (statistics.median(walls[m]) for m in (host_mode, warm_mode))
+            print(
+                f"medians: {host_mode} {host:.2f} s ({len(walls[host_mode])} runs), {warm_mode} {warm:.2f} s "
+                f"({len(walls[warm_mode])} runs, bootstrap {statistics.median(boots):.2f} s): {warm / host:.2f}× host"
+            )
     for name, code, _, _, card in results:
         if code != 0:
             print(f"{name} failed: {(card.get('error') or {}).get('message')}")

@@ -273,54 +273,106 @@ steps:
     assert os.environ["OSIRIS_CANARY_PW"] == CANARY
 
 
-def test_local_sandbox_builds_its_dependency_layer_once_then_reuses_it(quickstart_manifest, workdir, monkeypatch):
-    """A cold layer from the index (slow: pip installs pyarrow, duckdb, ... into an empty cache), then a warm run.
+def _cold_then_warm(manifest: Path, workdir: Path) -> tuple[list[tuple], dict[str, list[str]]]:
+    """A run with an empty cache, then one with the cache it left: (card, events, run dir) of each, and what
+    each run's display was told while its sandbox was built."""
+    watchers = {"cold": _Watcher(), "warm": _Watcher()}
+    runs = []
+    for name, watcher in watchers.items():
+        opts = SandboxOptions(name="local")
+        result = local_plugin(manifest, opts, runs_dir=workdir / name, listeners=[watcher], connections_file=None)
+        assert result.exit_code == 0
+        runs.append(_card(workdir / name))
+    return runs, {run: [s[2] for s in w.seen if s[0] == "stage"] for run, w in watchers.items()}
 
-    Every cache goes under `OSIRIS_CACHE_DIR`: pip's and uv's too, nothing in `$HOME/.cache`.
-    """
+
+def _isolated_caches(workdir: Path, monkeypatch) -> tuple[Path, Path]:
+    """Every cache under a new `OSIRIS_CACHE_DIR` and a new `$HOME`; the two folders."""
     cache, home = workdir / "cache", workdir.parent / "home"
     home.mkdir()
     monkeypatch.setenv("OSIRIS_CACHE_DIR", str(cache))
     monkeypatch.setenv("HOME", str(home))
     for name in ("PIP_CACHE_DIR", "UV_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
-    kw = {"connections_file": None}
-    layer_events, watchers = [], {"cold": _Watcher(), "warm": _Watcher()}
-    for runs in ("cold", "warm"):
-        assert (
-            local_plugin(
-                quickstart_manifest,
-                SandboxOptions(name="local"),
-                runs_dir=workdir / runs,
-                listeners=[watchers[runs]],
-                **kw,
-            ).exit_code
-            == 0
-        )
-        card, events, run_dir = _card(workdir / runs)
+    return cache, home
+
+
+def _check_code_layer(runs: list[tuple], cache: Path) -> None:
+    """Both runs import the osiris wheels from one code layer: installed (and byte-compiled) by the first."""
+    code = []
+    for i, (card, events, run_dir) in enumerate(runs):
         assert all(s["status"] == "succeeded" for s in card["steps"])
         created = next(e for e in events if e["event"] == "sandbox_created")
-        layer_events.append(created["dependency_layer"])
+        code.append(created["code_layer"])
         pip_log = (run_dir / "artifacts/_system/pip_install.log").read_text()
         commands = [line for line in pip_log.splitlines() if line.startswith("$ ")]
         assert len(commands) == 1 and "--no-index --no-deps" in commands[0], "one install call, osiris wheels only"
-        assert "/bin/uv pip install --python venv/bin/python " in commands[0], "the layer's uv installs the wheels"
+        assert "/bin/uv pip install --python " in commands[0] and " --target " in commands[0], "the layer's uv"
+        assert ("installed now" in pip_log) == (i == 0) and ("installed by an earlier run" in pip_log) == (i == 1)
         assert _installed(pip_log) == {"osiris-core", "osiris-runtime", "osiris-remote", "osiris-drivers-sql"}
-        assert (run_dir / "artifacts/_system/layer_build.log").is_file() == (runs == "cold")
-    cold, warm = layer_events
-    building = {run: [s[2] for s in w.seen if s[0] == "stage"] for run, w in watchers.items()}
+        assert all(e["sha256_match"] for e in events if e["event"] == "driver_file_verified")
+    assert code[0]["hash"] == code[1]["hash"] and not code[0]["cached"] and code[1]["cached"]
+    site = cache / "sandbox-layers" / code[0]["hash"] / "site-packages"
+    assert list((site / "osiris" / "core" / "__pycache__").glob("wire.*.pyc")), "byte-compiled once, in the layer"
+
+
+def test_local_sandbox_links_its_dependency_layer_from_the_host_once_then_reuses_it(
+    quickstart_manifest, workdir, monkeypatch
+):
+    """A cold cache: the layer is the host's own installed distributions, hard-linked (no index, no resolver);
+    the osiris wheels are installed once into a code layer. Then a warm run reuses both."""
+    from importlib import metadata
+
+    cache, home = _isolated_caches(workdir, monkeypatch)
+    runs, building = _cold_then_warm(quickstart_manifest, workdir)
+    layers = [next(e for e in events if e["event"] == "sandbox_created")["dependency_layer"] for _, events, _ in runs]
+    assert layers[0]["hash"] == layers[1]["hash"] and not layers[0]["cached"] and layers[1]["cached"]
+    assert any(d.startswith("linking ") and "from the host" in d for d in building["cold"]), building["cold"]
+    assert not any(d.startswith("linking ") for d in building["warm"]), "a cached layer links nothing"
+    layer = cache / "sandbox-layers" / layers[0]["hash"]
+    info = json.loads((layer / "layer.json").read_text())
+    assert info["source"] == "host"
+    pins = dict(p.split("==") for p in info["pins"])
+    assert pins["pyarrow"] == metadata.version("pyarrow") and pins["duckdb"] == metadata.version("duckdb")
+    assert not {"pymysql", "connectorx", "psycopg2-binary", "psycopg2"} & set(pins), "only the named extras"
+    host_file = Path(metadata.distribution("duckdb").locate_file("duckdb/__init__.py"))
+    linked = layer / "site-packages" / "duckdb" / "__init__.py"
+    assert linked.read_bytes() == host_file.read_bytes()
+    assert os.path.samefile(linked, host_file) or linked.stat().st_dev != host_file.stat().st_dev, "a hard link"
+    assert list((layer / "site-packages" / "duckdb" / "__pycache__").glob("__init__.*.pyc")), "byte-compiled"
+    assert (runs[0][2] / "artifacts/_system/layer_build.log").is_file()
+    assert not (runs[1][2] / "artifacts/_system/layer_build.log").exists()
+    _check_code_layer(runs, cache)
+    assert not (home / ".cache").exists(), f"nothing cached under $HOME: {sorted(home.rglob('*'))}"
+
+
+def test_local_sandbox_builds_its_dependency_layer_with_pip_when_not_from_the_host(
+    quickstart_manifest, workdir, monkeypatch
+):
+    """`OSIRIS_LAYER_FROM_HOST=0` (as when the host lacks a requirement): pip builds the layer from the index
+    (slow: pyarrow, duckdb, ... into an empty cache). Every cache goes under `OSIRIS_CACHE_DIR`."""
+    cache, home = _isolated_caches(workdir, monkeypatch)
+    monkeypatch.setenv("OSIRIS_LAYER_FROM_HOST", "0")
+    runs, building = _cold_then_warm(quickstart_manifest, workdir)
+    cold, warm = (next(e for e in ev if e["event"] == "sandbox_created")["dependency_layer"] for _, ev, _ in runs)
     assert any(d.startswith("Collecting pyarrow") for d in building["cold"]), "the display says what pip installs"
     assert not any(d.startswith("Collecting") for d in building["warm"]), "a cached layer installs nothing"
     assert cold["hash"] == warm["hash"] and not cold["cached"] and warm["cached"]
     layer = cache / "sandbox-layers" / cold["hash"]
     info = json.loads((layer / "layer.json").read_text())
+    assert info["source"] == "pip"
     assert {"pip", "duckdb>=1.0", "msgspec>=0.19"} <= set(info["requirements"])
     assert not [r for r in info["requirements"] if r.startswith(("pymysql", "connectorx", "psycopg2"))], (
         "the layer holds only the extras the manifest names (duckdb)"
     )
     assert "Successfully installed" in (layer / "build.log").read_text()
     assert (layer / "site-packages" / "pyarrow").is_dir() and (layer / "site-packages" / "duckdb").is_dir()
-    assert [p.name for p in (cache / "sandbox-layers").iterdir() if not p.name.startswith(".")] == [cold["hash"]]
+    assert (runs[0][2] / "artifacts/_system/layer_build.log").is_file()
+    _check_code_layer(runs, cache)
+    assert sorted(p.name.startswith("osiris-") for p in (cache / "sandbox-layers").iterdir() if p.name[0] != ".") == [
+        False,
+        True,
+    ], "one dependency layer and one code layer"
     # Only caches are asked of: pip runs `rustc --version` for its user agent, and rustup's proxy of it
     # writes `~/.rustup/settings.toml` where Rust is installed.
     assert not (home / ".cache").exists(), f"nothing cached under $HOME: {sorted(home.rglob('*'))}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +76,60 @@ def test_a_failed_build_keeps_its_log_and_leaves_no_layer(tmp_path):
     assert "broken" in (tmp_path / f"{key}.failed.log").read_text()
     assert not (tmp_path / key).exists()
     assert not list(tmp_path.glob(".build-*")), "the temporary build folder is removed"
+
+
+def test_host_closure_follows_requirements_and_extras_at_the_host_versions():
+    from importlib import metadata
+
+    closure = layers.host_closure(["rich>=13", "pyarrow>=15"])
+    assert closure is not None
+    pins = dict(pin.split("==") for pin, _ in closure)
+    assert pins["rich"] == metadata.version("rich") and pins["pyarrow"] == metadata.version("pyarrow")
+    assert {"markdown-it-py", "pygments", "mdurl"} <= set(pins), "what rich requires, recursively"
+    assert list(pins) == sorted(pins)
+
+
+def test_host_closure_is_none_when_the_host_cannot_satisfy_a_requirement():
+    from importlib import metadata
+
+    pyarrow = metadata.version("pyarrow")
+    assert layers.host_closure([f"pyarrow>{pyarrow}"]) is None, "outside the range"
+    assert layers.host_closure(["osiris-no-such-distribution>=1"]) is None, "not installed"
+    assert layers.host_closure(["pyarrow @ file:///nonexistent/pyarrow-1-py3-none-any.whl"]) is None
+    assert layers.host_closure(["osiris-core>=0.1"]) is None, "an editable install is not linked"
+    assert layers.host_closure(['pyarrow>=15; python_version < "3"', "duckdb>=1"]) is not None, "marker false"
+
+
+def test_a_host_layer_is_named_by_its_pins_too():
+    python = "cpython-3.11-linux-x86_64"
+    key = layers.layer_key(["a>=1"], python, ["a==1.0"])
+    assert key != layers.layer_key(["a>=1"], python, ["a==1.1"]), "a host that upgraded gets a new layer"
+    assert key != layers.layer_key(["a>=1"], python), "and never the layer pip built"
+
+
+def test_the_code_layer_is_named_by_the_wheels_contents(tmp_path):
+    a, b = tmp_path / "osiris_a-1-py3-none-any.whl", tmp_path / "osiris_b-1-py3-none-any.whl"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    python = "cpython-3.11-linux-x86_64"
+    key = layers.code_key([a, b], python)
+    assert key.startswith("osiris-") and key == layers.code_key([b, a], python)
+    b.write_bytes(b"two, changed")
+    assert layers.code_key([a, b], python) != key, "a changed checkout builds other wheels: another layer"
+    assert layers.code_key([a, b], "cpython-3.12-linux-x86_64") != layers.code_key([a, b], python)
+
+
+def test_a_layer_from_the_host_links_its_files_and_compiles_them(tmp_path):
+    from importlib import metadata
+
+    layer = layers.ensure_layer(["pyyaml>=6"], root=tmp_path)
+    info = json.loads((layer.path / "layer.json").read_text())
+    assert layer.built and info["source"] == "host" and f"pyyaml=={metadata.version('pyyaml')}" in info["pins"]
+    host = Path(metadata.distribution("pyyaml").locate_file("yaml/__init__.py"))
+    linked = layer.site / "yaml" / "__init__.py"
+    assert linked.read_bytes() == host.read_bytes()
+    assert os.path.samefile(linked, host) or linked.stat().st_dev != host.stat().st_dev
+    assert list((layer.site / "yaml" / "__pycache__").glob("__init__.*.pyc"))
+    assert layer.uv is not None, "the layer carries the host's uv"
+    again = layers.ensure_layer(["pyyaml>=6"], root=tmp_path)
+    assert again.key == layer.key and not again.built

@@ -20,7 +20,7 @@ from typing import Any
 from osiris.core import wire
 from osiris.core.errors import TerminalError
 from osiris.core.manifest import Manifest
-from osiris.remote.layers import DependencyLayer, pth_line
+from osiris.remote.layers import CodeLayer, DependencyLayer, pth_line
 from osiris.remote.sandbox import Sandbox
 from osiris.remote.wheels import WheelPlan
 from osiris.runtime.sandbox_api import SandboxOptions
@@ -36,8 +36,10 @@ def make_environment(
     layer: DependencyLayer | None,
     options: SandboxOptions,
     inputs: list[str],
+    code: CodeLayer | None = None,
 ) -> bool:
-    """Make the venv (seeing its dependencies) and upload the files; whether the install must fetch dependencies."""
+    """Make the venv (seeing its dependencies, and the osiris `code` when it is installed in a cache) and upload
+    the files (the wheels only when they are installed here); whether the install must fetch dependencies."""
     if layer is not None:
         # The layer carries pip and every third-party dependency: no ensurepip, no index.
         venv_flags, install_deps = "--without-pip", False
@@ -45,20 +47,12 @@ def make_environment(
         venv_flags, install_deps = "--system-site-packages", False  # the template's Python holds them
     else:
         venv_flags, install_deps = "", True
-    sandbox.check(
-        f"mkdir -p wheels run/artifacts/_system && {sandbox.python} -m venv {venv_flags} venv",
-        what="environment (venv)",
-        timeout=300,
-    )
-    if layer is not None:
-        sandbox.check(
-            "venv/bin/python -c 'import sysconfig,sys; "
-            'open(sysconfig.get_paths()["purelib"] + "/_osiris_layer.pth", "w").write(sys.argv[1])\' '
-            + shlex.quote(pth_line(layer.site)),
-            what="environment (dependency layer)",
-        )
-    for wheel in plan.wheels.values():
-        sandbox.upload(wheel, f"wheels/{wheel.name}")
+    # The osiris code first, then its dependencies.
+    pth = None if layer is None else (pth_line(code.site) if code is not None else "") + pth_line(layer.site)
+    sandbox.make_venv(venv_flags, pth)
+    if code is None:
+        for wheel in plan.wheels.values():
+            sandbox.upload(wheel, f"wheels/{wheel.name}")
     for rel in inputs:
         sandbox.upload(Path(rel), rel)
     return install_deps
@@ -72,12 +66,17 @@ def install_osiris(
     *,
     deadline: float,
     host_log: Path | None = None,
+    code: CodeLayer | None = None,
 ) -> None:
     """Install the osiris wheels into the venv (`install_commands`), logging to the pip log.
 
     The log starts with what the host did (`host_log`: its downloads from the index) and comes
-    back to `host_log` when an install fails, so the host always has it.
+    back to `host_log` when an install fails, so the host always has it. With a `code` layer the
+    wheels are installed already: the log says which layer, and how it was installed.
     """
+    if code is not None:
+        _log_code_layer(sandbox, code, host_log)
+        return
     if host_log is not None and host_log.is_file():
         sandbox.upload(host_log, f"run/{PIP_LOG}")
     for cmd in install_commands(plan, install_deps, layer.uv if layer is not None else None):
@@ -98,6 +97,23 @@ def install_osiris(
             raise TerminalError(
                 f"{exc.message.rstrip().rstrip(':')}; the end of the log:\n{tail}" if tail else str(exc)
             ) from None
+
+
+def _log_code_layer(sandbox: Sandbox, code: CodeLayer, host_log: Path | None) -> None:
+    """The run's pip log when its osiris wheels come installed from a code layer."""
+    import tempfile
+
+    head = host_log.read_text(encoding="utf-8") if host_log is not None and host_log.is_file() else ""
+    how = "installed now" if code.built else "installed by an earlier run"
+    text = (
+        f"{head}# the osiris wheels, {how} into the code layer {code.key} (named by their sha256): {code.path}\n"
+        + "".join(f"#   {name}\n" for name in code.wheels)
+        + code.install_log.read_text(encoding="utf-8")
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "pip_install.log"
+        log.write_text(text, encoding="utf-8")
+        sandbox.upload(log, f"run/{PIP_LOG}")
 
 
 def install_commands(plan: WheelPlan, install_deps: bool, uv: Path | None = None) -> list[str]:

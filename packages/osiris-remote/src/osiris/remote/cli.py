@@ -34,9 +34,9 @@ def doctor(as_json: bool) -> None:
 @cli.command()
 def worker() -> None:
     """Serve the wire protocol: commands on stdin, messages on stdout, logs on stderr."""
-    from osiris.remote.worker import serve
+    from osiris.remote.worker import exit_now, serve
 
-    sys.exit(serve())
+    exit_now(serve())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -312,9 +312,19 @@ class HostAdapter:
         layer = sandbox.dependency_layer(plan.requirements, on_output=stage.now)
         self.timings["layer"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
+        code = sandbox.code_layer(list(plan.wheels.values()), layer)
+        if code is not None and code.built:
+            stage.now(f"installed {len(plan.wheels)} osiris wheels into the code layer {code.key}")
+        code_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
         inputs = bootstrap.data_paths(manifest, session.configs, "read")
-        stage.now(f"making the venv, uploading {len(plan.wheels)} wheels and {len(inputs)} input files")
-        install_deps = bootstrap.make_environment(sandbox, plan, layer, self.options, inputs)
+        uploads = (
+            f"{len(inputs)} input files"
+            if code is not None
+            else f"{len(plan.wheels)} wheels and {len(inputs)} input files"
+        )
+        stage.now(f"making the venv, uploading {uploads}")
+        install_deps = bootstrap.make_environment(sandbox, plan, layer, self.options, inputs, code)
         self.timings["environment"] = round(time.perf_counter() - t0, 3)
         session.emit(
             "sandbox_created",
@@ -325,11 +335,14 @@ class HostAdapter:
             index=plan.index,
             uploaded_inputs=inputs,
             dependency_layer=layer.describe() if layer is not None else None,
+            code_layer=code.describe() if code is not None else None,
         )
         t0 = time.perf_counter()
         stage.now("installing " + ", ".join(plan.install_spec(p) for p in plan.all_pins))
-        bootstrap.install_osiris(sandbox, plan, layer, install_deps, deadline=self.deadline, host_log=pip_log)
-        self.timings["install"] = round(time.perf_counter() - t0, 3)
+        bootstrap.install_osiris(
+            sandbox, plan, layer, install_deps, deadline=self.deadline, host_log=pip_log, code=code
+        )
+        self.timings["install"] = round(time.perf_counter() - t0 + code_s, 3)
 
         env = {"PYTHONUNBUFFERED": "1", **self.worker_env, **self.options.env}
         for name in self.options.pass_env:

@@ -17,6 +17,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from abc import ABC, abstractmethod
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from osiris.core.errors import TerminalError, TransientError
-from osiris.remote.layers import DependencyLayer, cache_env
+from osiris.remote.layers import CodeLayer, DependencyLayer, cache_env
 
 STDERR_TAIL_LINES = 40
 # Variables a local sandbox inherits so that Python and pip work as on the host.
@@ -117,6 +118,29 @@ class Sandbox(ABC):
         """
         return None
 
+    def code_layer(self, wheels: list[Path], layer: DependencyLayer | None) -> CodeLayer | None:
+        """The osiris `wheels` already installed in a cache the run's venv can see, or None.
+
+        None means the wheels are uploaded and installed into every run's venv.
+        """
+        return None
+
+    def make_venv(self, flags: str, pth: str | None) -> None:
+        """Make the folders and the run's venv (`python -m venv FLAGS venv`); with `pth`, the `.pth` file that
+        makes it see the layers (`_osiris_layer.pth` in its site-packages)."""
+        self.check(
+            f"mkdir -p wheels run/artifacts/_system && {self.python} -m venv {flags} venv",
+            what="environment (venv)",
+            timeout=300,
+        )
+        if pth is not None:
+            self.check(
+                "venv/bin/python -c 'import sysconfig,sys; "
+                'open(sysconfig.get_paths()["purelib"] + "/_osiris_layer.pth", "w").write(sys.argv[1])\' '
+                + shlex.quote(pth),
+                what="environment (dependency layer)",
+            )
+
     def kill_workers(self, *, wait: float = 0) -> None:
         """Kill every worker this sandbox started that is still running (waiting up to `wait` s for each to end)."""
         for worker in self._workers:
@@ -190,8 +214,6 @@ class LocalSandbox(Sandbox):
         use_layers: bool = True,
         layers_root: Path | None = None,
     ) -> None:
-        import sys
-
         self.root = Path(tempfile.mkdtemp(prefix="osiris-sandbox-"))
         self.base_python = getattr(sys, "_base_executable", None) or sys.executable
         self.python = shlex.quote(self.base_python)
@@ -221,6 +243,32 @@ class LocalSandbox(Sandbox):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(layer.build_log, target)
         return layer
+
+    def make_venv(self, flags: str, pth: str | None) -> None:
+        """As `Sandbox.make_venv`; a venv without pip (one that sees a layer) is made in this process,
+        for the same Python (`venv.EnvBuilder`, as `python -m venv --without-pip` does, without starting one)."""
+        if flags != "--without-pip" or self.base_python != (getattr(sys, "_base_executable", None) or sys.executable):
+            super().make_venv(flags, pth)
+            return
+        import venv
+
+        for folder in ("wheels", "run/artifacts/_system"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        try:
+            venv.EnvBuilder(with_pip=False, symlinks=True).create(self.root / "venv")
+            if pth is not None:
+                (site,) = (self.root / "venv" / "lib").glob("python*/site-packages")
+                (site / "_osiris_layer.pth").write_text(pth, encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            raise TerminalError(f"Sandbox environment (venv) failed: {exc}") from exc
+
+    def code_layer(self, wheels: list[Path], layer: DependencyLayer | None) -> CodeLayer | None:
+        """The osiris wheels installed once (byte-compiled) by the layer's uv into a cache keyed by their sha256."""
+        if layer is None:
+            return None
+        from osiris.remote.layers import ensure_code_layer
+
+        return ensure_code_layer(wheels, uv=layer.uv, python=self.base_python, root=self.layers_root, env=self.env)
 
     def run(self, command: str, *, timeout: float | None = None) -> tuple[int, str, str]:
         """Run a shell command in the sandbox folder."""

@@ -41,9 +41,9 @@ from urllib.parse import urlsplit, urlunsplit
 from osiris.core.discovery import COMPONENTS_GROUP
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
 from osiris.core.manifest import Manifest
-from osiris.remote.dists import distribution_sha256, editable_source, installed, tree_sha256
+from osiris.remote.dists import distribution_sha256, editable_source, tree_sha256
 from osiris.remote.layers import cache_env, cache_root, third_party_requirements
-from osiris.runtime.versions import check_pins
+from osiris.runtime.versions import check_pins, installed_version
 
 BASE_DISTRIBUTIONS = ("osiris-core", "osiris-runtime", "osiris-remote")
 
@@ -368,13 +368,13 @@ def plan_wheels(manifest: Manifest, *, index: str | None = None, log: Path | Non
     pip's output appended to `log`.
     """
     check_pins(manifest)
-    have = {_norm(k): v for k, v in installed().items()}
     plan = WheelPlan()
     wanted: list[tuple[str, str, bool]] = []
     for dist in BASE_DISTRIBUTIONS:
-        if dist not in have:
+        version = installed_version(dist)  # by name: no scan of every installed distribution
+        if version is None:
             raise UserInputError(f"`{dist}` is not installed on the host; it is needed to run in a sandbox")
-        wanted.append((dist, have[dist], True))
+        wanted.append((dist, version, True))
     for req in manifest.drivers:
         dist = _norm(req.package)
         if dist in BASE_DISTRIBUTIONS:

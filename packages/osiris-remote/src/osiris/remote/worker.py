@@ -21,6 +21,7 @@ run goes on) and does not commit without an answer.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -365,9 +366,25 @@ def _serve(worker: Worker, link: _HostLink) -> int:
             out.send(wire.Failed(error=wire.ErrorInfo.from_exception(exc)))
 
 
+def exit_now(code: int) -> None:
+    """End the worker process with `code` once the session is over, skipping the interpreter's shutdown.
+
+    The reader thread is still blocked reading stdin; a normal shutdown then waits for that stream's
+    lock, gives up after about a second and aborts (SIGABRT, "could not acquire lock for <stdin>").
+    Everything the session wrote is closed and the host has its `Cleaned`, so the streams are
+    flushed and the process leaves at once.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def main() -> int:
-    """`python -m osiris.remote.worker`."""
-    return serve()
+    """`python -m osiris.remote.worker` (also `osiris-remote worker`): serve, then exit at once."""
+    exit_now(serve())
+    return 0  # not reached
 
 
 if __name__ == "__main__":

@@ -74,9 +74,6 @@ def as_batches(value: Any, *, step_id: str) -> tuple[pa.Schema, Iterator[pa.Reco
     )
 
 
-JEMALLOC_DECAY_MS = 5000
-
-
 def use_lean_memory_pool() -> str:
     """Make jemalloc pyarrow's default memory pool for this process; return the pool's name.
 
@@ -86,17 +83,14 @@ def use_lean_memory_pool() -> str:
     (`scripts/bench mysql-extract`). An explicit `ARROW_DEFAULT_MEMORY_POOL` is kept,
     and so is the default where pyarrow was built without jemalloc.
 
-    Freed pages are returned to the system after `JEMALLOC_DECAY_MS` rather than Arrow's 1 s:
-    a step frees and reallocates batch-sized buffers all along, and giving them back sooner
-    only made the kernel fault them in again (S3's `read` step: a third less system time,
-    the same peak; `scripts/bench artifact`).
+    Arrow's decay of freed pages (1 s) is kept: 5 s cut the system time of a 1M-row CSV's `read`
+    step by a third but raised the peak of a 10M-row run by about 160 MiB (`scripts/bench artifact`).
     """
     import pyarrow as pa
 
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         with contextlib.suppress(NotImplementedError):
             pa.set_memory_pool(pa.jemalloc_memory_pool())
-            pa.jemalloc_set_decay_ms(JEMALLOC_DECAY_MS)
     return pa.default_memory_pool().backend_name
 
 

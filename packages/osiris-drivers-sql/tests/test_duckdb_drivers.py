@@ -253,3 +253,70 @@ def test_writer_refuses_a_decimal_wider_than_duckdb_holds(tmp_path: Path) -> Non
             inputs={"df": src},
             ctx=ctx(tmp_path),
         )
+
+
+class StillWritten(InputHandle):
+    """An upstream still running, as an overlapped hand-off shows it: its batches stream before its
+    file exists, and asking for the whole output (`num_rows`) waits for the finished file."""
+
+    def __init__(self, tmp: Path, table: pa.Table) -> None:
+        super().__init__("up", tmp / "up" / "output.parquet")
+        self.table = table
+        self.pulled = 0
+        self.streams = 0
+        self.waited = False
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.table.schema
+
+    def iter_batches(self, batch_size: int = 65536, columns: list[str] | None = None):
+        self.streams += 1
+        for batch in self.table.to_batches(max_chunksize=1000):
+            self.pulled += batch.num_rows
+            yield batch
+
+    def _parquet(self):
+        if not self.path.is_file():
+            self.waited = True
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(self.table, self.path)
+        return super()._parquet()
+
+
+def orders(n: int = 10_000) -> pa.Table:
+    return pa.table({"k": [i % 7 for i in range(n)], "v": list(range(n))})
+
+
+def test_an_input_still_being_written_is_scanned_as_it_arrives_when_the_query_reads_it_once(tmp_path: Path) -> None:
+    query = "SELECT k, sum(v) AS total, count(*) AS n FROM input_df WHERE v % 2 = 0 GROUP BY k ORDER BY k"
+    live = StillWritten(tmp_path, orders())
+    c = ctx(tmp_path)
+    out = DuckDBProcessor().run(step_id="t", config={"query": query}, inputs={"df": live, "up": live}, ctx=c)
+    streamed = out["df"].read_all()
+    assert live.streams == 1 and live.pulled == 10_000 and not live.waited
+    assert streamed.equals(run_query(tmp_path, query, df=handle(tmp_path, "up", orders())))
+
+
+def test_a_query_stopping_early_still_reads_the_stream_to_its_end(tmp_path: Path) -> None:
+    live = StillWritten(tmp_path, orders())
+    rows = run_query(tmp_path, "SELECT v FROM input_df LIMIT 3", df=live)
+    assert rows.num_rows == 3 and live.pulled == 10_000  # the upstream is never left waiting
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT a.v FROM input_df a JOIN input_df b USING (v)",
+        "SELECT v FROM input_df UNION ALL SELECT v FROM up",
+        "WITH c AS (SELECT * FROM input_df) SELECT count(*) AS n FROM c",
+        "SELECT v FROM input_df WHERE v IN (SELECT max(v) FROM input_df)",
+        "SELECT count(*) AS n FROM query_table('input_df')",
+    ],
+)
+def test_a_query_that_may_read_the_input_twice_waits_for_its_file(tmp_path: Path, query: str) -> None:
+    live = StillWritten(tmp_path, orders())
+    from_stream_or_file = run_query(tmp_path, query, df=live, up=live)
+    assert live.streams == 0 and live.waited
+    done = handle(tmp_path, "up", orders())
+    assert from_stream_or_file.equals(run_query(tmp_path, query, df=done, up=done))

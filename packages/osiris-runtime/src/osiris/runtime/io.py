@@ -82,6 +82,9 @@ def use_lean_memory_pool() -> str:
     peaked 30-50 MiB higher with it than with jemalloc, at the same speed
     (`scripts/bench mysql-extract`). An explicit `ARROW_DEFAULT_MEMORY_POOL` is kept,
     and so is the default where pyarrow was built without jemalloc.
+
+    Arrow's decay of freed pages (1 s) is kept: 5 s cut the system time of a 1M-row CSV's `read`
+    step by a third but raised the peak of a 10M-row run by about 160 MiB (`scripts/bench artifact`).
     """
     import pyarrow as pa
 
@@ -92,10 +95,33 @@ def use_lean_memory_pool() -> str:
 
 
 # Artifacts are intermediate files read once or twice: favour write speed. Dictionary
-# encoding cost most of the write time on wide text tables and did not make them smaller;
-# zstd level 1 compresses about as well as the default level at half the cost.
-ARTIFACT_COMPRESSION = "zstd"
-ARTIFACT_COMPRESSION_LEVEL = 1
+# encoding cost most of the write time on wide text tables and did not make them smaller.
+# LZ4 (Parquet's LZ4_RAW) encodes a 1M-row, 15-column CSV extract in about 80% of the CPU time
+# of zstd level 1 and DuckDB decodes it faster, for files about twice as large
+# (`scripts/bench artifact`). Min/max statistics are kept for the columns a reader can prune
+# row groups by (numbers, dates, times); those of text and binary columns cost a comparison
+# per value and are of no use to a query over an intermediate file.
+ARTIFACT_COMPRESSION = "lz4"
+ARTIFACT_COMPRESSION_LEVEL: int | None = None
+# Batches queued for the Parquet encoder and for the hasher: each runs on its own thread while
+# the producer makes the next batch; a bound of two keeps memory at a few batches.
+_QUEUE_DEPTH = 2
+
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The top-level columns of `schema` whose Parquet min/max statistics an artifact keeps."""
+    import pyarrow as pa
+
+    def prunable(t: pa.DataType) -> bool:
+        return (
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_decimal(t)
+            or pa.types.is_temporal(t)
+            or pa.types.is_boolean(t)
+        )
+
+    return [f.name for f in schema if prunable(f.type)]
 
 
 def write_parquet_atomic(
@@ -110,12 +136,14 @@ def write_parquet_atomic(
     row_group_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
     hasher: DataHasher | None = None,
+    write_statistics: bool | list[str] | None = None,
 ) -> int:
     """Write `batches` to a Parquet file at `path` through a temporary file; return the row count.
 
-    With a `hasher`, every written batch is also fed to it, on a second thread so
-    hashing overlaps encoding. Nothing is left at `path` (nor half-written) when
-    writing fails.
+    Batches are encoded on a second thread, and with a `hasher` fed to it on a third, so
+    the producer of the batches (a CSV parser, a database cursor) runs while the previous
+    batch is encoded and hashed. Nothing is left at `path` (nor half-written) when writing fails.
+    `write_statistics` as pyarrow takes it; by default those of `statistics_columns(schema)`.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -125,65 +153,83 @@ def write_parquet_atomic(
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     rows = 0
     level = compression_level if compression in ("zstd", "gzip", "brotli") else None
-    feeder = _BackgroundFeeder(hasher) if hasher is not None else None
     try:
         with pq.ParquetWriter(
-            tmp, schema, compression=compression, compression_level=level, use_dictionary=use_dictionary
+            tmp,
+            schema,
+            compression=compression,
+            compression_level=level,
+            use_dictionary=use_dictionary,
+            write_statistics=statistics_columns(schema) if write_statistics is None else write_statistics,
         ) as writer:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                if not batch.schema.equals(schema):
-                    try:
-                        batch = pa.RecordBatch.from_arrays(
-                            [col.cast(field.type) for col, field in zip(batch.columns, schema, strict=True)],
-                            schema=schema,
-                        )
-                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                        raise TerminalError(
-                            f"Step `{step_id}` produced a batch whose schema differs from the first one: {exc}",
-                            step=step_id,
-                        ) from None
-                if feeder is not None:
-                    feeder.submit(batch)
+
+            def encode(batch: pa.RecordBatch) -> None:
                 writer.write_batch(batch, row_group_size=row_group_size)
-                rows += batch.num_rows
-                if on_batch is not None:
-                    on_batch(batch.num_rows)
-        if feeder is not None:
-            feeder.close()
+
+            workers = [_Worker(encode, "osiris-parquet")]
+            if hasher is not None:
+                workers.append(_Worker(hasher.update, "osiris-hash"))
+            try:
+                for batch in batches:
+                    if batch.num_rows == 0:
+                        continue
+                    if not batch.schema.equals(schema):
+                        try:
+                            batch = pa.RecordBatch.from_arrays(
+                                [col.cast(field.type) for col, field in zip(batch.columns, schema, strict=True)],
+                                schema=schema,
+                            )
+                        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+                            raise TerminalError(
+                                f"Step `{step_id}` produced a batch whose schema differs from the first one: {exc}",
+                                step=step_id,
+                            ) from None
+                    for worker in workers:
+                        worker.submit(batch)
+                    rows += batch.num_rows
+                    if on_batch is not None:
+                        on_batch(batch.num_rows)
+                # Every batch encoded (or its error raised) before the writer writes the footer.
+                for worker in workers:
+                    worker.close()
+            except BaseException:
+                # Before the writer is closed: nothing may still be writing to it.
+                for worker in workers:
+                    worker.abandon()
+                raise
         os.replace(tmp, target)
     except BaseException:
-        if feeder is not None:
-            feeder.abandon()
         tmp.unlink(missing_ok=True)
         raise
     return rows
 
 
-class _BackgroundFeeder:
-    """Feeds batches to a `DataHasher` on one worker thread, at most two batches behind."""
+class _Worker:
+    """Calls `fn` on every submitted item, in order, on one thread of its own, at most
+    `_QUEUE_DEPTH` items behind the submitter; an error of `fn` is raised in the submitter."""
 
-    def __init__(self, hasher: DataHasher) -> None:
+    def __init__(self, fn: Callable[[Any], None], name: str) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self._hasher = hasher
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osiris-hash")
+        self._fn = fn
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending: list[Any] = []
 
-    def submit(self, batch: pa.RecordBatch) -> None:
-        # Bounded: wait for the oldest batch before queueing a third, so memory stays flat.
-        while len(self._pending) >= 2:
+    def submit(self, item: Any) -> None:
+        # Bounded: wait for the oldest item before queueing another, so memory stays flat.
+        while len(self._pending) >= _QUEUE_DEPTH:
             self._pending.pop(0).result()
-        self._pending.append(self._pool.submit(self._hasher.update, batch))
+        self._pending.append(self._pool.submit(self._fn, item))
 
     def close(self) -> None:
-        for fut in self._pending:
-            fut.result()
+        while self._pending:
+            self._pending.pop(0).result()
         self._pool.shutdown()
 
     def abandon(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        # Waits for the item in progress: the Parquet writer is closed only once nothing writes to it.
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
 
 
 def _canonical_column(arr: pa.Array) -> pa.Array:

@@ -1,4 +1,10 @@
-"""`duckdb.processor`: any DuckDB SQL over the step's inputs, read straight from their Parquet files."""
+"""`duckdb.processor`: any DuckDB SQL over the step's inputs, read straight from their Parquet files.
+
+DuckDB scans an input's `output.parquet` natively (only the columns and row groups the query
+needs, in parallel). An input whose file is not written yet (an upstream still running, its
+batches handed over as they are written) is scanned as an Arrow stream while it arrives when the
+query reads it exactly once; any other query waits for the finished file.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +67,7 @@ class DuckDBProcessor:
         import pyarrow as pa
 
         query = config["query"]
+        live: _LiveScan | None = None
         con = duckdb.connect(":memory:")
         # A stop of the run interrupts the running query (DuckDB checks signals only in the main thread).
         forget = interrupts.add_cancel(con.interrupt)
@@ -74,19 +81,27 @@ class DuckDBProcessor:
             views: dict[str, str] = {}
             schemas: dict[str, Any] = {}
             unreadable: dict[str, dict[str, str]] = {}
+            tree = duckdb_types.parse(con, query)
+            streamed = _streamable(tree, inputs)
             for name, handle in inputs.items():
                 view = "input_df" if name == "df" else name
                 shown = duckdb_types.input_view(handle.schema, view=view, step=step_id)
-                con.execute(
-                    f"CREATE VIEW {quote_ident(view)} AS SELECT {shown.select} "
-                    f"FROM read_parquet({quote_literal(handle.path)})"
-                )
+                if handle is streamed:
+                    # Scanned as it arrives, once: DuckDB reads the Arrow stream where the file is not written yet.
+                    if live is None:
+                        live = _LiveScan(handle)
+                        con.register(_STREAM, live.reader())
+                    source = quote_ident(_STREAM)
+                else:
+                    if not handle.path.is_file():
+                        handle.num_rows  # noqa: B018  (an upstream still running: waits for its finished file)
+                    source = f"read_parquet({quote_literal(handle.path)})"
+                con.execute(f"CREATE VIEW {quote_ident(view)} AS SELECT {shown.select} FROM {source}")
                 views[view] = handle.step_id
                 schemas[view.lower()] = handle.schema
                 if shown.unreadable:
                     unreadable[view] = shown.unreadable
-            ctx.log_event("duckdb.views", views=views)
-            tree = duckdb_types.parse(con, query)
+            ctx.log_event("duckdb.views", views=views, **({"streamed": live.step_id} if live is not None else {}))
             known = {n.lower() for schema in schemas.values() for n in schema.names}
             self._refuse_unreadable(tree, unreadable, set(schemas), known, step_id)
             relation: Any = None
@@ -118,6 +133,8 @@ class DuckDBProcessor:
             try:
                 for batch in reader:
                     yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                if live is not None:
+                    live.drain()
             except duckdb.Error as exc:
                 raise _failure(exc, step_id, original, views) from None
             finally:
@@ -145,3 +162,53 @@ class DuckDBProcessor:
                         "in the extractor's query",
                         step=step_id,
                     )
+
+
+_STREAM = "__osiris_live_input"
+
+
+def _streamable(tree: dict[str, Any] | None, inputs: dict[str, InputHandle]) -> InputHandle | None:
+    """The input to scan as a stream: one whose file is not there yet (its upstream still runs, its
+    batches handed over as they are written) and that the query reads exactly once.
+
+    Once means one table reference in the whole statement, to a view of that input, and no CTE or
+    table function (which could scan it again): an Arrow stream can be read only once, so any
+    other query waits for the upstream's finished file instead.
+    """
+    handles = {id(h): h for h in inputs.values()}
+    pending = [h for h in handles.values() if not h.path.is_file()]
+    if tree is None or len(pending) != 1:
+        return None
+    names = {("input_df" if name == "df" else name).lower() for name, h in inputs.items() if h is pending[0]}
+    refs = []
+    for node in duckdb_types.nodes(tree):
+        kind = node.get("type")
+        if kind in ("BASE_TABLE", "TABLE_FUNCTION"):
+            refs.append(node)
+        cte = node.get("cte_map")
+        if isinstance(cte, dict) and cte.get("map"):
+            return None
+    if len(refs) != 1:
+        return None
+    ref = refs[0]
+    named = ref.get("type") == "BASE_TABLE" and not ref.get("schema_name") and not ref.get("catalog_name")
+    return pending[0] if named and str(ref.get("table_name", "")).lower() in names else None
+
+
+class _LiveScan:
+    """One input's batches as a `RecordBatchReader` for DuckDB, read to the end once the query is done
+    (a query that stopped early, e.g. at a LIMIT, must not leave its upstream waiting)."""
+
+    def __init__(self, handle: InputHandle) -> None:
+        self.step_id = handle.step_id
+        self._schema = handle.schema
+        self._batches = handle.iter_batches()
+
+    def reader(self) -> Any:
+        import pyarrow as pa
+
+        return pa.RecordBatchReader.from_batches(self._schema, self._batches)
+
+    def drain(self) -> None:
+        for _ in self._batches:
+            pass

@@ -110,14 +110,15 @@ def parse(con: Any, query: str) -> dict[str, Any] | None:
     return tree
 
 
-def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+def nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object node of a parse tree, depth first."""
     if isinstance(tree, dict):
         yield tree
         for v in tree.values():
-            yield from _nodes(v)
+            yield from nodes(v)
     elif isinstance(tree, list):
         for v in tree:
-            yield from _nodes(v)
+            yield from nodes(v)
 
 
 def reads(tree: dict[str, Any] | None, column: str, views: set[str], columns: set[str] | None = None) -> bool:
@@ -130,7 +131,7 @@ def reads(tree: dict[str, Any] | None, column: str, views: set[str], columns: se
         return True
     name = column.lower()
     known = columns if columns is not None else set()
-    for node in _nodes(tree):
+    for node in nodes(tree):
         cls = node.get("class")
         if cls == "STAR":
             excluded = {str(x).lower() for x in node.get("exclude_list") or []}

@@ -26,6 +26,7 @@ class ParquetWriter:
             # A user's file, not an artifact: the library's own encoding defaults.
             compression_level=None,
             use_dictionary=True,
+            write_statistics=True,
             row_group_size=int(config.get("row_group_size", 131072)),
             on_batch=ctx.progress,
         )

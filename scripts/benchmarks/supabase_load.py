@@ -6,10 +6,14 @@ Generates N rows × 15 columns as Parquet, then, each in its own child process (
   append         SupabaseWriter append into an empty table of the same DDL
   replace_fresh  SupabaseWriter replace (primary key) into an empty table
   replace_full   SupabaseWriter replace (primary key) over a table already holding all N rows
+With `--streams 1,2,4`, also, for each count N:
+  staged_xN      the replace as N parallel binary COPY streams (N ADBC sessions, each its share of the
+                 Parquet row groups) into one UNLOGGED staging table, then the writer's own merge in
+                 one transaction (TRUNCATE + INSERT … SELECT): the atomic way to load with several streams
 Prints rows/s, the ratio to the raw COPY, and each child's peak RSS. Needs PostgreSQL on
 127.0.0.1:5432 (creates and drops its own database).
 
-    scripts/bench supabase-load [--rows 1000000] [--batch-size 10000]
+    scripts/bench supabase-load [--rows 1000000] [--batch-size 10000] [--streams 1,2,4]
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ def child(mode: str, db: str, parquet: Path, csv: Path, batch_size: int) -> dict
     """Run one contender in this process; returns rows and seconds."""
     import psycopg2
 
+    extra: dict[str, float] = {}
     conn = psycopg2.connect(**PG, dbname=db)
     conn.autocommit = True
     cur = conn.cursor()
@@ -79,7 +84,12 @@ def child(mode: str, db: str, parquet: Path, csv: Path, batch_size: int) -> dict
         cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (LIKE bench_append INCLUDING ALL)")
         cur.execute(f"INSERT INTO {table} SELECT * FROM bench_append")
         cur.execute(f"VACUUM ANALYZE {table}")
-    if mode == "raw_csv_copy":
+    if mode.startswith("staged_x"):
+        start = time.perf_counter()
+        copy_s = staged_parallel(db, table, parquet, int(mode.removeprefix("staged_x")), batch_size)
+        seconds = time.perf_counter() - start
+        extra = {"copy_s": copy_s}
+    elif mode == "raw_csv_copy":
         start = time.perf_counter()
         with open(csv, "rb") as f:
             cur.copy_expert(f"COPY {table} FROM STDIN (FORMAT csv)", f)
@@ -103,7 +113,66 @@ def child(mode: str, db: str, parquet: Path, csv: Path, batch_size: int) -> dict
     cur.execute(f"SELECT count(*) FROM {table}")
     rows = cur.fetchone()[0]
     conn.close()
-    return {"rows": rows, "seconds": seconds}
+    return {"rows": rows, "seconds": seconds, **extra}
+
+
+def staged_parallel(db: str, table: str, parquet: Path, streams: int, batch_size: int) -> float:
+    """Replace `table` with the Parquet rows: `streams` COPY sessions into one staging table, one merge.
+
+    Returns the seconds the parallel COPY took (the rest of the time is the merge)."""
+    import threading
+
+    import pyarrow.parquet as pq
+
+    from osiris.drivers.supabase import ddl
+    from osiris.drivers.supabase.channels.postgres import PostgresLoader, run_sql
+    from osiris.drivers.supabase.connection import SupabaseConnection
+    from osiris.drivers.supabase.options import WriteOptions
+
+    config = {"table": table, "write_mode": "replace", "primary_key": "id", "batch_size": batch_size}
+    conn = SupabaseConnection.from_dict({**PG, "dbname": db, "sslmode": "disable"}, step="load")
+    opts = WriteOptions.from_config(config, step="load", default_schema="public")
+    loader = PostgresLoader(conn, opts, step="load", log_event=lambda *a, **k: None, progress=lambda n: None)
+    schema = pq.ParquetFile(parquet).schema_arrow
+    groups = pq.ParquetFile(parquet).num_row_groups
+    pg, target = loader._pg()
+    stage = loader._create_stage(pg, schema)
+    counts = [0] * streams
+    errors: list[BaseException] = []
+
+    def stream(i: int) -> None:
+        def batches():
+            pf = pq.ParquetFile(parquet, pre_buffer=False, buffer_size=1 << 20)
+            yield from pf.iter_batches(batch_size=batch_size, row_groups=list(range(i, groups, streams)))
+
+        try:
+            ac = loader._adbc(target)
+            try:
+                counts[i] = loader._copy_in(ac, stage, schema, batches)
+                ac.commit()
+            finally:
+                ac.close()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    copy_s = time.perf_counter() - started
+    try:
+        if errors:
+            raise errors[0]
+        with pg.cursor() as cur:
+            info = ddl.describe(run_sql(cur), opts.schema, opts.table)
+            loader._merge(cur, info, schema, stage, sum(counts))
+        pg.commit()
+    finally:
+        loader._drop_stage(pg, stage)
+        pg.close()
+    return copy_s
 
 
 def main() -> None:
@@ -111,6 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--streams", default="", help="Also replace through N parallel COPY streams, e.g. 1,2,4")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
@@ -143,7 +213,8 @@ def main() -> None:
     admin.cursor().execute(f'CREATE DATABASE "{db}"')
     results = {}
     try:
-        for mode in ("raw_csv_copy", "append", "replace_fresh", "replace_full"):
+        streams = [f"staged_x{int(n)}" for n in args.streams.split(",") if n.strip()]
+        for mode in ("raw_csv_copy", "append", "replace_fresh", "replace_full", *streams):
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -174,11 +245,13 @@ def main() -> None:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         admin.close()
     raw = results["raw_csv_copy"]["rows"] / results["raw_csv_copy"]["seconds"]
-    print(f"{'contender':<16}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'vs raw':>8}{'peak RSS':>11}")
+    print(f"{'contender':<16}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'vs raw':>8}{'peak RSS':>11}  (of which COPY)")
     for mode, r in results.items():
         rate = r["rows"] / r["seconds"]
+        split = f"  {r['copy_s']:.2f}s" if "copy_s" in r else ""
         print(
-            f"{mode:<16}{r['rows']:>10,}{r['seconds']:>9.2f}{rate:>10,.0f}{rate / raw:>8.2f}{r['peak_rss_mb']:>8.0f} MB"
+            f"{mode:<16}{r['rows']:>10,}{r['seconds']:>9.2f}{rate:>10,.0f}{rate / raw:>8.2f}"
+            f"{r['peak_rss_mb']:>8.0f} MB{split}"
         )
 
 

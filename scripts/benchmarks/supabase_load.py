@@ -13,7 +13,7 @@ With `--streams 1,2,4`, also, for each count N:
 Prints rows/s, the ratio to the raw COPY, and each child's peak RSS. Needs PostgreSQL on
 127.0.0.1:5432 (creates and drops its own database).
 
-    scripts/bench supabase-load [--rows 1000000] [--batch-size 10000] [--streams 1,2,4]
+    scripts/bench supabase-load [--rows 1000000] [--batch-size 10000] [--streams 1,2,4] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=1, help="Interleaved runs per contender; the median is printed")
     ap.add_argument("--streams", default="", help="Also replace through N parallel COPY streams, e.g. 1,2,4")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -211,47 +212,59 @@ def main() -> None:
     admin = psycopg2.connect(**PG, dbname="postgres")
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{db}"')
-    results = {}
+    streams = [f"staged_x{int(n)}" for n in args.streams.split(",") if n.strip()]
+    modes = ["raw_csv_copy", "append", "replace_fresh", "replace_full", *streams]
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     try:
-        streams = [f"staged_x{int(n)}" for n in args.streams.split(",") if n.strip()]
-        for mode in ("raw_csv_copy", "append", "replace_fresh", "replace_full", *streams):
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    mode,
-                    "--db",
-                    db,
-                    "--dir",
-                    str(work),
-                    "--batch-size",
-                    str(args.batch_size),
-                ],
-                stdout=subprocess.PIPE,
-            )
-            out = proc.stdout.read() if proc.stdout else b""
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = status
-            if status != 0:
-                raise SystemExit(f"{mode} failed")
-            res = json.loads(out.decode().strip().splitlines()[-1])
-            res["peak_rss_mb"] = usage.ru_maxrss / 1024
-            results[mode] = res
+        for round_no in range(args.repeat):
+            # Rounds start one contender later each time, so no contender always runs first or
+            # last on this shared machine; `replace_full` needs the table `append` fills in round 1.
+            order = modes[round_no % len(modes) :] + modes[: round_no % len(modes)]
+            for mode in order:
+                # Each contender starts without the WAL of the one before waiting to be checkpointed.
+                admin.cursor().execute("CHECKPOINT")
+                results[mode].append(run_child(mode, db, work, args.batch_size))
     finally:
         for f in work.iterdir():
             f.unlink()
         work.rmdir()
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         admin.close()
-    raw = results["raw_csv_copy"]["rows"] / results["raw_csv_copy"]["seconds"]
-    print(f"{'contender':<16}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'vs raw':>8}{'peak RSS':>11}  (of which COPY)")
-    for mode, r in results.items():
-        rate = r["rows"] / r["seconds"]
-        split = f"  {r['copy_s']:.2f}s" if "copy_s" in r else ""
+    report(results)
+
+
+def run_child(mode: str, db: str, work: Path, batch_size: int) -> dict[str, float]:
+    """One contender in a child process: its figures and its peak RSS."""
+    cmd = [sys.executable, __file__, "--child", mode, "--db", db, "--dir", str(work), "--batch-size", str(batch_size)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{mode} failed")
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    res["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return res
+
+
+def report(results: dict[str, list[dict[str, float]]]) -> None:
+    """Median seconds (and the fastest) per contender, rows/s and the ratio to the raw COPY."""
+    import statistics
+
+    def median(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[mode])
+
+    raw = results["raw_csv_copy"][0]["rows"] / median("raw_csv_copy", "seconds")
+    runs = len(results["raw_csv_copy"])
+    print(f"median of {runs} interleaved run(s) per contender")
+    header = f"{'contender':<16}{'rows':>10}{'seconds':>9}{'fastest':>9}{'rows/s':>10}{'vs raw':>8}{'peak RSS':>11}"
+    print(header + "  (of which COPY)")
+    for mode, rs in results.items():
+        seconds = median(mode, "seconds")
+        rate = rs[0]["rows"] / seconds
+        split = f"  {median(mode, 'copy_s'):.2f}s" if "copy_s" in rs[0] else ""
         print(
-            f"{mode:<16}{r['rows']:>10,}{r['seconds']:>9.2f}{rate:>10,.0f}{rate / raw:>8.2f}"
-            f"{r['peak_rss_mb']:>8.0f} MB{split}"
+            f"{mode:<16}{rs[0]['rows']:>10,}{seconds:>9.2f}{min(r['seconds'] for r in rs):>9.2f}{rate:>10,.0f}"
+            f"{rate / raw:>8.2f}{max(r['peak_rss_mb'] for r in rs):>8.0f} MB{split}"
         )
 
 

@@ -10,6 +10,8 @@ With `--streams 1,2,4`, also, for each count N:
   staged_xN      the replace as N parallel binary COPY streams (N ADBC sessions, each its share of the
                  Parquet row groups) into one UNLOGGED staging table, then the writer's own merge in
                  one transaction (TRUNCATE + INSERT … SELECT): the atomic way to load with several streams
+  upsert_xN      SupabaseWriter upsert (primary key) into an empty table with `copy_streams: N`: its
+                 staging table filled by N COPY sessions, then the merge (INSERT … ON CONFLICT)
 Prints rows/s, the ratio to the raw COPY, and each child's peak RSS. Needs PostgreSQL on
 127.0.0.1:5432 (creates and drops its own database).
 
@@ -98,11 +100,13 @@ def child(mode: str, db: str, parquet: Path, csv: Path, batch_size: int) -> dict
         from osiris.drivers.supabase.writer import SupabaseWriter
         from osiris.runtime.contract import InputHandle, StepContext
 
+        streams = int(mode.removeprefix("upsert_x")) if mode.startswith("upsert_x") else 1
         config = {
             "table": table,
-            "write_mode": "append" if mode == "append" else "replace",
+            "write_mode": "append" if mode == "append" else "upsert" if mode.startswith("upsert_x") else "replace",
             "primary_key": "id",
             "batch_size": batch_size,
+            "copy_streams": streams,
             "retries": 0,
             "resolved_connection": {**PG, "dbname": db, "sslmode": "disable"},
         }
@@ -213,7 +217,8 @@ def main() -> None:
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{db}"')
     streams = [f"staged_x{int(n)}" for n in args.streams.split(",") if n.strip()]
-    modes = ["raw_csv_copy", "append", "replace_fresh", "replace_full", *streams]
+    upserts = [f"upsert_x{int(n)}" for n in args.streams.split(",") if n.strip()]
+    modes = ["raw_csv_copy", "append", "replace_fresh", "replace_full", *streams, *upserts]
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     try:
         for round_no in range(args.repeat):

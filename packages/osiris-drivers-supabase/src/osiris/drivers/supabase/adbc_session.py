@@ -7,6 +7,7 @@ own objects are used here, which need neither.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -72,6 +73,11 @@ class AdbcSession:
             return int(stmt.execute_update())
         finally:
             stmt.close()
+
+    def cancel(self) -> None:
+        """Cancel the statement running on this connection (from another thread); never raises."""
+        with contextlib.suppress(Exception):  # nothing running, or the connection is gone
+            self._conn.cancel()
 
     def commit(self) -> None:
         """Commit the current transaction."""

@@ -17,6 +17,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "batch_size": (1, 2_147_483_647),
     "timeout": (0.001, 2_147_483),
     "retries": (0, 100),
+    "copy_streams": (1, 16),
 }
 
 
@@ -60,6 +61,7 @@ class WriteOptions:
     ddl_channel: str
     batch_size: int
     timeout: float
+    copy_streams: int = 2
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, step: str, default_schema: str = "public") -> WriteOptions:
@@ -118,6 +120,7 @@ class WriteOptions:
             ddl_channel=config.get("ddl_channel") or "auto",
             batch_size=int(_number(config, "batch_size", 10000, RANGES["batch_size"], step, integer=True)),
             timeout=float(_number(config, "timeout", 60, RANGES["timeout"], step)),
+            copy_streams=int(_number(config, "copy_streams", 2, RANGES["copy_streams"], step, integer=True)),
         )
 
     @property

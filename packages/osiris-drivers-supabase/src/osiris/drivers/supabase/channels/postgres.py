@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets as _secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from osiris.drivers.supabase import ddl, identifiers, state, typefit
 from osiris.drivers.supabase.adbc_session import AdbcCursor, AdbcSession
 from osiris.drivers.supabase.errors import from_postgres
 from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, duplicate_keys_error, misfit_values
+from osiris.drivers.supabase.parallel_copy import copy_in_parallel
 from osiris.drivers.supabase.postgres_connect import connect
 from osiris.drivers.supabase.sqltypes import mapping, qualified, quote_ident
 from osiris.drivers.supabase.staging import load_schema, prepared_batches, staging_type
@@ -67,7 +69,27 @@ class _InputErrors:
         )
 
 
+class _SharedProgress:
+    """The rows one load has sent, across its COPY sessions; reports as progress only rows not reported
+    before (a restaged load streams the input again)."""
+
+    def __init__(self, loader: PostgresLoader) -> None:
+        self.loader = loader
+        self.counted = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.counted += n
+            loader = self.loader
+            if self.counted > loader._reported:
+                loader.progress(self.counted - loader._reported)
+                loader._reported = self.counted
+
+
 STAGE_APPLICATION_NAME = "osiris-supabase-stage"
+# A staging load of fewer rows uses one COPY session: another connection costs more than it saves.
+PARALLEL_MIN_ROWS = 100_000
 STAGE_PREFIX = identifiers.STAGE_PREFIX
 # A load holds a session-level advisory lock on its staging table's name, in this namespace,
 # from before it creates the table until it drops it; a backend that dies releases it. So a
@@ -223,7 +245,7 @@ class PostgresLoader:
                 self._run_ddl(pg, [s for s in ddl_statements if s.kind == "create_schema"], commit=True)
                 ddl_statements = [s for s in ddl_statements if s.kind != "create_schema"]
             stage = self._create_stage(pg, arrow_schema)
-            staged_rows = self._ingest(target, stage, arrow_schema, batches)
+            staged_rows = self._ingest(target, stage, arrow_schema, batches, streams=self._stage_streams(num_rows))
             if incremental is not None and incremental.deletes == "reconcile" and incremental.source_keys:
                 keys_stage, keys_reader = self._keys_stage(pg, incremental.source_keys)
                 self._ingest(target, keys_stage, keys_reader.schema_arrow, lambda: keys_reader.iter_batches(65536))
@@ -455,36 +477,74 @@ class PostgresLoader:
                 f"Cannot open the bulk-load connection for `{self.opts.display}`: {exc}", step=self.step
             ) from None
 
-    def _ingest(self, target: Any, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]]) -> int:
-        """Stream every batch into `table` with binary COPY, in a transaction of its own; returns the row count."""
-        ac = self._adbc(target)
+    def _stage_streams(self, num_rows: int | None) -> int:
+        """How many COPY sessions fill the staging table: `copy_streams` for a large load whose merge does
+        not use the input's order (`on_duplicate_keys: keep_last | keep_first` picks rows by it), else 1."""
+        if self.opts.on_duplicate_keys != "error":
+            return 1
+        if num_rows is not None and num_rows < PARALLEL_MIN_ROWS:
+            return 1
+        return self.opts.copy_streams
+
+    def _ingest(
+        self,
+        target: Any,
+        table: str,
+        arrow_schema: pa.Schema,
+        batches: Callable[[], Iterable[Any]],
+        *,
+        streams: int = 1,
+    ) -> int:
+        """Stream every batch into `table` with binary COPY, in a transaction of its own; returns the row count.
+
+        With `streams` > 1, that many sessions COPY at once (`parallel_copy`), each committing when all are done.
+        """
+        sessions: list[AdbcSession] = []
         try:
-            rows = self._copy_in(ac, table, arrow_schema, batches)
-            ac.commit()
+            for _ in range(streams):
+                sessions.append(self._adbc(target))
+            if streams == 1:
+                rows = self._copy_in(sessions[0], table, arrow_schema, batches)
+                sessions[0].commit()
+            else:
+                self.log_event("load.copy_streams", table=self.opts.display, streams=streams)
+                progress = _SharedProgress(self)
+                rows = copy_in_parallel(
+                    sessions,
+                    lambda ac, reader: self._copy_in(ac, table, arrow_schema, reader, progress=progress),
+                    batches(),
+                )
         except OsirisError:
             raise
         except Exception as exc:
             raise from_postgres(exc, step=self.step, table=self.opts.display, doing="Bulk COPY for") from None
         finally:
-            with contextlib.suppress(Exception):
-                ac.close()
+            for ac in sessions:
+                with contextlib.suppress(Exception):
+                    ac.close()
         return rows
 
     def _copy_in(
-        self, ac: AdbcSession, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]]
+        self,
+        ac: AdbcSession,
+        table: str,
+        arrow_schema: pa.Schema,
+        batches: Callable[[], Iterable[Any]],
+        *,
+        progress: _SharedProgress | None = None,
     ) -> int:
-        """Binary COPY of every batch into `table` in the ADBC session's transaction (no commit)."""
+        """Binary COPY of every batch into `table` in the ADBC session's transaction (no commit).
+
+        `progress` counts the rows of all the sessions of one parallel load; by default, this session's."""
         import pyarrow as pa
 
         schema = load_schema(arrow_schema)
         counted = [0]
+        shared = progress if progress is not None else _SharedProgress(self)
 
         def on_batch(n: int) -> None:
             counted[0] += n
-            # A restaged load streams the input again: report only rows not reported before.
-            if counted[0] > self._reported:
-                self.progress(counted[0] - self._reported)
-                self._reported = counted[0]
+            shared.add(n)
 
         source = _InputErrors(prepared_batches(batches(), schema, on_batch, source=arrow_schema, step=self.step))
         reader = pa.RecordBatchReader.from_batches(schema, iter(source))

@@ -396,3 +396,125 @@ def test_adbc_messages_lose_a_pasted_traceback():
         "Bulk COPY for `public.t` failed: nanoarrow call failed: (22) Invalid argument. "
         "(OverflowError: Python int too large to convert to C long)"
     )
+
+
+# -- parallel COPY into the staging table ------------------------------------------------------
+
+STAGE_COPIES = (
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'osiris-supabase-stage' "
+    "AND query ILIKE 'COPY%%' AND state = 'active'"
+)
+
+
+class _CopyWatcher(threading.Thread):
+    """Watches the load's COPY sessions; `then(pids)` acts once `wanted` of them run at the same time."""
+
+    def __init__(self, pg_db: str, wanted: int, then: Any = None) -> None:
+        super().__init__(daemon=True)
+        self.pg_db, self.wanted, self.then = pg_db, wanted, then
+        self.most = 0
+        self.acted = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        conn = postgres_connect(self.pg_db)
+        try:
+            with conn.cursor() as cur:
+                while not self.done.is_set():
+                    cur.execute(STAGE_COPIES)
+                    pids = [r[0] for r in cur.fetchall()]
+                    self.most = max(self.most, len(pids))
+                    if self.then is not None and len(pids) >= self.wanted and not self.acted.is_set():
+                        self.then(cur, pids)
+                        self.acted.set()
+                    time.sleep(0.01)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def _no_stage_left(pg: Any) -> None:
+    assert rows(pg, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '_osiris_stage_%'") == [(0,)]
+    for _ in range(100):  # a closed session leaves pg_stat_activity a moment later
+        left = rows(pg, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'osiris-supabase-stage'")
+        if left == [(0,)]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"COPY sessions still open: {left}")
+
+
+def test_a_large_upsert_fills_its_staging_table_with_parallel_streams(pg: Any, pg_db: str, run_writer: Any) -> None:
+    create_existing(pg, "par_up", ["id"])
+    data = big_input(300_000)
+    watcher = _CopyWatcher(pg_db, 2)
+    watcher.start()
+    try:
+        result, rec = run_writer(data, table="par_up", write_mode="upsert", primary_key="id", batch_size=2000)
+    finally:
+        watcher.stop()
+    assert [e["streams"] for e in rec.events_named("load.copy_streams")] == [2]
+    assert watcher.most == 2  # two COPY sessions ran at the same time
+    assert result["rows_written"] == 300_000 and result["rows_input"] == 300_000
+    # Every input row once, exactly as given (the existing keys 1-3 updated), and the progress counted once.
+    assert rows(pg, "SELECT count(*), count(DISTINCT id), min(id), max(id), sum(amount) FROM par_up") == [
+        (300_000, 300_000, 0, 299_999, sum(Decimal(i % 1000) for i in range(300_000)))
+    ]
+    assert rows(pg, "SELECT note FROM par_up WHERE id = 2") == [("note 2",)]
+    assert sum(rec.progress_reports) == 300_000
+    _no_stage_left(pg)
+
+
+def test_one_copy_stream_killed_fails_the_load_and_changes_nothing(pg: Any, pg_db: str, run_writer: Any) -> None:
+    create_existing(pg, "par_kill", ["id"])
+    before = snapshot(pg, "par_kill")
+    killed: list[int] = []
+
+    def kill_one(cur: Any, pids: list[int]) -> None:
+        cur.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+        killed.append(pids[0])
+
+    watcher = _CopyWatcher(pg_db, 2, kill_one)
+    watcher.start()
+    try:
+        with pytest.raises(TransientError):
+            run_writer(big_input(300_000), table="par_kill", write_mode="upsert", primary_key="id", batch_size=2000)
+    finally:
+        watcher.stop()
+    assert len(killed) == 1
+    assert snapshot(pg, "par_kill") == before
+    _no_stage_left(pg)
+
+
+def test_a_stop_during_parallel_copy_rolls_back_and_drops_the_staging_table(
+    pg: Any, pg_db: str, run_writer: Any
+) -> None:
+    import os
+    import signal
+
+    from osiris.runtime import interrupts
+
+    create_existing(pg, "par_stop", ["id"])
+    before = snapshot(pg, "par_stop")
+    watcher = _CopyWatcher(pg_db, 2, lambda cur, pids: os.kill(os.getpid(), signal.SIGINT))
+    watcher.start()
+    try:
+        with interrupts.handle_signals(), pytest.raises(interrupts.RunInterrupted):
+            run_writer(big_input(300_000), table="par_stop", write_mode="upsert", primary_key="id", batch_size=2000)
+    finally:
+        watcher.stop()
+    assert watcher.acted.is_set()
+    assert snapshot(pg, "par_stop") == before
+    _no_stage_left(pg)
+
+
+def test_keep_last_and_small_loads_use_one_copy_stream(pg: Any, run_writer: Any) -> None:
+    # `keep_last` picks rows by input order, which only one stream keeps in the staging table.
+    create_existing(pg, "par_one", ["id"])
+    data = big_input(150_000)
+    _, rec = run_writer(data, table="par_one", write_mode="upsert", primary_key="id", on_duplicate_keys="keep_last")
+    _, small = run_writer(big_input(1000), table="par_one", write_mode="upsert", primary_key="id")
+    assert "load.copy_streams" not in rec.names() + small.names()
+    assert rows(pg, "SELECT count(*) FROM par_one") == [(150_000,)]

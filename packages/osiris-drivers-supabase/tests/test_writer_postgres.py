@@ -518,3 +518,33 @@ def test_keep_last_and_small_loads_use_one_copy_stream(pg: Any, run_writer: Any)
     _, small = run_writer(big_input(1000), table="par_one", write_mode="upsert", primary_key="id")
     assert "load.copy_streams" not in rec.names() + small.names()
     assert rows(pg, "SELECT count(*) FROM par_one") == [(150_000,)]
+
+
+def test_a_connection_limit_leaves_the_load_on_the_sessions_it_allows(
+    pg: Any, connection: dict[str, Any], run_writer: Any
+) -> None:
+    import secrets
+
+    # The writer's own connection plus one COPY session: the second COPY session is refused.
+    role = f"osiris_limited_{secrets.token_hex(4)}"
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 2")
+        cur.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {role}")
+    try:
+        create_existing(pg, "par_limit", ["id"])
+        with pg.cursor() as cur:
+            cur.execute(f"ALTER TABLE par_limit OWNER TO {role}")
+        result, rec = run_writer(
+            big_input(150_000),
+            conn={**connection, "user": role},
+            table="par_limit",
+            write_mode="upsert",
+            primary_key="id",
+        )
+        assert rec.event("load.copy_streams_limited")["streams"] == 1
+        assert "load.copy_streams" not in rec.names()
+        assert result["rows_written"] == 150_000
+        assert rows(pg, "SELECT count(*) FROM par_limit") == [(150_000,)]
+    finally:
+        with pg.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS par_limit; DROP OWNED BY {role}; DROP ROLE {role}")

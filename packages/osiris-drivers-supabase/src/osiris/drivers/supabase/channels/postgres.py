@@ -501,13 +501,20 @@ class PostgresLoader:
         """
         sessions: list[AdbcSession] = []
         try:
-            for _ in range(streams):
-                sessions.append(self._adbc(target))
-            if streams == 1:
+            for i in range(streams):
+                try:
+                    sessions.append(self._adbc(target))
+                except TransientError as exc:
+                    if i == 0:
+                        raise
+                    # e.g. the server's (or the pooler's) connection limit: load with the sessions it gave
+                    self.log_event("load.copy_streams_limited", table=self.opts.display, streams=i, error=str(exc))
+                    break
+            if len(sessions) == 1:
                 rows = self._copy_in(sessions[0], table, arrow_schema, batches)
                 sessions[0].commit()
             else:
-                self.log_event("load.copy_streams", table=self.opts.display, streams=streams)
+                self.log_event("load.copy_streams", table=self.opts.display, streams=len(sessions))
                 progress = _SharedProgress(self)
                 rows = copy_in_parallel(
                     sessions,

@@ -261,7 +261,7 @@ def _kill_copy(pg_db: str, stop: threading.Event, killed: list[int]) -> None:
             while not stop.is_set() and not killed:
                 cur.execute(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = 'osiris-supabase-stage' "
-                    "AND query ILIKE 'COPY%%' AND state = 'active'"
+                    "AND query ILIKE 'COPY%%' AND state = 'active' AND datname = current_database()"
                 )
                 pids = [r[0] for r in cur.fetchall()]
                 for pid in pids:
@@ -402,7 +402,7 @@ def test_adbc_messages_lose_a_pasted_traceback():
 
 STAGE_COPIES = (
     "SELECT pid FROM pg_stat_activity WHERE application_name = 'osiris-supabase-stage' "
-    "AND query ILIKE 'COPY%%' AND state = 'active'"
+    "AND query ILIKE 'COPY%%' AND state = 'active' AND datname = current_database()"
 )
 
 
@@ -439,7 +439,11 @@ class _CopyWatcher(threading.Thread):
 def _no_stage_left(pg: Any) -> None:
     assert rows(pg, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '_osiris_stage_%'") == [(0,)]
     for _ in range(100):  # a closed session leaves pg_stat_activity a moment later
-        left = rows(pg, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'osiris-supabase-stage'")
+        left = rows(
+            pg,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'osiris-supabase-stage' "
+            "AND datname = current_database()",
+        )
         if left == [(0,)]:
             return
         time.sleep(0.05)

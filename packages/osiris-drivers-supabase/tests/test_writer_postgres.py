@@ -456,7 +456,9 @@ def test_a_large_upsert_fills_its_staging_table_with_parallel_streams(pg: Any, p
     watcher = _CopyWatcher(pg_db, 2)
     watcher.start()
     try:
-        result, rec = run_writer(data, table="par_up", write_mode="upsert", primary_key="id", batch_size=2000)
+        result, rec = run_writer(
+            data, table="par_up", write_mode="upsert", primary_key="id", batch_size=2000, copy_streams=2
+        )
     finally:
         watcher.stop()
     assert [e["streams"] for e in rec.events_named("load.copy_streams")] == [2]
@@ -484,7 +486,14 @@ def test_one_copy_stream_killed_fails_the_load_and_changes_nothing(pg: Any, pg_d
     watcher.start()
     try:
         with pytest.raises(TransientError):
-            run_writer(big_input(300_000), table="par_kill", write_mode="upsert", primary_key="id", batch_size=2000)
+            run_writer(
+                big_input(300_000),
+                table="par_kill",
+                write_mode="upsert",
+                primary_key="id",
+                batch_size=2000,
+                copy_streams=2,
+            )
     finally:
         watcher.stop()
     assert len(killed) == 1
@@ -506,7 +515,14 @@ def test_a_stop_during_parallel_copy_rolls_back_and_drops_the_staging_table(
     watcher.start()
     try:
         with interrupts.handle_signals(), pytest.raises(interrupts.RunInterrupted):
-            run_writer(big_input(300_000), table="par_stop", write_mode="upsert", primary_key="id", batch_size=2000)
+            run_writer(
+                big_input(300_000),
+                table="par_stop",
+                write_mode="upsert",
+                primary_key="id",
+                batch_size=2000,
+                copy_streams=2,
+            )
     finally:
         watcher.stop()
     assert watcher.acted.is_set()
@@ -514,13 +530,15 @@ def test_a_stop_during_parallel_copy_rolls_back_and_drops_the_staging_table(
     _no_stage_left(pg)
 
 
-def test_keep_last_and_small_loads_use_one_copy_stream(pg: Any, run_writer: Any) -> None:
+def test_keep_last_small_loads_and_the_default_use_one_copy_stream(pg: Any, run_writer: Any) -> None:
     # `keep_last` picks rows by input order, which only one stream keeps in the staging table.
     create_existing(pg, "par_one", ["id"])
     data = big_input(150_000)
-    _, rec = run_writer(data, table="par_one", write_mode="upsert", primary_key="id", on_duplicate_keys="keep_last")
-    _, small = run_writer(big_input(1000), table="par_one", write_mode="upsert", primary_key="id")
-    assert "load.copy_streams" not in rec.names() + small.names()
+    one = {"table": "par_one", "write_mode": "upsert", "primary_key": "id", "copy_streams": 2}
+    _, rec = run_writer(data, **one, on_duplicate_keys="keep_last")
+    _, small = run_writer(big_input(1000), **one)
+    _, default = run_writer(data, **{k: v for k, v in one.items() if k != "copy_streams"})
+    assert "load.copy_streams" not in rec.names() + small.names() + default.names()
     assert rows(pg, "SELECT count(*) FROM par_one") == [(150_000,)]
 
 
@@ -544,6 +562,7 @@ def test_a_connection_limit_leaves_the_load_on_the_sessions_it_allows(
             table="par_limit",
             write_mode="upsert",
             primary_key="id",
+            copy_streams=2,
         )
         assert rec.event("load.copy_streams_limited")["streams"] == 1
         assert "load.copy_streams" not in rec.names()

@@ -61,7 +61,7 @@ class WriteOptions:
     ddl_channel: str
     batch_size: int
     timeout: float
-    copy_streams: int = 2
+    copy_streams: int = 1
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, step: str, default_schema: str = "public") -> WriteOptions:
@@ -120,7 +120,7 @@ class WriteOptions:
             ddl_channel=config.get("ddl_channel") or "auto",
             batch_size=int(_number(config, "batch_size", 10000, RANGES["batch_size"], step, integer=True)),
             timeout=float(_number(config, "timeout", 60, RANGES["timeout"], step)),
-            copy_streams=int(_number(config, "copy_streams", 2, RANGES["copy_streams"], step, integer=True)),
+            copy_streams=int(_number(config, "copy_streams", 1, RANGES["copy_streams"], step, integer=True)),
         )
 
     @property

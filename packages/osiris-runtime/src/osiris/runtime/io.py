@@ -108,20 +108,26 @@ ARTIFACT_COMPRESSION_LEVEL: int | None = None
 _QUEUE_DEPTH = 2
 
 
-def statistics_columns(schema: pa.Schema) -> list[str]:
-    """The top-level columns of `schema` whose Parquet min/max statistics an artifact keeps."""
+def _fixed_width(t: pa.DataType) -> bool:
+    """Numbers, dates, times and booleans: the types a reader prunes by, and whose null slots hold bytes."""
     import pyarrow as pa
 
-    def prunable(t: pa.DataType) -> bool:
-        return (
-            pa.types.is_integer(t)
-            or pa.types.is_floating(t)
-            or pa.types.is_decimal(t)
-            or pa.types.is_temporal(t)
-            or pa.types.is_boolean(t)
-        )
+    return (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_decimal(t)
+        or pa.types.is_temporal(t)
+        or pa.types.is_boolean(t)
+    )
 
-    return [f.name for f in schema if prunable(f.type)]
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The top-level columns of `schema` whose Parquet min/max statistics an artifact keeps."""
+    return [f.name for f in schema if _fixed_width(f.type)]
+
+
+def _import_compute() -> None:
+    import pyarrow.compute  # noqa: F401  (see write_parquet_atomic)
 
 
 def write_parquet_atomic(
@@ -169,6 +175,10 @@ def write_parquet_atomic(
             workers = [_Worker(encode, "osiris-parquet")]
             if hasher is not None:
                 workers.append(_Worker(hasher.update, "osiris-hash"))
+                if any(f.nullable and _fixed_width(f.type) for f in schema):
+                    # The hash of such columns needs pyarrow.compute (about 20 ms to import): the hash
+                    # thread imports it while the producer makes the first batch, not after.
+                    workers[-1].call(_import_compute)
             try:
                 for batch in batches:
                     if batch.num_rows == 0:
@@ -221,6 +231,10 @@ class _Worker:
             self._pending.pop(0).result()
         self._pending.append(self._pool.submit(self._fn, item))
 
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the worker's thread, in turn with the submitted items."""
+        self._pending.append(self._pool.submit(fn))
+
     def close(self) -> None:
         while self._pending:
             self._pending.pop(0).result()
@@ -237,13 +251,7 @@ def _canonical_column(arr: pa.Array) -> pa.Array:
     import pyarrow as pa
 
     t = arr.type
-    if arr.null_count == 0 or not (
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_decimal(t)
-        or pa.types.is_temporal(t)
-        or pa.types.is_boolean(t)
-    ):
+    if arr.null_count == 0 or not _fixed_width(t):
         return arr
     import pyarrow.compute as pc  # only here: importing it costs a process about 50 ms
 

@@ -84,7 +84,14 @@ def lock_and_check(cur: Any, schema: str, commit: Any, *, step: str) -> None:
     """Take the key's lock (waiting for a concurrent load to finish) and check nobody committed since the run read it."""
     ensure_table(cur, schema)
     cur.execute(_KEY_LOCK, (_key_text(commit.key),))
-    now = read(cur, schema, commit.key, lock=True)
+    # Only what the check needs (over ADBC a timestamptz or jsonb column would cost pyarrow's pandas import).
+    cur.execute(
+        f"SELECT version, run_id FROM {qualified(schema, STATE_TABLE)} "
+        "WHERE pipeline = %s AND step = %s AND destination = %s FOR UPDATE",
+        (commit.key.pipeline, commit.key.step, commit.key.destination),
+    )
+    row = cur.fetchone()
+    now = None if row is None else {"version": int(row[0]), "run_id": row[1]}
     version = None if now is None else now["version"]
     if version != commit.expected_version:
         raise TerminalError(

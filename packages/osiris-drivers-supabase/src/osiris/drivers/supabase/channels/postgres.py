@@ -580,7 +580,11 @@ class PostgresLoader:
         return info is None or info.has_unique(opts.primary_key)
 
     def _direct_incremental_ok(
-        self, info: ddl.TableInfo | None, statements: list[ddl.Statement], ddl_in_transaction: bool, incremental: Any
+        self,
+        info: ddl.TableInfo | None,
+        statements: list[ddl.Statement],
+        ddl_in_transaction: bool,
+        incremental: Any,
     ) -> bool:
         """Whether an incremental load may try the direct path: a key, and no soft deletes to apply."""
         opts = self.opts
@@ -588,7 +592,14 @@ class PostgresLoader:
             return False
         if opts.write_mode == "replace":  # `--full-refresh`
             return self._direct_swap_candidate(info, statements, ddl_in_transaction)
-        return opts.write_mode == "upsert" and (info is None or info.has_unique(opts.primary_key))
+        if opts.write_mode != "upsert":
+            return False
+        if info is None:
+            return True
+        # A first load: no watermark was ever committed (or it was reset). Whether the table is empty is
+        # checked under its lock; every later run merges through staging without trying.
+        first = all(c.expected_version is None for c in incremental.commits)
+        return first and info.has_unique(opts.primary_key)
 
     def _direct_swap(
         self,

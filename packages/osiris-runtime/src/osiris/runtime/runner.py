@@ -249,6 +249,8 @@ class Runner:
         finally:
             # Whatever happened, the other side of an overlapped pair never waits for this step again.
             status = result.status if result is not None else "failed"
+            if consuming is not None and result is not None and result.overlap is None:
+                result.overlap = consuming.record()
             if producing is not None:
                 producing.finish(status)
             if consuming is not None:

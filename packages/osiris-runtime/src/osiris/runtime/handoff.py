@@ -98,6 +98,7 @@ class HandOff:
         self.peak_batches = 0
         self.peak_bytes = 0
         self.waits = 0
+        self.waiting = False  # the upstream waits for room in the queue right now
 
     # -- the upstream's side (`osiris.runtime.steps.execute_step`) ---------------------------
 
@@ -131,8 +132,11 @@ class HandOff:
                     # The consumer has not started (no free step slot): it reads the file once it does.
                     self._detach()
                     break
-                waited = True
-                self._cond.wait(WAIT_S)
+                waited = self.waiting = True
+                try:
+                    self._cond.wait(WAIT_S)
+                finally:
+                    self.waiting = False
             if self._consumer_failed:
                 raise self._consumer_error()
             if self._detached:

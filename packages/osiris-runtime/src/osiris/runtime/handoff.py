@@ -99,6 +99,8 @@ class HandOff:
         self.peak_bytes = 0
         self.waits = 0
         self.waiting = False  # the upstream waits for room in the queue right now
+        # Which side a stop found waiting for the other ("upstream" or "consumer"): not where the run was.
+        self.stopped_waiting: str | None = None
 
     # -- the upstream's side (`osiris.runtime.steps.execute_step`) ---------------------------
 
@@ -135,6 +137,9 @@ class HandOff:
                 waited = self.waiting = True
                 try:
                     self._cond.wait(WAIT_S)
+                except BaseException:
+                    self.stopped_waiting = "upstream"
+                    raise
                 finally:
                     self.waiting = False
             if self._consumer_failed:
@@ -271,7 +276,11 @@ class HandOff:
             while True:
                 with self._cond:
                     while not self._items and not self._ended and not self._broken and not self._detached:
-                        self._cond.wait(WAIT_S)
+                        try:
+                            self._cond.wait(WAIT_S)
+                        except BaseException:
+                            self.stopped_waiting = "consumer"
+                            raise
                     if self._items:
                         batch = self._items.popleft()
                         self._bytes -= int(batch.nbytes)

@@ -79,6 +79,7 @@ class Runner:
         self.overlap = os.environ.get("OSIRIS_OVERLAP", "1").strip().lower() not in ("0", "false", "no", "off")
         self._producing: dict[str, HandOff] = {}
         self._consuming: dict[str, HandOff] = {}
+        self._waiting_at_stop: set[str] = set()  # interrupted while waiting for the other step of its pair
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -397,15 +398,19 @@ class Runner:
         return result
 
     def _stopped_by_upstream(self, result: StepResult, started: float, handoff: HandOff) -> StepResult:
-        """The upstream this step read as it was written failed: the step rolled back and counts as `skipped`."""
+        """The upstream this step read as it was written failed: the step rolled back, and its status is the
+        one it would have had without overlapping (`not_run`, or `skipped` below an `on_error: continue`)."""
         result.duration_ms = _ms_since(started)
-        result.status = "skipped"
         result.overlap = handoff.record()
-        result.reason = f"upstream step `{handoff.upstream}` {self.results[handoff.upstream].status}"
+        reason = f"upstream step `{handoff.upstream}` {self.results[handoff.upstream].status}"
+        if self._steps[handoff.upstream].on_error == "continue":
+            result.status, result.reason = "skipped", reason
+        else:
+            result.status, result.reason = "not_run", None
         self.session.emit(
-            "step_skipped",
+            "step_skipped" if result.status == "skipped" else "step_not_run",
             result.step_id,
-            reason=result.reason,
+            reason=reason,
             upstream=handoff.upstream,
             overlapped=True,
             duration_ms=result.duration_ms,
@@ -418,6 +423,11 @@ class Runner:
     ) -> interrupts.RunInterrupted:
         """Record the step as `interrupted` (its temporary files removed); the interrupt to raise."""
         with interrupts.deferred():
+            sid = result.step_id
+            if (sid in self._producing and self._producing[sid].stopped_waiting == "upstream") or (
+                sid in self._consuming and self._consuming[sid].stopped_waiting == "consumer"
+            ):
+                self._waiting_at_stop.add(sid)
             interrupt.step = result.step_id
             result.duration_ms = _ms_since(started)
             result.status = "interrupted"
@@ -462,7 +472,11 @@ class Runner:
             run_error = failed.error
         if interrupted is not None:
             if interrupted.step is None:
-                interrupted.step = next((s.step_id for s in steps if s.status == "interrupted"), None)
+                # Of an overlapped pair, the step the stop found at work, not the one waiting for it.
+                stopped = [s.step_id for s in steps if s.status == "interrupted"]
+                interrupted.step = next((s for s in stopped if s not in self._waiting_at_stop), None) or next(
+                    iter(stopped), None
+                )
             run_error = session.redactor.redact(interrupted.to_data())
             session.emit("run_interrupted", **interrupted.record())
         duration_ms = session.duration_ms
@@ -521,10 +535,13 @@ class Runner:
             streams=self._plan_overlap(plan, wanted, status),
         )
 
+        reported: set[str] = set()
+
         def run_one(sid: str) -> str:
             with interrupts.step_thread():  # a stop of the run stops this step where it is, as in the main thread
                 result = self.run_step(sid)
             if on_done is not None:
+                reported.add(sid)
                 on_done(result)
             return result.status
 
@@ -545,7 +562,7 @@ class Runner:
         done = [self.results[sid] for sid in plan.order if sid in set(wanted)]
         if on_done is not None:
             for result in done:
-                if result.status in ("skipped", "not_run") or result.reused_from:
+                if (result.status in ("skipped", "not_run") or result.reused_from) and result.step_id not in reported:
                     on_done(result)
         return done
 

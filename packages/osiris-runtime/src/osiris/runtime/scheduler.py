@@ -15,8 +15,8 @@ When a step fails:
 A step in `Plan.streams` reads its one upstream as it is written (`osiris.runtime.handoff`): it starts
 as soon as that upstream is running, and the pair takes one slot of `max_parallel` (the two work on
 one stream of data; a consumer that starts only after its upstream finished takes a slot of its own).
-A step that returns `skipped` (its upstream failed while it was reading it) does not stop the run: the
-upstream's failure does, as its `on_error` says.
+A step that returns `skipped` or `not_run` (its upstream failed while it was reading it) does not stop
+the run: the upstream's failure does, as its `on_error` says.
 
 The scheduler knows nothing of drivers: `run_one(step_id)` runs a step and returns its status.
 """
@@ -114,7 +114,7 @@ def schedule(
                     status[sid] = future.result()
                 except Exception:  # run_one reports driver failures itself; this is a bug in it
                     status[sid] = "failed"
-                if status[sid] not in ("succeeded", "skipped") and sid not in plan.continue_on_error:
+                if status[sid] not in ("succeeded", "skipped", "not_run") and sid not in plan.continue_on_error:
                     stop = True
     for sid in pending:
         status.setdefault(sid, "not_run")

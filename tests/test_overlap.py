@@ -8,6 +8,7 @@ the checks are on data (rows, `data_sha256`), run cards and the target table, ne
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,40 @@ def test_a_transient_extract_failure_mid_stream_retries_and_loads_everything(pro
     with target.connect().cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT id) FROM retried")
         assert cur.fetchone() == (ROWS, ROWS)
+
+
+@pytest.mark.parametrize("where", ["host", "sandbox"])
+def test_sigterm_during_an_overlapped_run_stops_both_steps_and_rolls_back(project: Any, where: str) -> None:
+    source, target, tmp_path = project
+    with target.connect().cursor() as cur:
+        cur.execute("CREATE TABLE kept (id integer PRIMARY KEY, name text, amount numeric(12,2))")
+        cur.executemany("INSERT INTO kept VALUES (%s, %s, %s)", OLD)
+    # The extract stalls in the database at row 12,000, while the load has part of the rows.
+    query = "SELECT id, name, amount, SLEEP(IF(id = 12000, 60, 0)) AS s FROM items ORDER BY id"
+    (tmp_path / "stop.yaml").write_text(pipeline("kept", query=query))
+    extra = ["--sandbox", "local"] if where == "sandbox" else []
+    proc = start_osiris("run", "stop.yaml", *extra, cwd=tmp_path, env=flagship.ENV)
+    admin = source.connect()
+
+    def stalled() -> bool:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT id, name, amount, SLEEP%'"
+            )
+            return cur.fetchone()[0] > 0
+
+    wait_for("the extract to stall", stalled, timeout=300)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err
+    card = json.loads(next((tmp_path / "runs").glob("overlap/*/run_card.json")).read_text())
+    assert card["status"] == "interrupted" and card["interrupted"]["signal"] == "SIGTERM"
+    assert {s["id"]: s["status"] for s in card["steps"]} == {"items": "interrupted", "load": "interrupted"}
+    assert card["interrupted"]["step"] in ("items", "load")
+    with target.connect().cursor() as cur:
+        cur.execute("SELECT id, name, amount FROM kept ORDER BY id")
+        assert [(i, n, int(a)) for i, n, a in cur.fetchall()] == OLD
+        cur.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE '%osiris_stage%'")
+        assert cur.fetchone()[0] == 0
+    assert not list((tmp_path / "runs").glob("overlap/*/artifacts/*/.*.tmp"))
+    assert not list((tmp_path / "runs").glob("overlap/*/artifacts/items/output.parquet"))

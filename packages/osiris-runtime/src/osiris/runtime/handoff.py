@@ -32,6 +32,7 @@ Only the first attempt of an upstream streams; a retried upstream is read from i
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import TerminalError
+from osiris.runtime import interrupts
 from osiris.runtime.contract import InputHandle
 
 if TYPE_CHECKING:
@@ -145,6 +147,8 @@ class HandOff:
             if self._consumer_failed:
                 raise self._consumer_error()
             if self._detached:
+                if waited and interrupts.requested() is not None:
+                    self.stopped_waiting = "upstream"
                 return
             self.waits += waited
             self._items.append(batch)
@@ -295,6 +299,8 @@ class HandOff:
                         return
                     else:
                         self._broken = True
+                        if interrupts.requested() is not None:  # it was waiting for the upstream
+                            self.stopped_waiting = "consumer"
                         raise StreamBroken(
                             f"Step `{self.upstream}` failed while step `{self.consumer}` was reading its output",
                             step=self.consumer,
@@ -392,6 +398,12 @@ def _conformed(batch: pa.RecordBatch, schema: pa.Schema, step_id: str) -> pa.Rec
         ) from None
 
 
+def overlap_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether steps may overlap: yes unless `OSIRIS_OVERLAP` is `0` (or `false`, `no`, `off`)."""
+    value = (os.environ if environ is None else environ).get("OSIRIS_OVERLAP", "1")
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
 def overlap_pairs(
     order: list[str],
     needs: Mapping[str, list[str]],
@@ -431,5 +443,6 @@ __all__ = [
     "LiveInput",
     "StreamBroken",
     "UpstreamFailed",
+    "overlap_enabled",
     "overlap_pairs",
 ]

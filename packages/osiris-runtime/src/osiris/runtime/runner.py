@@ -46,7 +46,14 @@ from osiris.runtime import incremental as inc
 from osiris.runtime import interrupts
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext, upstream_inputs
-from osiris.runtime.handoff import STREAMING_INPUT, ConsumerFailed, HandOff, LiveInput, overlap_pairs
+from osiris.runtime.handoff import (
+    STREAMING_INPUT,
+    ConsumerFailed,
+    HandOff,
+    LiveInput,
+    overlap_enabled,
+    overlap_pairs,
+)
 from osiris.runtime.io import OUTPUT_FILE, use_lean_memory_pool
 from osiris.runtime.progress import PROGRESS_EVENT, StepMeter
 from osiris.runtime.registry import RegistrationSummary, check_requirements, raise_for_missing
@@ -76,7 +83,7 @@ class Runner:
         self._prepared = False
         self._finished: RunResult | None = None
         # Overlapped hand-offs of the steps being scheduled, by the upstream and by the consumer step.
-        self.overlap = os.environ.get("OSIRIS_OVERLAP", "1").strip().lower() not in ("0", "false", "no", "off")
+        self.overlap = overlap_enabled()
         self._producing: dict[str, HandOff] = {}
         self._consuming: dict[str, HandOff] = {}
         self._waiting_at_stop: set[str] = set()  # interrupted while waiting for the other step of its pair
@@ -515,11 +522,13 @@ class Runner:
         *,
         max_parallel: int | None = None,
         on_done: Callable[[StepResult], None] | None = None,
+        overlap: bool | None = None,
     ) -> list[StepResult]:
         """Run steps (all by default) through the scheduler: each once its upstream steps succeeded, at most
         `max_parallel` at once (default: the machine's cores), each step's `on_error` deciding what a failure
         stops (`osiris.runtime.scheduler`). `on_done` gets every step's result once it is final, those that
-        did not run included. Returns the results in manifest order."""
+        did not run included. `overlap` (default: `OSIRIS_OVERLAP`, on): a `streaming_input` writer starts beside its
+        upstream (`osiris.runtime.handoff`). Returns the results in manifest order."""
         manifest = self.session.manifest
         wanted = [s.id for s in manifest.steps] if step_ids is None else list(step_ids)
         plan = Plan(
@@ -532,7 +541,7 @@ class Runner:
             order=plan.order,
             needs=plan.needs,
             continue_on_error=plan.continue_on_error,
-            streams=self._plan_overlap(plan, wanted, status),
+            streams=self._plan_overlap(plan, wanted, status) if (self.overlap if overlap is None else overlap) else {},
         )
 
         reported: set[str] = set()
@@ -568,8 +577,6 @@ class Runner:
 
     def _plan_overlap(self, plan: Plan, wanted: list[str], status: dict[str, str]) -> dict[str, str]:
         """The consumer -> upstream pairs that overlap in this scheduling, with their hand-offs made."""
-        if not self.overlap:
-            return {}
         session = self.session
         streaming = {}
         for s in session.manifest.steps:

@@ -228,25 +228,33 @@ def test_a_transient_extract_failure_mid_stream_retries_and_loads_everything(pro
 def test_sigterm_during_an_overlapped_run_stops_both_steps_and_rolls_back(project: Any, where: str) -> None:
     source, target, tmp_path = project
     with target.connect().cursor() as cur:
-        cur.execute("CREATE TABLE kept (id integer PRIMARY KEY, name text, amount numeric(12,2))")
-        cur.executemany("INSERT INTO kept VALUES (%s, %s, %s)", OLD)
+        cur.execute("CREATE TABLE kept (id integer PRIMARY KEY, name text, amount numeric(12,2), s bigint)")
+        cur.executemany("INSERT INTO kept (id, name, amount) VALUES (%s, %s, %s)", OLD)
     # The extract stalls in the database at row 12,000, while the load has part of the rows.
-    query = "SELECT id, name, amount, SLEEP(IF(id = 12000, 60, 0)) AS s FROM items ORDER BY id"
+    # (The query names this test's database, so a query an earlier run left sleeping is not taken for it.)
+    query = (
+        f"SELECT id, name, amount, SLEEP(IF(id = 12000, 60, 0)) AS s FROM items WHERE '{source.name}' <> '' ORDER BY id"
+    )
     (tmp_path / "stop.yaml").write_text(pipeline("kept", query=query))
     extra = ["--sandbox", "local"] if where == "sandbox" else []
-    proc = start_osiris("run", "stop.yaml", *extra, cwd=tmp_path, env=flagship.ENV)
+    proc = start_osiris("run", "stop.yaml", *extra, cwd=tmp_path, env={**flagship.ENV, "PYTHONFAULTHANDLER": "1"})
     admin = source.connect()
 
     def stalled() -> bool:
         with admin.cursor() as cur:
             cur.execute(
-                "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT id, name, amount, SLEEP%'"
+                f"SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT id, name, amount, SLEEP%{source.name}%'"
             )
             return cur.fetchone()[0] > 0
 
     wait_for("the extract to stall", stalled, timeout=300)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=300)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"the stopped run did not exit:\n{err[-20000:]}") from None
     assert proc.returncode == 143, err
     card = json.loads(next((tmp_path / "runs").glob("overlap/*/run_card.json")).read_text())
     assert card["status"] == "interrupted" and card["interrupted"]["signal"] == "SIGTERM"

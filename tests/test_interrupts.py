@@ -47,8 +47,9 @@ def project(new_mysql_db: Any, new_pg_db: Any, tmp_path: Path) -> Any:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_an_extract_stops_it_cleanly(project: Any, sig: int) -> None:
     _, target, tmp_path = project
-    # Row 2,500 stalls: 24 batches of 100 rows are already in the output's temporary file.
-    proc = start(tmp_path, pipeline(write_mode="upsert", sleep_at=2500))
+    # Row 2,500 stalls: 24 batches of 100 rows are already in the output's temporary file. The load
+    # waits for the extract here (no overlap; a stop of an overlapped pair: tests/test_overlap.py).
+    proc = start(tmp_path, pipeline(write_mode="upsert", sleep_at=2500), env={"OSIRIS_OVERLAP": "0"})
     wait_for("the extract to stall", lambda: step_started(tmp_path / "runs", "items"))
     run_dir = the_run_dir(tmp_path / "runs")
     wait_for("the extract's temporary output", lambda: temporary_files(run_dir))

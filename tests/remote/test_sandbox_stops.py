@@ -66,8 +66,14 @@ def _stalled(source: Any) -> bool:
 def test_an_interrupted_local_sandbox_run_stops_its_worker_and_leaves_a_card(project: Any, sig: int, moment: str):
     source, target, tmp_path = project
     with table_locked(target, "target"):
+        # At the `items` moment the load waits for the stalled extract only without overlap (with it,
+        # both steps run when the stop comes: tests/test_overlap.py).
         proc = start(
-            tmp_path, pipeline(write_mode="upsert", sleep_at=2500 if moment == "items" else None), "--sandbox", "local"
+            tmp_path,
+            pipeline(write_mode="upsert", sleep_at=2500 if moment == "items" else None),
+            "--sandbox",
+            "local",
+            env={"OSIRIS_OVERLAP": "0"} if moment == "items" else None,
         )
         _moment(moment, source, target, tmp_path)
         proc.send_signal(sig)

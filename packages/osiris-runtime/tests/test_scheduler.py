@@ -85,3 +85,40 @@ def test_stop_runs_nothing_new_and_continue_skips_only_dependents():
     ran.clear()
     schedule(plan, run_one, status={"a": "succeeded", "b": "succeeded"}, max_parallel=2)
     assert sorted(ran) == ["a2", "b2"]
+
+
+def test_a_streaming_consumer_starts_beside_its_upstream_in_the_same_slot():
+    # `w` reads `a` as it is written: with one slot they still run at once (a barrier for two),
+    # while `b`, independent, waits for that slot.
+    plan = Plan(
+        order=["a", "w", "b"],
+        needs={"a": [], "w": ["a"], "b": []},
+        continue_on_error=frozenset(),
+        streams={"w": "a"},
+    )
+    pair = threading.Barrier(2, timeout=30)
+    lock, running, seen = threading.Lock(), set(), []
+
+    def run_one(sid: str) -> str:
+        with lock:
+            running.add(sid)
+            seen.append(set(running))
+        if sid in ("a", "w"):
+            pair.wait()
+        with lock:
+            running.discard(sid)
+        return "succeeded"
+
+    assert schedule(plan, run_one, status={}, max_parallel=1) == {s: "succeeded" for s in "awb"}
+    assert all(not ({"b"} & s and {"a", "w"} & s) for s in seen)
+
+
+def test_a_consumer_stopped_by_its_upstream_does_not_stop_the_run_twice():
+    plan = Plan(
+        order=["a", "w", "c"],
+        needs={"a": [], "w": ["a"], "c": []},
+        continue_on_error=frozenset({"a"}),
+        streams={"w": "a"},
+    )
+    outcome = {"a": "failed", "w": "skipped", "c": "succeeded"}
+    assert schedule(plan, lambda sid: outcome[sid], status={}, max_parallel=1) == outcome

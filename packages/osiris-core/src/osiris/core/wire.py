@@ -78,6 +78,8 @@ class ExecSteps(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 
     step_ids: list[str]
     max_parallel: int | None = None
+    # False: no step starts before its upstream finished (no overlapped hand-off; `OSIRIS_OVERLAP=0`).
+    overlap: bool = True
 
 
 class Cleanup(msgspec.Struct, tag=True, frozen=True, kw_only=True):

@@ -53,6 +53,7 @@ from osiris.core.manifest import Manifest
 from osiris.remote import bootstrap
 from osiris.remote.sandbox import EOF, Sandbox, WorkerProcess
 from osiris.runtime import interrupts
+from osiris.runtime.handoff import overlap_enabled
 from osiris.runtime.progress import SANDBOX_STAGE_EVENT, StepProgress
 from osiris.runtime.registry import RegistrationSummary
 from osiris.runtime.resolve import run_secrets
@@ -378,7 +379,7 @@ class HostAdapter:
         if prepare_error is None:
             # The worker's scheduler runs them (in parallel, with `on_error`), as a host run does.
             ids = [step.id for step in manifest.steps]
-            self.send(wire.ExecSteps(step_ids=ids, max_parallel=self.options.max_parallel))
+            self.send(wire.ExecSteps(step_ids=ids, max_parallel=self.options.max_parallel, overlap=overlap_enabled()))
             self._await_steps(ids, session)
             self.current_step = None
         self.send(wire.Cleanup(status="done"))

@@ -305,7 +305,7 @@ class Worker:
         def done(result: Any) -> None:
             self.out.send(wire.StepDone(step_id=result.step_id, result=result.to_data()))
 
-        self.runner.run_steps(cmd.step_ids, max_parallel=cmd.max_parallel, on_done=done)
+        self.runner.run_steps(cmd.step_ids, max_parallel=cmd.max_parallel, on_done=done, overlap=cmd.overlap)
 
     def cleanup(self, cmd: wire.Cleanup | None, interrupted: interrupts.RunInterrupted | None = None) -> None:
         """Finish the run (run card; `interrupted` when it was stopped) and list the run directory's files."""

@@ -65,6 +65,12 @@ class InputHandle:
         return int(self._parquet().metadata.num_rows)
 
     @property
+    def known_num_rows(self) -> int | None:
+        """`num_rows` when it is known without waiting; None while the upstream is still producing
+        (an input read as it is written, `osiris.runtime.handoff.LiveInput`)."""
+        return self.num_rows
+
+    @property
     def schema(self) -> pa.Schema:
         """The Arrow schema of the upstream output."""
         return self._parquet().schema_arrow

@@ -41,10 +41,16 @@ class StepResult:
     # Why a step did not run (`skipped`: an upstream failed) or where its output came from (`--resume`).
     reason: str | None = None
     reused_from: str | None = None
+    # A step that read its upstream as it was written (`osiris.runtime.handoff.HandOff.record`).
+    overlap: dict[str, Any] | None = None
 
     def to_data(self) -> dict[str, Any]:
         """The step's entry in `run_card.json`."""
-        extra = {k: v for k, v in (("reason", self.reason), ("reused_from", self.reused_from)) if v is not None}
+        extra = {
+            k: v
+            for k, v in (("reason", self.reason), ("reused_from", self.reused_from), ("overlap", self.overlap))
+            if v is not None
+        }
         return {
             "id": self.step_id,
             "component": self.component,
@@ -75,6 +81,7 @@ class StepResult:
             error=data.get("error"),
             reason=data.get("reason"),
             reused_from=data.get("reused_from"),
+            overlap=data.get("overlap"),
         )
 
 
@@ -178,11 +185,11 @@ def write_run_card(run_dir: Path, card: dict[str, Any]) -> Path:
 
 
 def comparable_run_card(card: dict[str, Any]) -> dict[str, Any]:
-    """A run card without times and run ids, for comparing two runs."""
+    """A run card without times, run ids and how steps overlapped (timing decides that), for comparing two runs."""
 
     def strip(v: Any) -> Any:
         if isinstance(v, dict):
-            return {k: strip(x) for k, x in v.items() if k not in TIME_KEYS}
+            return {k: strip(x) for k, x in v.items() if k not in TIME_KEYS and k != "overlap"}
         if isinstance(v, list):
             return [strip(x) for x in v]
         return v

@@ -20,7 +20,9 @@ run_dir, secrets=..., listeners=[forwarder])`): configs arrive resolved, in memo
 gets an `InputHandle` per upstream step (`inputs["df"]` when there is exactly one) and a
 `StepContext`; its driver runs through `osiris.runtime.steps.execute_step`, which writes the
 output and its `data_sha256` and retries transient failures of components that declare
-`safe_to_retry` (`step_retry` events). Events and metrics go to the session's log
+`safe_to_retry` (`step_retry` events). A writer whose component declares `streaming_input` starts
+beside its upstream and reads its batches as they are written (`osiris.runtime.handoff`; the run card's
+`overlap` entry of the step says so); `OSIRIS_OVERLAP=0` turns that off. Events and metrics go to the session's log
 (`osiris.runtime.runlog`); the run card is `osiris.runtime.runcard`. What the driver and the
 output writer report as they go is added up per step by a `osiris.runtime.progress.StepMeter`:
 progress ticks for the listeners (the live display) and `step_progress` events.
@@ -39,11 +41,20 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from osiris.core.errors import OsirisError, TerminalError, UserInputError
+from osiris.core.manifest import ManifestStep
 from osiris.runtime import incremental as inc
 from osiris.runtime import interrupts
 from osiris.runtime.__about__ import __version__
 from osiris.runtime.contract import InputHandle, StepContext, upstream_inputs
-from osiris.runtime.io import use_lean_memory_pool
+from osiris.runtime.handoff import (
+    STREAMING_INPUT,
+    ConsumerFailed,
+    HandOff,
+    LiveInput,
+    overlap_enabled,
+    overlap_pairs,
+)
+from osiris.runtime.io import OUTPUT_FILE, use_lean_memory_pool
 from osiris.runtime.progress import PROGRESS_EVENT, StepMeter
 from osiris.runtime.registry import RegistrationSummary, check_requirements, raise_for_missing
 from osiris.runtime.resolve import spec_of
@@ -71,6 +82,11 @@ class Runner:
         self.states: dict[tuple[str, str], tuple[inc.StateKey, dict | None]] = {}
         self._prepared = False
         self._finished: RunResult | None = None
+        # Overlapped hand-offs of the steps being scheduled, by the upstream and by the consumer step.
+        self.overlap = overlap_enabled()
+        self._producing: dict[str, HandOff] = {}
+        self._consuming: dict[str, HandOff] = {}
+        self._waiting_at_stop: set[str] = set()  # interrupted while waiting for the other step of its pair
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -222,18 +238,41 @@ class Runner:
 
     def run_step(self, step_id: str) -> StepResult:
         """Run one step (its upstream steps must have succeeded); driver failures become a failed result."""
-        if not self._prepared:
-            raise RuntimeError("call Runner.prepare() before run_step()")
-        step = self._steps.get(step_id)
-        if step is None:
-            raise UserInputError(f"Unknown step `{step_id}`; steps: {', '.join(self._steps)}")
-        for need in step.needs:
-            if self.results[need].status != "succeeded":
-                raise TerminalError(
-                    f"Step `{step_id}` needs `{need}`, which has status `{self.results[need].status}`", step=step_id
-                )
-        session, result = self.session, self.results[step_id]
-        started = time.perf_counter()
+        consuming = self._consuming.get(step_id)
+        producing = self._producing.get(step_id)
+        result = self.results.get(step_id)
+        try:
+            if not self._prepared:
+                raise RuntimeError("call Runner.prepare() before run_step()")
+            step = self._steps.get(step_id)
+            if step is None or result is None:
+                raise UserInputError(f"Unknown step `{step_id}`; steps: {', '.join(self._steps)}")
+            for need in step.needs:
+                if self.results[need].status != "succeeded" and not (consuming and consuming.upstream == need):
+                    raise TerminalError(
+                        f"Step `{step_id}` needs `{need}`, which has status `{self.results[need].status}`",
+                        step=step_id,
+                    )
+            return self._run_step(step, result, time.perf_counter(), consuming, producing)
+        finally:
+            # Whatever happened, the other side of an overlapped pair never waits for this step again.
+            status = result.status if result is not None else "failed"
+            if consuming is not None and result is not None and result.overlap is None:
+                result.overlap = consuming.record()
+            if producing is not None:
+                producing.finish(status)
+            if consuming is not None:
+                consuming.consumer_done(failed=status in ("failed", "interrupted", "running", "not_run"))
+
+    def _run_step(
+        self,
+        step: ManifestStep,
+        result: StepResult,
+        started: float,
+        consuming: HandOff | None,
+        producing: HandOff | None,
+    ) -> StepResult:
+        session, step_id = self.session, step.id
         out_dir = session.run_dir / "artifacts" / step_id
         out_dir.mkdir(parents=True, exist_ok=True)
         config = session.configs.get(step_id, {})
@@ -252,23 +291,45 @@ class Runner:
             meter.restart()
             session.emit("step_retry", step_id, **retry_event(retry, policy, exc, delay_s, step_id))
 
+        def on_restart(exc: BaseException) -> None:
+            meter.restart()
+            session.emit(
+                "step_restarted",
+                step_id,
+                upstream=consuming.upstream if consuming else None,
+                reason="the upstream's attempt failed while this step read it; it runs again on the final output",
+                error=session.error_data(exc, step_id),
+            )
+
         try:
             spec = session.components.get(step.component)
             policy = RetryPolicy.for_step(spec_of(spec) if spec is not None else None, config, step_id=step_id)
-            inputs = upstream_inputs({n: InputHandle(n, self.outputs[n]) for n in step.needs if n in self.outputs})
-            rows_in = {sid: h.num_rows for sid, h in inputs.items() if sid != "df"}
-            result.rows_in = sum(rows_in.values())
-            session.emit(
-                "inputs_resolved",
-                step_id,
-                inputs={
-                    sid: {"rows": rows_in[sid], "path": str(inputs[sid].path.relative_to(session.run_dir))}
-                    for sid in rows_in
-                },
-                rows_in=result.rows_in,
-            )
-            if step.mode == "write" and inputs:
-                meter.set_total(rows=result.rows_in)  # a writer's total is its input, until it says otherwise
+            handles: dict[str, InputHandle] = {}
+            for n in step.needs:
+                if consuming is not None and consuming.upstream == n:
+                    handles[n] = LiveInput(consuming)
+                elif n in self.outputs:
+                    handles[n] = InputHandle(n, self.outputs[n])
+            inputs = upstream_inputs(handles)
+
+            def resolve_inputs() -> None:
+                rows_in = {sid: h.num_rows for sid, h in inputs.items() if sid != "df"}
+                result.rows_in = sum(rows_in.values())
+                session.emit(
+                    "inputs_resolved",
+                    step_id,
+                    inputs={
+                        sid: {"rows": rows_in[sid], "path": str(inputs[sid].path.relative_to(session.run_dir))}
+                        for sid in rows_in
+                    },
+                    rows_in=result.rows_in,
+                    **({"overlapped_with": consuming.upstream} if consuming is not None else {}),
+                )
+
+            if consuming is None:
+                resolve_inputs()
+                if step.mode == "write" and inputs:
+                    meter.set_total(rows=result.rows_in)  # a writer's total is its input, until it says otherwise
             ctx = StepContext(
                 step_id=step_id,
                 output_dir=out_dir,
@@ -289,7 +350,12 @@ class Runner:
                 policy=policy,
                 on_retry=on_retry,
                 on_rows=lambda n: meter.add(n, source="written"),
+                handoff=producing,
+                on_restart=on_restart,
             )
+            if consuming is not None:
+                resolve_inputs()  # the upstream's output is complete now: its rows are known
+                result.overlap = consuming.record()
             if output.path is not None:
                 self.outputs[step_id] = output.path
                 result.rows_out = output.rows
@@ -324,13 +390,38 @@ class Runner:
             pending = interrupts.requested()
             if pending is not None:  # a library turned the interrupt into its own error (a cancelled query...)
                 raise self._step_interrupted(result, out_dir, started, pending) from None
+            if consuming is not None and consuming.upstream_failed:
+                return self._stopped_by_upstream(result, started, consuming)
             result.duration_ms = _ms_since(started)
             result.status = "failed"
             result.error = session.error_data(exc, step_id)
+            if isinstance(exc, ConsumerFailed):
+                result.reason = str(exc)
             result.traceback = session.redactor.redact_text(traceback.format_exc())
             session.write_diagnostic(out_dir / "error.txt", result.traceback)
             session.metric("duration_ms", result.duration_ms, step_id)
             session.emit("step_failed", step_id, error=result.error, duration_ms=result.duration_ms)
+        _release_arrow_memory()
+        return result
+
+    def _stopped_by_upstream(self, result: StepResult, started: float, handoff: HandOff) -> StepResult:
+        """The upstream this step read as it was written failed: the step rolled back, and its status is the
+        one it would have had without overlapping (`not_run`, or `skipped` below an `on_error: continue`)."""
+        result.duration_ms = _ms_since(started)
+        result.overlap = handoff.record()
+        reason = f"upstream step `{handoff.upstream}` {self.results[handoff.upstream].status}"
+        if self._steps[handoff.upstream].on_error == "continue":
+            result.status, result.reason = "skipped", reason
+        else:
+            result.status, result.reason = "not_run", None
+        self.session.emit(
+            "step_skipped" if result.status == "skipped" else "step_not_run",
+            result.step_id,
+            reason=reason,
+            upstream=handoff.upstream,
+            overlapped=True,
+            duration_ms=result.duration_ms,
+        )
         _release_arrow_memory()
         return result
 
@@ -339,6 +430,11 @@ class Runner:
     ) -> interrupts.RunInterrupted:
         """Record the step as `interrupted` (its temporary files removed); the interrupt to raise."""
         with interrupts.deferred():
+            sid = result.step_id
+            if (sid in self._producing and self._producing[sid].stopped_waiting == "upstream") or (
+                sid in self._consuming and self._consuming[sid].stopped_waiting == "consumer"
+            ):
+                self._waiting_at_stop.add(sid)
             interrupt.step = result.step_id
             result.duration_ms = _ms_since(started)
             result.status = "interrupted"
@@ -373,13 +469,21 @@ class Runner:
         self._prepared = True
         session.open()
         steps = [self.results[s.id] for s in session.manifest.steps]
-        failed = next((s for s in steps if s.status == "failed"), None)
+        # A step stopped because the step reading its output failed is not the cause: that step is.
+        failed = next(
+            (s for s in steps if s.status == "failed" and (s.error or {}).get("type") != ConsumerFailed.__name__),
+            next((s for s in steps if s.status == "failed"), None),
+        )
         run_error = session.error_data(error, getattr(error, "step", None)) if error is not None else None
         if run_error is None and failed is not None:
             run_error = failed.error
         if interrupted is not None:
             if interrupted.step is None:
-                interrupted.step = next((s.step_id for s in steps if s.status == "interrupted"), None)
+                # Of an overlapped pair, the step the stop found at work, not the one waiting for it.
+                stopped = [s.step_id for s in steps if s.status == "interrupted"]
+                interrupted.step = next((s for s in stopped if s not in self._waiting_at_stop), None) or next(
+                    iter(stopped), None
+                )
             run_error = session.redactor.redact(interrupted.to_data())
             session.emit("run_interrupted", **interrupted.record())
         duration_ms = session.duration_ms
@@ -418,11 +522,13 @@ class Runner:
         *,
         max_parallel: int | None = None,
         on_done: Callable[[StepResult], None] | None = None,
+        overlap: bool | None = None,
     ) -> list[StepResult]:
         """Run steps (all by default) through the scheduler: each once its upstream steps succeeded, at most
         `max_parallel` at once (default: the machine's cores), each step's `on_error` deciding what a failure
         stops (`osiris.runtime.scheduler`). `on_done` gets every step's result once it is final, those that
-        did not run included. Returns the results in manifest order."""
+        did not run included. `overlap` (default: `OSIRIS_OVERLAP`, on): a `streaming_input` writer starts beside its
+        upstream (`osiris.runtime.handoff`). Returns the results in manifest order."""
         manifest = self.session.manifest
         wanted = [s.id for s in manifest.steps] if step_ids is None else list(step_ids)
         plan = Plan(
@@ -431,11 +537,20 @@ class Runner:
             continue_on_error=frozenset(s.id for s in manifest.steps if s.on_error == "continue"),
         )
         status = {sid: r.status for sid, r in self.results.items() if r.status == "succeeded"}
+        plan = Plan(
+            order=plan.order,
+            needs=plan.needs,
+            continue_on_error=plan.continue_on_error,
+            streams=self._plan_overlap(plan, wanted, status) if (self.overlap if overlap is None else overlap) else {},
+        )
+
+        reported: set[str] = set()
 
         def run_one(sid: str) -> str:
             with interrupts.step_thread():  # a stop of the run stops this step where it is, as in the main thread
                 result = self.run_step(sid)
             if on_done is not None:
+                reported.add(sid)
                 on_done(result)
             return result.status
 
@@ -445,13 +560,43 @@ class Runner:
             result.reason = f"upstream step `{upstream}` {self.results[upstream].status}"
             self.session.emit("step_skipped", sid, reason=result.reason, upstream=upstream)
 
-        schedule(plan, run_one, status=status, max_parallel=max_parallel, on_skip=on_skip, only=wanted)
+        try:
+            schedule(plan, run_one, status=status, max_parallel=max_parallel, on_skip=on_skip, only=wanted)
+        finally:
+            for handoff in self._producing.values():
+                handoff.finish(self.results[handoff.upstream].status)  # no-op for a finished upstream
+                handoff.consumer_done(failed=True)
+            self._producing.clear()
+            self._consuming.clear()
         done = [self.results[sid] for sid in plan.order if sid in set(wanted)]
         if on_done is not None:
             for result in done:
-                if result.status in ("skipped", "not_run") or result.reused_from:
+                if (result.status in ("skipped", "not_run") or result.reused_from) and result.step_id not in reported:
                     on_done(result)
         return done
+
+    def _plan_overlap(self, plan: Plan, wanted: list[str], status: dict[str, str]) -> dict[str, str]:
+        """The consumer -> upstream pairs that overlap in this scheduling, with their hand-offs made."""
+        session = self.session
+        streaming = {}
+        for s in session.manifest.steps:
+            spec = session.components.get(s.component)
+            caps = spec_of(spec).capabilities if spec is not None else {}
+            streaming[s.id] = caps.get(STREAMING_INPUT) is True
+        wanted_set = set(wanted)
+        # Steps that already ran (reused) are read from their file; an incremental writer's watermark
+        # needs its extractor's final facts when it starts.
+        excluded = {sid for sid in plan.order if sid not in wanted_set or status.get(sid) == "succeeded"}
+        excluded |= {w for (_, w) in self.states}
+        pairs = overlap_pairs(plan.order, plan.needs, streaming, excluded=excluded)
+        for consumer, up in pairs.items():
+            handoff = HandOff(up, consumer, session.run_dir / "artifacts" / up / OUTPUT_FILE)
+            # The scheduler starts a consumer in the same pass as its upstream, so from now on a full
+            # queue makes the upstream wait for it (a consumer that never runs detaches in `run_step`).
+            handoff.consumer_started()
+            self._producing[up] = handoff
+            self._consuming[consumer] = handoff
+        return pairs
 
     def reuse(self, step_id: str, previous_run_dir: Path, entry: dict[str, object]) -> StepResult:
         """Take a step's result from an earlier run of the same manifest (`osiris run --resume`).

@@ -12,6 +12,12 @@ When a step fails:
 - under `on_error: continue` the steps that depend on it (directly or not) are `skipped` with the
   reason, and every other step still runs.
 
+A step in `Plan.streams` reads its one upstream as it is written (`osiris.runtime.handoff`): it starts
+as soon as that upstream is running, and the pair takes one slot of `max_parallel` (the two work on
+one stream of data; a consumer that starts only after its upstream finished takes a slot of its own).
+A step that returns `skipped` or `not_run` (its upstream failed while it was reading it) does not stop
+the run: the upstream's failure does, as its `on_error` says.
+
 The scheduler knows nothing of drivers: `run_one(step_id)` runs a step and returns its status.
 """
 
@@ -20,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FINISHED_BAD = ("failed", "skipped")
 
@@ -41,6 +47,8 @@ class Plan:
     order: list[str]
     needs: Mapping[str, list[str]]
     continue_on_error: frozenset[str]
+    # Steps that read their upstream as it is written: consumer -> upstream.
+    streams: Mapping[str, str] = field(default_factory=dict)
 
 
 def schedule(
@@ -62,7 +70,20 @@ def schedule(
     pending = [s for s in plan.order if s in wanted and status.get(s) != "succeeded"]
     stop = False
     running: dict[Future[str], str] = {}
-    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="osiris-step") as pool:
+    riding: set[str] = set()  # consumers started beside their running upstream: no slot of their own
+
+    def ready(sid: str) -> bool:
+        up = plan.streams.get(sid)
+        return all(
+            status.get(d) == "succeeded" or (d == up and status.get(d) == "running") for d in plan.needs.get(sid, [])
+        )
+
+    def slots_used() -> int:
+        # A riding consumer takes over its upstream's slot once that upstream is done.
+        return sum(1 for s in running.values() if not (s in riding and status.get(plan.streams[s]) == "running"))
+
+    workers = limit + len(plan.streams)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="osiris-step") as pool:
         while True:
             if not stop:
                 for sid in list(pending):
@@ -73,22 +94,27 @@ def schedule(
                         if on_skip is not None:
                             on_skip(sid, bad)
                         continue
-                    if len(running) >= limit:
+                    up = plan.streams.get(sid)
+                    rides = up is not None and status.get(up) == "running"
+                    if not rides and slots_used() >= limit:
                         continue
-                    if all(status.get(d) == "succeeded" for d in plan.needs.get(sid, [])):
+                    if ready(sid):
                         pending.remove(sid)
                         status[sid] = "running"
+                        if rides:
+                            riding.add(sid)
                         running[pool.submit(run_one, sid)] = sid
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 sid = running.pop(future)
+                riding.discard(sid)
                 try:
                     status[sid] = future.result()
                 except Exception:  # run_one reports driver failures itself; this is a bug in it
                     status[sid] = "failed"
-                if status[sid] != "succeeded" and sid not in plan.continue_on_error:
+                if status[sid] not in ("succeeded", "skipped", "not_run") and sid not in plan.continue_on_error:
                     stop = True
     for sid in pending:
         status.setdefault(sid, "not_run")

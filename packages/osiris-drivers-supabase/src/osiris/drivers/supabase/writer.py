@@ -298,7 +298,8 @@ class SupabaseWriter:
         result = loader.load(
             handle.schema,
             lambda: stream_batches(handle, opts.batch_size),
-            handle.num_rows,
+            # Unknown (0) while the upstream still streams its batches in (`streaming_input`).
+            (handle.known_num_rows if hasattr(handle, "known_num_rows") else handle.num_rows) or 0,
             statements,
             in_txn,
             incremental=incremental,
@@ -324,6 +325,8 @@ class SupabaseWriter:
     ) -> dict[str, Any]:
         from osiris.drivers.supabase.channels.http import RestLoader, non_atomic_warning
 
+        # REST loads are not atomic: never start one on an upstream still writing (it could fail yet).
+        _ = handle.num_rows
         ctx.log_event("write.non_atomic", level="warning", channel="http", message=non_atomic_warning(opts.write_mode))
         drop = self._http_duplicates(opts, handle, ctx)
         loader = RestLoader(conn, opts, step=ctx.step_id, log_event=ctx.log_event, progress=ctx.progress)

@@ -126,10 +126,6 @@ def statistics_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if _fixed_width(f.type)]
 
 
-def _import_compute() -> None:
-    import pyarrow.compute  # noqa: F401  (see write_parquet_atomic)
-
-
 def write_parquet_atomic(
     path: str | Path,
     schema: pa.Schema,
@@ -175,10 +171,6 @@ def write_parquet_atomic(
             workers = [_Worker(encode, "osiris-parquet")]
             if hasher is not None:
                 workers.append(_Worker(hasher.update, "osiris-hash"))
-                if any(f.nullable and _fixed_width(f.type) for f in schema):
-                    # The hash of such columns needs pyarrow.compute (about 20 ms to import): the hash
-                    # thread imports it while the producer makes the first batch, not after.
-                    workers[-1].call(_import_compute)
             try:
                 for batch in batches:
                     if batch.num_rows == 0:
@@ -231,10 +223,6 @@ class _Worker:
             self._pending.pop(0).result()
         self._pending.append(self._pool.submit(self._fn, item))
 
-    def call(self, fn: Callable[[], None]) -> None:
-        """Run `fn` on the worker's thread, in turn with the submitted items."""
-        self._pending.append(self._pool.submit(fn))
-
     def close(self) -> None:
         while self._pending:
             self._pending.pop(0).result()
@@ -253,16 +241,28 @@ def _canonical_column(arr: pa.Array) -> pa.Array:
     t = arr.type
     if arr.null_count == 0 or not _fixed_width(t):
         return arr
-    import pyarrow.compute as pc  # only here: importing it costs a process about 50 ms
-
-    validity = pc.is_valid(arr)
+    call = _compute_kernels()
+    validity = call("is_valid", [arr])
     if arr.null_count == len(arr):
         return pa.nulls(len(arr), type=t)
     # Fill null slots with the first valid value: a choice that depends only on the data.
-    zero = arr.filter(validity)[0]
-    filled = pc.fill_null(arr, zero)
+    zero = call("drop_null", [arr])[0]
+    filled = call("coalesce", [arr, zero])  # what pyarrow.compute.fill_null(arr, zero) runs
     # Rebuild with the original validity, so nulls stay nulls but their slots are zero.
     return pa.Array.from_buffers(t, len(arr), [validity.buffers()[1], *filled.buffers()[1:]], arr.null_count)
+
+
+def _compute_kernels() -> Callable[..., Any]:
+    """Arrow's `call_function`, without importing `pyarrow.compute`.
+
+    `pyarrow.compute` builds a Python wrapper with a signature and docs for each of its ~300 kernels
+    when imported: about 20 ms of every run's CPU, for the three kernels the hash calls by name.
+    """
+    try:
+        from pyarrow._compute import call_function
+    except ImportError:  # a pyarrow that moved it: the public (slower to import) name
+        from pyarrow.compute import call_function
+    return call_function
 
 
 class DataHasher:

@@ -37,7 +37,8 @@ import psutil
 from tables import ROWS_DDL, ROWS_FILL
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
+# The Osiris under test: scripts/bench installs it as a user does (OSIRIS_BENCH_VENV); else the dev .venv.
+VENV_BIN = Path(os.environ.get("OSIRIS_BENCH_VENV") or REPO / ".venv") / "bin"
 BENCH_BIN = Path(sys.executable).parent
 WORK = REPO / ".bench" / "work"
 DB = "osiris_bench"

@@ -47,8 +47,9 @@ class LazyGroup(click.Group):
         return sorted(set(BUILTIN_COMMANDS) | set(_entry_points()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        # click asks twice per invocation (resolve_command, then its parent's): scan the entry points once.
-        loaded: dict[str, click.Command | None] = self.__dict__.setdefault("_loaded", {})
+        # click asks twice per invocation (resolve_command, then its parent's): scan the entry points once
+        # per invocation (kept on its context, so a test that installs other commands sees them).
+        loaded: dict[str, click.Command | None] = ctx.meta.setdefault("osiris.cli.commands", {})
         if cmd_name not in loaded:
             loaded[cmd_name] = self._load_command(cmd_name)
         return loaded[cmd_name]

@@ -8,7 +8,8 @@ Started by `scripts/bench` (which prepares the virtual environments); run
   S3  CSV -> DuckDB -> Parquet, all embedded
 
 Each contender runs as its own process tree; wall time and the peak RSS of the
-whole tree (sampled every 20 ms) are recorded. Figures are printed and written
+whole tree (the kernel's peak of the process, or the tree sampled every 50 ms,
+whichever is larger) are recorded. Figures are printed and written
 to docs/benchmarks.md with a PNG chart beside it.
 
 One script on purpose (longer than most): the scenarios, the contenders, the measurement and
@@ -575,7 +576,9 @@ between runs.
   backend reads MariaDB DOUBLE as decimals whose precision changes between batches, after which
   both of its fast loaders failed on the table at 1M rows.
 - Each contender is one process tree; wall time covers the whole process (start-up included);
-  peak RSS is the sum over the process tree, sampled every 20 ms.
+  peak RSS is the larger of the kernel's peak for the process and the sum over its tree, sampled
+  every 50 ms. Osiris runs from `.bench/osiris`: the lock installed with the extras these pipelines
+  need (mysql, duckdb, postgres, http), as a user installs it, without the development tools.
 - Targets are dropped before each run, so every contender creates and fills its table.
 
 ## Scenarios and contenders

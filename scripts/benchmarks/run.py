@@ -124,32 +124,30 @@ def mysql(sql: str, db: str | None = DB) -> str:
 def measure(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, stdout=None) -> Measurement:
     """Run `cmd`; wall time from start to exit, and the peak RSS of its process tree.
 
-    The exit is taken by a thread blocked in `wait4`, so no sampling interval rounds the wall time
-    up. The peak is the larger of the kernel's own peak of the process (`ru_maxrss`, exact, whatever
-    the run's length) and the whole tree's RSS sampled every 50 ms (a tree of processes, such as a
-    sandbox's host and worker, adds up); sampling more often took CPU from short runs on two cores.
+    The exit is taken by a thread blocked in `wait`, so no sampling interval rounds the wall time up.
+    The peak is the larger of the kernel's own peak for the command (`/usr/bin/time`'s maximum
+    resident set, exact whatever the run's length; the command is `time`'s child, so the pages of
+    this process that a forked child counts until its exec are not in it) and the whole tree's RSS
+    sampled every 50 ms (a tree, such as a sandbox's host and worker, adds up).
     """
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as kernel_peak:
+        timed = ["/usr/bin/time", "-f", "%M", "-o", kernel_peak.name, *cmd] if Path("/usr/bin/time").exists() else cmd
         started = time.perf_counter()
-        proc = psutil.Popen(cmd, env=env, cwd=cwd, stdout=stdout or subprocess.DEVNULL, stderr=err)
-        done: list[tuple[float, int, int]] = []
-
-        def reap() -> None:
-            _, status, usage = os.wait4(proc.pid, 0)
-            done.append((time.perf_counter(), os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024))
-
-        waiter = threading.Thread(target=reap, daemon=True)
+        proc = psutil.Popen(timed, env=env, cwd=cwd, stdout=stdout or subprocess.DEVNULL, stderr=err)
+        ended: list[float] = []
+        waiter = threading.Thread(target=lambda: (proc.wait(), ended.append(time.perf_counter())), daemon=True)
         waiter.start()
         peak = 0
         while waiter.is_alive():
             peak = max(peak, tree_rss(proc))
             waiter.join(0.05)
-        ended, code, max_rss = done[0]
-        proc.returncode = code  # reaped above: tell Popen, so it does not wait again
-        wall = ended - started
+        wall = ended[0] - started
+        kernel = kernel_peak.read().strip().splitlines()
+        if kernel and kernel[-1].isdigit():  # KiB; `time` writes "Command exited with …" first on failure
+            peak = max(peak, int(kernel[-1]) * 1024)
         err.seek(0)
         tail = err.read().decode("utf-8", "replace")[-1500:]
-    return Measurement(wall, max(peak, max_rss) / 2**20, code == 0, "" if code == 0 else tail)
+    return Measurement(wall, peak / 2**20, proc.returncode == 0, "" if proc.returncode == 0 else tail)
 
 
 def tree_rss(proc: psutil.Process) -> int:

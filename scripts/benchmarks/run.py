@@ -422,7 +422,7 @@ def table(results: list[Result]) -> str:
 
 
 def targets(results: list[Result]) -> str:
-    """Where S1 at the largest size stands against the project's targets (computed, not typed)."""
+    """Where S1 (and S3) at the largest size stand against the project's targets (computed, not typed)."""
 
     def get(name: str, rows: int) -> Result | None:
         return next((r for r in results if r.scenario == "S1" and r.rows == rows and r.contender == name), None)
@@ -433,12 +433,16 @@ def targets(results: list[Result]) -> str:
         return ""
     n = sizes[-1]
     checks = [("rows/s end to end (target >= 90,000)", f"{host.rows_per_s:,.0f}", host.rows_per_s >= 90_000)]
+    copy = get("limit: COPY FROM STDIN (csv)", n)
+    if copy and copy.ok_runs:
+        x = host.median_s / copy.median_s
+        checks.append(("wall time × the raw CSV COPY's (target <= 1.15)", f"{x:.2f}", x <= 1.15))
     fast = [r for r in results if r.scenario == "S1" and r.rows == n and "dlt" in r.contender and r.ok_runs]
     fastest = max((r for r in fast if r.contender != "dlt default"), key=lambda r: r.rows_per_s, default=None)
     default = get("dlt default", n)
     if fastest:
         x = host.rows_per_s / fastest.rows_per_s
-        checks.append((f"× {fastest.contender} (target >= 1.2)", f"{x:.2f}", x >= 1.2))
+        checks.append((f"× {fastest.contender} (target >= 2)", f"{x:.2f}", x >= 2))
     if default and default.ok_runs:
         x = host.rows_per_s / default.rows_per_s
         checks.append(("× dlt default (target >= 15)", f"{x:.1f}", x >= 15))
@@ -447,16 +451,22 @@ def targets(results: list[Result]) -> str:
         x = host.rows_per_s / sling.rows_per_s
         checks.append(("× sling (target >= 3)", f"{x:.2f}", x >= 3))
     checks.append(("peak RSS MiB (target < 400)", f"{host.peak_rss:,.0f}", host.peak_rss < 400))
-    small = get("osiris host", sizes[0])
-    if small and small.ok_runs and sizes[0] != n:
-        x = host.peak_rss / small.peak_rss
-        checks.append((f"peak RSS vs {sizes[0]:,} rows (target <= 1.5)", f"{x:.2f}", x <= 1.5))
+    one_m = get("osiris host", 1_000_000)
+    if one_m and one_m.ok_runs and n > 1_000_000:
+        x = host.peak_rss / one_m.peak_rss
+        checks.append(("peak RSS vs 1,000,000 rows (target <= 1.2)", f"{x:.2f}", x <= 1.2))
     local = get("osiris --sandbox local", n)
     if local and local.ok_runs:
         x = local.median_s / host.median_s
-        checks.append(("`--sandbox local` wall time × host (target <= 1.2)", f"{x:.2f}", x <= 1.2))
+        checks.append(("`--sandbox local` wall time × host (target <= 1.1)", f"{x:.2f}", x <= 1.1))
+    s3 = [r for r in results if r.scenario == "S3" and r.rows == n and r.ok_runs]
+    s3_host = next((r for r in s3 if r.contender == "osiris host"), None)
+    duck = next((r for r in s3 if r.contender == "limit: duckdb alone"), None)
+    if s3_host and duck:
+        x = s3_host.median_s / duck.median_s
+        checks.append(("S3: wall time × DuckDB alone (target <= 1.5)", f"{x:.2f}", x <= 1.5))
     lines = [
-        f"\n### Targets: S1 at {n:,} rows, Osiris on the host\n",
+        f"\n### Targets at {n:,} rows, Osiris on the host (S1 unless named)\n",
         "| measure | value | met |",
         "| --- | --- | --- |",
     ]

@@ -27,7 +27,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from run import BENCH_BIN, DB, MYSQL_URL, PG_DSN, VENV_BIN, WORK, measure, mysql, pg, sh
+from run import BENCH_BIN, DB, MYSQL_URL, PG_DSN, VENV_BIN, WORK, clear_runs, measure, mysql, pg, sh
 from tables import ROWS_DDL
 
 TABLE = "inc_rows_{n}"
@@ -191,6 +191,7 @@ def main() -> int:
     n = 10_000_000 if args.full else args.rows
     mysql("SET GLOBAL group_concat_max_len = 1073741824", db=None)
     print(f"==> incremental benchmark, {n:,} rows", flush=True)
+    clear_runs()
     table = TABLE.format(n=n) if args.reuse else prepare(n)
     cmds = commands(table)
     env = {

@@ -150,6 +150,13 @@ def measure(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None,
     return Measurement(wall, peak / 2**20, proc.returncode == 0, "" if proc.returncode == 0 else tail)
 
 
+def clear_runs() -> None:
+    """Empty the Osiris runs directory of earlier benchmarks: each run keeps its artifacts (a 10M-row run, GBs)."""
+    import shutil
+
+    shutil.rmtree(WORK / "runs", ignore_errors=True)
+
+
 def tree_rss(proc: psutil.Process) -> int:
     """Resident memory of a process and all its descendants, in bytes (0 for those already gone)."""
     total = 0
@@ -527,6 +534,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     args.rows = [int(x) for x in args.rows.split(",")] + ([10_000_000] if args.full else [])
+    clear_runs()
     args.scenarios = [s.strip().upper() for s in args.scenarios.split(",")]
     command = " ".join(["scripts/bench", *map(shlex.quote, sys.argv[1:])])
     started = time.perf_counter()

@@ -494,13 +494,18 @@ def _build_from_host(
             "build_seconds": round(time.perf_counter() - t0, 3),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        (tmp / "layer.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if final.exists():  # an incomplete leftover (no layer.json): replace it
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        _publish(tmp, final, info)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _publish(tmp: Path, final: Path, info: dict[str, object]) -> None:
+    """Write a finished layer's `layer.json` (what marks it complete) and rename it into place."""
+    (tmp / "layer.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    if final.exists():  # an incomplete leftover (no layer.json): replace it
+        shutil.rmtree(final)
+    os.rename(tmp, final)
 
 
 def _build(
@@ -556,10 +561,7 @@ def _build(
             "build_seconds": round(time.perf_counter() - t0, 3),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        (tmp / "layer.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if final.exists():  # an incomplete leftover (no layer.json): replace it
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        _publish(tmp, final, info)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -124,6 +124,18 @@ def write(cur: Any, schema: str, key: Any, watermark: Any, *, run_id: str, windo
     return int(cur.fetchone()[0])
 
 
+def lock_and_check_all(cur: Any, schema: str, incremental: Any, *, step: str) -> None:
+    """`lock_and_check` every watermark a load commits (`incremental`: an `IncrementalWrite`)."""
+    for commit in incremental.commits:
+        lock_and_check(cur, schema, commit, step=step)
+
+
+def write_all(cur: Any, schema: str, incremental: Any) -> None:
+    """`write` every watermark a load commits, each with its run and window."""
+    for commit in incremental.commits:
+        write(cur, schema, commit.key, commit.watermark_after, run_id=commit.run_id, window=commit.window)
+
+
 def delete(cur: Any, schema: str, key: Any) -> bool:
     """Remove the state of `key` (the next run reads from `initial_value`); whether there was one."""
     table = qualified(schema, STATE_TABLE)

@@ -251,8 +251,7 @@ class PostgresLoader:
                 self._ingest(target, keys_stage, keys_reader.schema_arrow, lambda: keys_reader.iter_batches(65536))
             with pg.cursor() as cur:
                 if incremental is not None:
-                    for commit in incremental.commits:
-                        state.lock_and_check(cur, state_schema or opts.schema, commit, step=self.step)
+                    state.lock_and_check_all(cur, state_schema or opts.schema, incremental, step=self.step)
                 if ddl_statements and ddl_in_transaction:
                     self._run_ddl(pg, ddl_statements, commit=False)
                 info = ddl.describe(run_sql(cur), opts.schema, opts.table)
@@ -266,15 +265,7 @@ class PostgresLoader:
                 if keys_stage is not None:
                     result.rows_deleted += self._reconcile(cur, info, stage, keys_stage)
                 if incremental is not None:
-                    for commit in incremental.commits:
-                        state.write(
-                            cur,
-                            state_schema or opts.schema,
-                            commit.key,
-                            commit.watermark_after,
-                            run_id=commit.run_id,
-                            window=commit.window,
-                        )
+                    state.write_all(cur, state_schema or opts.schema, incremental)
             check_before_commit(self.step)  # a stopped run (or a sandbox whose host is gone) rolls back
             pg.commit()
             result.rows_input = staged_rows
@@ -623,8 +614,7 @@ class PostgresLoader:
             ac.execute(f"SET LOCAL statement_timeout = {int(opts.timeout * 1000)}")
             if incremental is not None:  # first the state's lock: a concurrent run stops here, before any COPY
                 cur = AdbcCursor(ac)
-                for commit in incremental.commits:
-                    state.lock_and_check(cur, state_schema or opts.schema, commit, step=self.step)
+                state.lock_and_check_all(cur, state_schema or opts.schema, incremental, step=self.step)
             self._run_ddl_on(ac, statements, errors=(Exception,))
             info = ddl.describe(ac.query, opts.schema, opts.table)
             if not (info and info.has_unique(opts.primary_key) and self._types_match(info, arrow_schema)):
@@ -647,16 +637,7 @@ class PostgresLoader:
                 ac.rollback()
                 return None  # the staged path raises the clear "empty input" error (or loads nothing)
             if incremental is not None:
-                cur = AdbcCursor(ac)
-                for commit in incremental.commits:
-                    state.write(
-                        cur,
-                        state_schema or opts.schema,
-                        commit.key,
-                        commit.watermark_after,
-                        run_id=commit.run_id,
-                        window=commit.window,
-                    )
+                state.write_all(cur, state_schema or opts.schema, incremental)
             check_before_commit(self.step)
             ac.commit()
             strategy = "direct_swap" if opts.write_mode == "replace" else "direct"

@@ -99,7 +99,10 @@ def test_list_show_and_diff_real_runs(workdir: Path) -> None:
     assert read["rows_out"] == 5 and read["outputs"][0]["data_sha256"].startswith("sha256:")
     assert shown["versions"]["osiris-runtime"] and shown["versions"]["manifest_fingerprint"].startswith("sha256:")
     assert {"run_card.json", "events.jsonl", "metrics.jsonl", "manifest.yaml"} <= {f["path"] for f in shown["files"]}
-    human = osiris("runs", "show", c[:17], cwd=workdir)  # a unique prefix
+    # The shortest prefix of `c` no other run shares (runs a second apart differ in the time; runs started in
+    # the same second, which fast runs now are, only in the random suffix).
+    unique = next(c[:n] for n in range(17, len(c) + 1) if not any(r.startswith(c[:n]) for r in (a, b)))
+    human = osiris("runs", "show", unique, cwd=workdir)  # a unique prefix
     assert human.returncode == 0 and c in human.stdout and "data_sha256" not in human.stderr
     assert read["outputs"][0]["data_sha256"][:19] in human.stdout
 

@@ -213,6 +213,19 @@ def test_a_first_load_and_a_full_refresh_copy_straight_into_the_table(inc: Incre
         assert cur.fetchone()[0] == 0
 
 
+def test_a_reset_state_over_a_filled_table_merges_instead_of_copying(inc: Incremental) -> None:
+    """No watermark but rows in the table (`osiris state reset`): the direct COPY finds them and backs off."""
+    inc.run()
+    with inc.pg.cursor() as cur:
+        cur.execute("DELETE FROM _osiris_state")
+        cur.execute("INSERT INTO items (id, name) VALUES (99, 'kept')")  # a row only the target has
+    inc.mysql("UPDATE items SET name = 'B', updated_at = '2024-01-02' WHERE id = 2")
+    card = inc.run()
+    assert step(card, "load")["facts"]["strategy"] != "direct"
+    assert [r for r in inc.target() if r[0] != 99] == inc.source() and 99 in {r[0] for r in inc.target()}
+    assert inc.state()["version"] == 1
+
+
 def test_a_first_load_with_repeated_keys_or_soft_deletes_goes_through_staging(inc: Incremental) -> None:
     # Repeated keys (a query joining rows twice): the direct COPY meets the key and the staged load refuses them.
     inc.extractor = {"query": "SELECT i.* FROM items i JOIN (SELECT 1 AS n UNION ALL SELECT 2) t"}

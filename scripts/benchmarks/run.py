@@ -42,7 +42,8 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(os.environ.get("OSIRIS_BENCH_VENV") or REPO / ".venv") / "bin"
 BENCH_BIN = Path(sys.executable).parent
 WORK = REPO / ".bench" / "work"
-DB = "osiris_bench"
+# OSIRIS_BENCH_DB: another database name, so that two benchmarks can run at once without dropping each other's.
+DB = os.environ.get("OSIRIS_BENCH_DB") or "osiris_bench"
 MYSQL = ["mariadb", "-uroot", "-h127.0.0.1", "-P3306"]
 PG_DSN = f"postgresql://postgres@127.0.0.1:5432/{DB}"
 MYSQL_URL = f"mysql+pymysql://root:@127.0.0.1:3306/{DB}"

@@ -135,3 +135,44 @@ def test_the_doctor_lists_third_party_distributions_and_fails_on_a_name_clash(tm
     with pytest.raises(ComponentError) as raised:
         ComponentRegistry.discover().get("acme.same")
     assert not drivers["ok"] and str(raised.value) in drivers["provider_failures"]
+
+
+def _pipless_python(where: Path) -> str:
+    """The interpreter of a venv made without pip (as `uv venv` makes them)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    python = where / "bin" / "python"
+    assert subprocess.run([python, "-c", "import pip"], capture_output=True).returncode != 0
+    return str(python)
+
+
+def test_without_hatchling_or_pip_in_the_environment_the_wheel_is_built_by_the_base_pythons_pip(
+    tmp_path, monkeypatch
+):
+    """An environment installed without the development tools, in a venv without pip: the base Python's pip builds."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    if subprocess.run([base, "-c", "import pip"], capture_output=True).returncode != 0:
+        pytest.skip("the base Python has no pip")
+    monkeypatch.setitem(sys.modules, "hatchling.builders.wheel", None)  # import fails
+    monkeypatch.setattr(sys, "executable", _pipless_python(tmp_path / "venv"))
+    monkeypatch.setattr(wheels, "_PIP_FOUND", [])
+    wheel = wheels.build_wheel(ROOT / "packages" / "osiris-core", tmp_path / "w")
+    assert wheel.name.startswith("osiris_core-") and wheel.suffix == ".whl"
+    assert wheels._PIP_FOUND[0] == base
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path / "x")
+    assert dists.tree_sha256(tmp_path / "x" / "osiris" / "core") == dists.distribution_sha256("osiris-core")
+
+
+def test_with_no_builder_at_all_the_error_says_what_is_missing(tmp_path, monkeypatch):
+    from osiris.core.errors import UserInputError
+
+    python = _pipless_python(tmp_path / "venv")
+    monkeypatch.setitem(sys.modules, "hatchling.builders.wheel", None)
+    monkeypatch.setattr(sys, "executable", python)
+    monkeypatch.setattr(sys, "_base_executable", python, raising=False)
+    monkeypatch.setattr(wheels, "_PIP_FOUND", [])
+    with pytest.raises(UserInputError) as raised:
+        wheels.build_wheel(ROOT / "packages" / "osiris-core", tmp_path / "w")
+    message = str(raised.value)
+    assert "Building a wheel of `osiris-core`" in message and "hatchling is not installed" in message
+    assert f"`{python} -m pip`" in message and "ensurepip" in raised.value.hint

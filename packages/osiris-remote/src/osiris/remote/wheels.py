@@ -125,11 +125,15 @@ def build_wheel(project: Path, out_dir: Path) -> Path:
         builder = WheelBuilder(str(project))
         built = list(builder.build(directory=str(out_dir), versions=["standard"]))
         return Path(built[0])
+    # No hatchling here (an environment installed without the development tools): pip builds it in an
+    # isolated environment, the host environment's pip or, in a venv made without pip (uv's), its base Python's.
+    env = {**os.environ, **cache_env()}
+    pip = _pip(env, needed_for=f"Building a wheel of `{project.name}` (hatchling is not installed either)")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out_dir), str(project)],
+        [*pip, "wheel", "--no-deps", "-q", "-w", str(out_dir), str(project)],
         capture_output=True,
         text=True,
-        env={**os.environ, **cache_env()},
+        env=env,
     )
     if proc.returncode != 0:
         raise TerminalError(f"Building a wheel of `{project.name}` failed:\n{proc.stderr[-2000:]}")
@@ -196,7 +200,7 @@ def redact_url(url: str) -> str:
 _PIP_FOUND: list[str] = []
 
 
-def _pip(env: dict[str, str]) -> list[str]:
+def _pip(env: dict[str, str], *, needed_for: str = "Installing osiris distributions in a sandbox from a package index") -> list[str]:
     """A pip to run on the host: this environment's, else its base Python's (found once per process)."""
     if _PIP_FOUND:
         return list(_PIP_FOUND)
@@ -208,8 +212,7 @@ def _pip(env: dict[str, str]) -> list[str]:
             _PIP_FOUND[:] = [python, "-m", "pip"]
             return list(_PIP_FOUND)
     raise UserInputError(
-        "Installing osiris distributions in a sandbox from a package index needs pip on the host; "
-        f"`{sys.executable} -m pip` is not available",
+        f"{needed_for} needs pip on the host; neither `{sys.executable} -m pip` nor its base Python's pip is available",
         hint=f"{sys.executable} -m ensurepip, or set OSIRIS_WHEELHOUSE to a folder with the wheels",
     )
 

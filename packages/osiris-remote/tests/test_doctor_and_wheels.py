@@ -145,9 +145,7 @@ def _pipless_python(where: Path) -> str:
     return str(python)
 
 
-def test_without_hatchling_or_pip_in_the_environment_the_wheel_is_built_by_the_base_pythons_pip(
-    tmp_path, monkeypatch
-):
+def test_without_hatchling_or_pip_in_the_environment_the_wheel_is_built_by_the_base_pythons_pip(tmp_path, monkeypatch):
     """An environment installed without the development tools, in a venv without pip: the base Python's pip builds."""
     base = getattr(sys, "_base_executable", sys.executable)
     if subprocess.run([base, "-c", "import pip"], capture_output=True).returncode != 0:

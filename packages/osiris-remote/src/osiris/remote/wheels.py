@@ -200,7 +200,9 @@ def redact_url(url: str) -> str:
 _PIP_FOUND: list[str] = []
 
 
-def _pip(env: dict[str, str], *, needed_for: str = "Installing osiris distributions in a sandbox from a package index") -> list[str]:
+def _pip(
+    env: dict[str, str], *, needed_for: str = "Installing osiris distributions in a sandbox from a package index"
+) -> list[str]:
     """A pip to run on the host: this environment's, else its base Python's (found once per process)."""
     if _PIP_FOUND:
         return list(_PIP_FOUND)

@@ -106,9 +106,85 @@ def ssl_options(ssl: Any) -> dict[str, Any] | None:
     return dict(ssl)
 
 
+# pymysql's `_auth` imports three `cryptography` modules when it is itself imported, for the RSA password
+# exchange of `sha256_password` and `caching_sha2_password` over a connection without TLS. Where
+# `cryptography` is installed (other drivers' dependencies bring it), that was 34 ms of every run reading
+# MySQL, and most never need it (MariaDB, `mysql_native_password`, TLS). `pymysql_module` imports pymysql
+# with `cryptography` hidden and hands `_auth` stand-ins that import the real modules at their first use.
+_DEFERRED_CRYPTOGRAPHY = {
+    "serialization": "cryptography.hazmat.primitives.serialization",
+    "hashes": "cryptography.hazmat.primitives.hashes",
+    "padding": "cryptography.hazmat.primitives.asymmetric.padding",
+}
+
+
+class _ImportedOnFirstUse:
+    """A module's stand-in: the first attribute asked for imports the module."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._module), name)
+
+
+def _default_backend() -> Any:
+    from cryptography.hazmat.backends import default_backend
+
+    return default_backend()
+
+
+class _HideCryptography:
+    """A `sys.meta_path` finder that makes `cryptography` look absent to pymysql's `_auth` alone.
+
+    It is installed only while pymysql is imported, and it looks at the importing thread's own stack,
+    so another thread importing `cryptography` meanwhile (a parallel step) is not affected.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        import sys
+
+        if fullname != "cryptography" and not fullname.startswith("cryptography."):
+            return None
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_globals.get("__name__") == "pymysql._auth":
+                raise ModuleNotFoundError(f"No module named {fullname!r} (deferred)", name=fullname)
+            frame = frame.f_back
+        return None
+
+
+@cache
+def pymysql_module() -> Any:
+    """`pymysql`, imported without importing `cryptography` before a password exchange needs it."""
+    import importlib.util
+    import sys
+
+    if "pymysql" in sys.modules or "cryptography" in sys.modules or importlib.util.find_spec("cryptography") is None:
+        import pymysql
+
+        return pymysql
+    hide = _HideCryptography()
+    sys.meta_path.insert(0, hide)
+    try:
+        import pymysql
+        import pymysql._auth as auth
+    finally:
+        sys.meta_path.remove(hide)
+    names = (*_DEFERRED_CRYPTOGRAPHY, "default_backend")
+    if getattr(auth, "_have_cryptography", None) is False and not any(hasattr(auth, n) for n in names):
+        for name, module in _DEFERRED_CRYPTOGRAPHY.items():
+            setattr(auth, name, _ImportedOnFirstUse(module))
+        auth.default_backend = _default_backend
+        auth._have_cryptography = True
+    return pymysql
+
+
 def connect(connection: dict[str, Any], *, step: str | None, raw: bool = False) -> Any:
     """Open a pymysql connection (session time zone UTC); `raw` keeps every value as text or bytes."""
-    import pymysql
+    pymysql = pymysql_module()
     from pymysql.converters import conversions
 
     c = with_defaults(connection)

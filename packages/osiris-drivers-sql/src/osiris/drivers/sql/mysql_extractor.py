@@ -334,7 +334,7 @@ def _check_drift(meta: Any, config: dict[str, Any], step_id: str, ctx: StepConte
 
     Without its own `columns`, the step then reads the snapshot's columns that are still there.
     """
-    import pymysql
+    pymysql = client.pymysql_module()
 
     from osiris.core.snapshot import drift_scope, raise_on_drift
     from osiris.drivers.sql.mysql_schema import list_tables
@@ -394,7 +394,7 @@ class MySQLExtractor:
             )
         _check_read_path(read_path, step_id)
 
-        import pymysql
+        pymysql = client.pymysql_module()
 
         meta = client.connect(connection, step=step_id)
         window: dict[str, Any] | None = None
@@ -666,7 +666,7 @@ class MySQLExtractor:
         Like `_stream_pymysql`, also the schema and plans of the result as the server ran it;
         `zero_counts` (when given) gets the zero dates read as NULL per date column at the end.
         """
-        import pymysql
+        pymysql = client.pymysql_module()
 
         conn = client.connect(connection, step=step_id, raw=True)
         try:
@@ -710,7 +710,7 @@ class MySQLExtractor:
         exc: mysql_native.Failure, plans: list[ColumnPlan], connection: dict[str, Any], step_id: str
     ) -> OsirisError:
         """The Osiris error for a native read that failed mid-stream."""
-        import pymysql
+        pymysql = client.pymysql_module()
 
         where = {"connection": connection, "step": step_id, "action": "reading from"}
         if exc.kind == "server":
@@ -742,8 +742,8 @@ class MySQLExtractor:
         gets how many per date column.
         """
         import pyarrow as pa
-        import pymysql
-        import pymysql.cursors
+
+        pymysql = client.pymysql_module()  # its `cursors` and `err` are imported with it
 
         conn = client.connect(connection, step=step_id, raw=True)
         try:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from osiris.core import documents
+from osiris.core import documents, installed
 from osiris.core.connections import load_connections
 from osiris.core.discovery import ComponentRegistry
 from osiris.core.documents import Limits, load_yaml_bytes, load_yaml_file, load_yaml_text
@@ -212,7 +211,7 @@ def test_discovery_reports_a_hostile_spec_file_as_a_failed_provider(tmp_path, mo
         (pkg / name).write_bytes(raw)
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = ComponentRegistry()
-    registry._load(metadata.EntryPoint(name="hostile", value="hostile_specs", group="osiris.components"))
+    registry._load(installed.EntryPoint(name="hostile", value="hostile_specs", group="osiris.components"))
     assert sorted(f.provider.rsplit("/", 1)[-1] for f in registry.failures) == sorted(HOSTILE)
     assert all("hostile_specs/" in f.error and ":" in f.error for f in registry.failures)
     sys.modules.pop("hostile_specs", None)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from importlib import metadata
 from typing import Any
 
 import click
 
+from osiris.core import installed
 from osiris.core.cli_errors import describe_os_error, failure_json, user_os_error_code, wants_json
 from osiris.core.errors import OsirisError
 
@@ -33,9 +33,9 @@ KNOWN_COMMANDS = {
 BUILTIN_COMMANDS = {"components": "osiris.core.cli_components:components"}
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
+def _entry_points() -> dict[str, installed.EntryPoint]:
     eps = {}
-    for ep in metadata.entry_points(group=CLI_GROUP):
+    for ep in installed.entry_points(CLI_GROUP):
         eps.setdefault(ep.name, ep)
     return eps
 

@@ -10,9 +10,10 @@ only). A name two distributions provide is a clash: `get` raises it and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import metadata, resources
+from importlib import resources
 from typing import Any
 
+from osiris.core import installed
 from osiris.core.documents import did_you_mean, load_yaml_bytes
 from osiris.core.errors import ComponentError, DocumentError
 from osiris.core.oml import convert
@@ -35,9 +36,7 @@ def provider_hint(name: str) -> str:
     dist = FAMILY_PROVIDERS.get(name.split(".", 1)[0])
     if dist is None:
         return ""
-    try:
-        metadata.distribution(dist)
-    except metadata.PackageNotFoundError:
+    if installed.distribution(dist) is None:
         return f"; `{name.split('.', 1)[0]}` components are provided by `{dist}`, which is not installed: `pip install {dist}`"
     return ""
 
@@ -74,15 +73,13 @@ class ComponentRegistry:
     components: dict[str, Component] = field(default_factory=dict)
     failures: list[ProviderFailure] = field(default_factory=list)
     conflicts: dict[str, list[Component]] = field(default_factory=dict)
-    _pending: list[metadata.EntryPoint] = field(default_factory=list)
+    _pending: list[installed.EntryPoint] = field(default_factory=list)
 
     @classmethod
     def discover(cls) -> ComponentRegistry:
         """Read the built-in providers now; keep third-party ones for when they are needed."""
         registry = cls()
-        eps = sorted(
-            metadata.entry_points(group=COMPONENTS_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)
-        )
+        eps = sorted(installed.entry_points(COMPONENTS_GROUP), key=lambda e: (_dist_name(e), e.name))
         for ep in eps:
             if _dist_name(ep).startswith("osiris-"):
                 registry._load(ep)
@@ -94,9 +91,9 @@ class ComponentRegistry:
         while self._pending:
             self._load(self._pending.pop(0))
 
-    def _load(self, ep: metadata.EntryPoint) -> None:
+    def _load(self, ep: installed.EntryPoint) -> None:
         dist = _dist_name(ep)
-        version = ep.dist.version if ep.dist else "0"
+        version = (ep.dist.version if ep.dist is not None else "") or "0"
         try:
             folder = resources.files(ep.value)
             files = sorted((f for f in folder.iterdir() if f.name.endswith((".yaml", ".yml"))), key=lambda f: f.name)
@@ -156,22 +153,22 @@ class ComponentRegistry:
         return [(n, self.conflicts[n], clash_message(n, self.conflicts[n])) for n in sorted(self.conflicts)]
 
 
-def _dist_name(ep: metadata.EntryPoint) -> str:
-    return ep.dist.name if ep.dist is not None else "<unknown>"
+def _dist_name(ep: installed.EntryPoint) -> str:
+    return (ep.dist.name if ep.dist is not None else "") or "<unknown>"
 
 
 def installed_osiris_distributions() -> list[tuple[str, str]]:
     """(name, version) of every installed `osiris-*` distribution and of every third-party one that
     provides components (an `osiris.components` entry point), sorted by name."""
     found: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower()
+    for dist in installed.distributions():
+        name = dist.name.lower()
         if name.startswith("osiris-") or name == "osiris" or _provides_components(dist):
             found.setdefault(name.replace("_", "-"), dist.version)
     return sorted(found.items())
 
 
-def _provides_components(dist: metadata.Distribution) -> bool:
+def _provides_components(dist: installed.Distribution) -> bool:
     try:
         return any(ep.group == COMPONENTS_GROUP for ep in dist.entry_points)
     except Exception:  # unreadable metadata: not a provider we can use

@@ -18,9 +18,9 @@ import platform
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
+from osiris.core import installed
 from osiris.core.errors import UserInputError
 from osiris.core.manifest import Manifest
 
@@ -44,10 +44,7 @@ def normalize(name: str) -> str:
 
 def installed_version(dist: str) -> str | None:
     """The installed version of `dist`, or None when it is not installed."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
+    return installed.version(dist)
 
 
 @dataclass(frozen=True)

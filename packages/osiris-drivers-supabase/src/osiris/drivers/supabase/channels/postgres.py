@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from osiris.core.errors import OsirisError, TerminalError, TransientError
-from osiris.drivers.supabase import ddl, identifiers, state, typefit
+from osiris.drivers.supabase import ddl, identifiers, state, text_copy, typefit
 from osiris.drivers.supabase.adbc_session import AdbcCursor, AdbcSession
 from osiris.drivers.supabase.errors import from_postgres
 from osiris.drivers.supabase.loadchecks import Unstorable, duplicate_keys, duplicate_keys_error, misfit_values
@@ -245,7 +245,9 @@ class PostgresLoader:
                 self._run_ddl(pg, [s for s in ddl_statements if s.kind == "create_schema"], commit=True)
                 ddl_statements = [s for s in ddl_statements if s.kind != "create_schema"]
             stage = self._create_stage(pg, arrow_schema)
-            staged_rows = self._ingest(target, stage, arrow_schema, batches, streams=self._stage_streams(num_rows))
+            staged_rows = self._ingest(
+                target, stage, arrow_schema, batches, streams=self._stage_streams(num_rows), pg=pg, num_rows=num_rows
+            )
             if incremental is not None and incremental.deletes == "reconcile" and incremental.source_keys:
                 keys_stage, keys_reader = self._keys_stage(pg, incremental.source_keys)
                 self._ingest(target, keys_stage, keys_reader.schema_arrow, lambda: keys_reader.iter_batches(65536))
@@ -485,11 +487,19 @@ class PostgresLoader:
         batches: Callable[[], Iterable[Any]],
         *,
         streams: int = 1,
+        pg: Any = None,
+        num_rows: int | None = None,
     ) -> int:
         """Stream every batch into `table` with binary COPY, in a transaction of its own; returns the row count.
 
         With `streams` > 1, that many sessions COPY at once (`parallel_copy`), each committing when all are done.
+        A small load (`text_copy`: `num_rows` known and within its limit) goes as CSV on `pg` instead, in `pg`'s
+        open transaction (the merge that follows commits it).
         """
+        if pg is not None and streams == 1:
+            rows = self._copy_in_text(pg, table, arrow_schema, batches, num_rows)
+            if rows is not None:
+                return rows
         sessions: list[AdbcSession] = []
         try:
             for i in range(streams):
@@ -520,6 +530,28 @@ class PostgresLoader:
             for ac in sessions:
                 with contextlib.suppress(Exception):
                     ac.close()
+        return rows
+
+    def _copy_in_text(
+        self, pg: Any, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], num_rows: int | None
+    ) -> int | None:
+        """A small load's CSV COPY into `table` on `pg` (no commit); None when it must go as binary COPY."""
+        schema = load_schema(arrow_schema)
+        if not text_copy.wanted(num_rows, schema):
+            return None
+        source = _InputErrors(prepared_batches(batches(), schema, source=arrow_schema, step=self.step))
+        try:
+            ready = text_copy.text_batches(source)
+        except Exception:
+            if source.error is not None:
+                raise source.as_osiris_error(self.step, self.opts.display) from None
+            raise
+        if ready is None:
+            return None
+        with pg.cursor() as cur:
+            rows = text_copy.copy_csv(cur, self.opts.schema, table, ready)
+        self.log_event("load.text_copy", table=self.opts.display, rows=rows)
+        _SharedProgress(self).add(rows)
         return rows
 
     def _copy_in(

@@ -183,3 +183,22 @@ def test_version_and_discovery_list_third_party_component_distributions(tmp_path
     assert ("acme-lower", "1.4.2") in installed_osiris_distributions()
     assert main(["--version"]) == 0
     assert "acme-lower 1.4.2" in capsys.readouterr().out.splitlines()
+
+
+def test_every_shipped_spec_file_is_named_after_its_component():
+    """What lets a run parse only its own components' specs (`ComponentRegistry.get` reads `<name>.yaml`)."""
+    registry = ComponentRegistry.discover()
+    shipped = [c for c in registry.all() if c.distribution.startswith("osiris-")]
+    assert shipped
+    for comp in shipped:
+        assert comp.source.rsplit("/", 1)[-1].rsplit(".", 1)[0] == comp.name, comp.source
+
+
+def test_asking_for_one_component_parses_only_its_spec():
+    registry = ComponentRegistry.discover()
+    unread = set(registry._unread)
+    assert {"mysql.extractor", "supabase.writer", "duckdb.processor"} <= unread
+    assert registry.get("mysql.extractor").name == "mysql.extractor"
+    assert set(registry._unread) == unread - {"mysql.extractor"}
+    everything = {c.name for c in registry.all()}
+    assert not registry._unread and unread <= everything

@@ -74,15 +74,20 @@ class ComponentRegistry:
     failures: list[ProviderFailure] = field(default_factory=list)
     conflicts: dict[str, list[Component]] = field(default_factory=dict)
     _pending: list[installed.EntryPoint] = field(default_factory=list)
+    # Spec files of the built-in providers not parsed yet, by file name without `.yaml` (a shipped spec file
+    # is named after its component): a run parses only the specs of its manifest's components.
+    _unread: dict[str, list[tuple[installed.EntryPoint, Any]]] = field(default_factory=dict)
 
     @classmethod
     def discover(cls) -> ComponentRegistry:
-        """Read the built-in providers now; keep third-party ones for when they are needed."""
+        """List the built-in providers' spec files now (each parsed when its component is asked for, or all
+        of them for `all()`); keep third-party providers for when they are needed."""
         registry = cls()
         eps = sorted(installed.entry_points(COMPONENTS_GROUP), key=lambda e: (_dist_name(e), e.name))
         for ep in eps:
             if _dist_name(ep).startswith("osiris-"):
-                registry._load(ep)
+                for f in registry._spec_files(ep):
+                    registry._unread.setdefault(f.name.rsplit(".", 1)[0], []).append((ep, f))
             else:
                 registry._pending.append(ep)
         return registry
@@ -91,27 +96,41 @@ class ComponentRegistry:
         while self._pending:
             self._load(self._pending.pop(0))
 
-    def _load(self, ep: installed.EntryPoint) -> None:
-        dist = _dist_name(ep)
-        version = (ep.dist.version if ep.dist is not None else "") or "0"
+    def _read(self, stem: str) -> None:
+        for ep, f in self._unread.pop(stem, []):
+            self._read_file(ep, f)
+
+    def _read_all(self) -> None:
+        self._load_pending()
+        for stem in sorted(self._unread):
+            self._read(stem)
+
+    def _spec_files(self, ep: installed.EntryPoint) -> list[Any]:
         try:
             folder = resources.files(ep.value)
-            files = sorted((f for f in folder.iterdir() if f.name.endswith((".yaml", ".yml"))), key=lambda f: f.name)
+            return sorted((f for f in folder.iterdir() if f.name.endswith((".yaml", ".yml"))), key=lambda f: f.name)
         except Exception as exc:  # a broken plugin is reported, never fatal to the registry
-            self.failures.append(ProviderFailure(ep.value, dist, f"{type(exc).__name__}: {exc}"))
+            self.failures.append(ProviderFailure(ep.value, _dist_name(ep), f"{type(exc).__name__}: {exc}"))
+            return []
+
+    def _load(self, ep: installed.EntryPoint) -> None:
+        for f in self._spec_files(ep):
+            self._read_file(ep, f)
+
+    def _read_file(self, ep: installed.EntryPoint, f: Any) -> None:
+        dist = _dist_name(ep)
+        version = (ep.dist.version if ep.dist is not None else "") or "0"
+        source = f"{ep.value}/{f.name}"
+        try:
+            raw, index = load_yaml_bytes(f.read_bytes(), file=source)
+            spec = convert(raw, ComponentSpec, file=source, index=index)
+        except OSError as exc:
+            self.failures.append(ProviderFailure(source, dist, f"Cannot read file: {exc.strerror or exc}"))
             return
-        for f in files:
-            source = f"{ep.value}/{f.name}"
-            try:
-                raw, index = load_yaml_bytes(f.read_bytes(), file=source)
-                spec = convert(raw, ComponentSpec, file=source, index=index)
-            except OSError as exc:
-                self.failures.append(ProviderFailure(source, dist, f"Cannot read file: {exc.strerror or exc}"))
-                continue
-            except DocumentError as exc:
-                self.failures.append(ProviderFailure(source, dist, str(exc)))
-                continue
-            self._add(Component(spec=spec, raw=raw, distribution=dist, version=version, source=source))
+        except DocumentError as exc:
+            self.failures.append(ProviderFailure(source, dist, str(exc)))
+            return
+        self._add(Component(spec=spec, raw=raw, distribution=dist, version=version, source=source))
 
     def _add(self, comp: Component) -> None:
         if comp.name in self.conflicts:
@@ -131,6 +150,9 @@ class ComponentRegistry:
         shadows a name, even a built-in one, is the same clash here as in `components list`.
         """
         self._load_pending()
+        self._read(name)
+        if name not in self.components and name not in self.conflicts:
+            self._read_all()  # a spec file named otherwise than its component
         if name in self.conflicts:
             raise ComponentError(clash_message(name, self.conflicts[name]))
         try:
@@ -144,12 +166,12 @@ class ComponentRegistry:
 
     def all(self) -> list[Component]:
         """Every component from every provider, sorted by name (a clashing name is in `clashes()`, not here)."""
-        self._load_pending()
+        self._read_all()
         return [self.components[n] for n in sorted(self.components)]
 
     def clashes(self) -> list[tuple[str, list[Component], str]]:
         """Every component name provided more than once: (name, providers, the error compile reports)."""
-        self._load_pending()
+        self._read_all()
         return [(n, self.conflicts[n], clash_message(n, self.conflicts[n])) for n in sorted(self.conflicts)]
 
 

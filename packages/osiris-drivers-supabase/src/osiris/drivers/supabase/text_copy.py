@@ -6,8 +6,8 @@ small load, an hourly incremental run's few thousand rows, that was the largest 
 
 Up to `TEXT_COPY_MAX_ROWS` rows, when every column's sent value has one exact text form, the batches
 (already converted to their `send` types by `staging.prepared_batches`, as for the binary COPY) are
-written as CSV by Arrow and copied on the psycopg2 session that then merges them, into the same staging
-table. The text forms are exact: integers and decimals as digits, floats as the shortest text that reads
+written as CSV by Arrow and copied on the psycopg2 session that then merges them, into a temporary staging
+table of that session's transaction. The text forms are exact: integers and decimals as digits, floats as the shortest text that reads
 back as the same float (`nan`, `inf`, `-0` included), booleans as `true`/`false`, text always quoted (so
 an empty string is `""` and NULL is an empty field), dates and timestamps in ISO form, a time zone's
 instants in UTC. Anything else keeps the binary COPY: `bytea` columns, dates and timestamps outside the
@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from osiris.drivers.supabase.sqltypes import qualified, quote_ident
+from osiris.drivers.supabase.sqltypes import quote_ident
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -89,8 +89,8 @@ def text_batches(batches: Iterable[pa.RecordBatch]) -> list[pa.RecordBatch] | No
     return out
 
 
-def copy_csv(cur: Any, schema_name: str, table: str, batches: list[pa.RecordBatch]) -> int:
-    """COPY `batches` into `schema_name.table` as CSV on the psycopg2 cursor `cur`; the row count."""
+def copy_csv(cur: Any, table: str, batches: list[pa.RecordBatch]) -> int:
+    """COPY `batches` into `table` (a qualified name) as CSV on the psycopg2 cursor `cur`; the row count."""
     import pyarrow.csv as pcsv
 
     if not batches:
@@ -103,5 +103,5 @@ def copy_csv(cur: Any, schema_name: str, table: str, batches: list[pa.RecordBatc
     columns = ", ".join(quote_ident(n) for n in batches[0].schema.names)
     if cur.connection.encoding not in ("UTF8", "UNICODE"):
         cur.execute("SET LOCAL client_encoding = 'UTF8'")  # Arrow's text is UTF-8, whatever the database's
-    cur.copy_expert(f"COPY {qualified(schema_name, table)} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+    cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
     return sum(b.num_rows for b in batches)

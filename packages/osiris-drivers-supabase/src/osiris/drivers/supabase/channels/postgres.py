@@ -149,6 +149,7 @@ class PostgresLoader:
         self._reported = 0  # rows already reported as progress, across attempts
         self.only_changed = False  # an incremental upsert leaves unchanged rows alone
         self._created_stages: list[str] = []  # staging tables of the running load, dropped when it ends
+        self._temp_stages: set[str] = set()  # its temporary staging tables (gone with its transaction)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -244,11 +245,19 @@ class PostgresLoader:
                 # The staging table lives in the target schema, so the schema comes first.
                 self._run_ddl(pg, [s for s in ddl_statements if s.kind == "create_schema"], commit=True)
                 ddl_statements = [s for s in ddl_statements if s.kind != "create_schema"]
-            stage = self._create_stage(pg, arrow_schema)
-            staged_rows = self._ingest(
-                target, stage, arrow_schema, batches, streams=self._stage_streams(num_rows), pg=pg, num_rows=num_rows
-            )
-            if incremental is not None and incremental.deletes == "reconcile" and incremental.source_keys:
+            streams = self._stage_streams(num_rows)
+            reconcile = incremental is not None and incremental.deletes == "reconcile" and incremental.source_keys
+            # A temporary staging table lives only as long as the transaction: not for a reconcile, which
+            # commits its key set's staging table before the merge.
+            small = streams == 1 and not reconcile
+            ready = self._text_ready(arrow_schema, batches, num_rows) if small else None
+            stage = self._create_temp_stage(pg, arrow_schema) if ready is not None else None
+            if stage is not None:
+                staged_rows = self._copy_text(pg, stage, ready)
+            else:
+                stage = self._create_stage(pg, arrow_schema)
+                staged_rows = self._ingest(target, stage, arrow_schema, batches, streams=streams)
+            if reconcile:
                 keys_stage, keys_reader = self._keys_stage(pg, incremental.source_keys)
                 self._ingest(target, keys_stage, keys_reader.schema_arrow, lambda: keys_reader.iter_batches(65536))
             with pg.cursor() as cur:
@@ -307,7 +316,7 @@ class PostgresLoader:
         """Delete target rows whose key is neither in the source's key set nor in this load."""
         tgt = qualified(self.opts.schema, self.opts.table)
         keys = qualified(self.opts.schema, keys_stage)
-        stg = qualified(self.opts.schema, stage)
+        stg = self._stg(stage)
         cur.execute(f"ANALYZE {keys}")
 
         def match(alias: str) -> str:
@@ -326,7 +335,7 @@ class PostgresLoader:
     def _soft_deletes(self, cur: Any, info: ddl.TableInfo, stage: str, column: str) -> tuple[int, int]:
         """Rows flagged in `column` (not NULL, false or 0) leave the target and the load; (deleted, rows left)."""
         tgt = qualified(self.opts.schema, self.opts.table)
-        stg = qualified(self.opts.schema, stage)
+        stg = self._stg(stage)
         col = quote_ident(column)
         flagged = f"s.{col} IS NOT NULL AND s.{col}::text NOT IN ('false', '0', 'f')"
         key_match = " AND ".join(
@@ -487,19 +496,11 @@ class PostgresLoader:
         batches: Callable[[], Iterable[Any]],
         *,
         streams: int = 1,
-        pg: Any = None,
-        num_rows: int | None = None,
     ) -> int:
         """Stream every batch into `table` with binary COPY, in a transaction of its own; returns the row count.
 
         With `streams` > 1, that many sessions COPY at once (`parallel_copy`), each committing when all are done.
-        A small load (`text_copy`: `num_rows` known and within its limit) goes as CSV on `pg` instead, in `pg`'s
-        open transaction (the merge that follows commits it).
         """
-        if pg is not None and streams == 1:
-            rows = self._copy_in_text(pg, table, arrow_schema, batches, num_rows)
-            if rows is not None:
-                return rows
         sessions: list[AdbcSession] = []
         try:
             for i in range(streams):
@@ -532,27 +533,53 @@ class PostgresLoader:
                     ac.close()
         return rows
 
-    def _copy_in_text(
-        self, pg: Any, table: str, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], num_rows: int | None
-    ) -> int | None:
-        """A small load's CSV COPY into `table` on `pg` (no commit); None when it must go as binary COPY."""
+    # -- a small load: CSV COPY into a temporary staging table on the load's own session ---------------
+
+    def _text_ready(
+        self, arrow_schema: pa.Schema, batches: Callable[[], Iterable[Any]], num_rows: int | None
+    ) -> list[Any] | None:
+        """A small load's batches ready for its CSV COPY (`text_copy`), or None when it goes as binary COPY."""
         schema = load_schema(arrow_schema)
         if not text_copy.wanted(num_rows, schema):
             return None
         source = _InputErrors(prepared_batches(batches(), schema, source=arrow_schema, step=self.step))
         try:
-            ready = text_copy.text_batches(source)
+            return text_copy.text_batches(source)
         except Exception:
             if source.error is not None:
                 raise source.as_osiris_error(self.step, self.opts.display) from None
             raise
-        if ready is None:
-            return None
+
+    def _create_temp_stage(self, pg: Any, arrow_schema: pa.Schema) -> str | None:
+        """A temporary staging table in the load's open transaction (dropped at its end, committed or not):
+        no catalog entry outlives the load and no file is synced (an `UNLOGGED` table's create and drop took
+        about 20 ms). None when the role may not create temporary tables: then the load stages as usual."""
+        import psycopg2
+
+        name = identifiers.stage_name(self.opts.table, _secrets.token_hex(4))
+        cols = ", ".join(f"{quote_ident(f.name)} {staging_type(f)}" for f in arrow_schema)
         with pg.cursor() as cur:
-            rows = text_copy.copy_csv(cur, self.opts.schema, table, ready)
+            cur.execute("SAVEPOINT osiris_temp_stage")
+            try:
+                cur.execute(f"CREATE TEMPORARY TABLE {quote_ident(name)} ({cols}) ON COMMIT DROP")
+            except psycopg2.Error as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT osiris_temp_stage")
+                self.log_event("load.temp_stage_refused", table=self.opts.display, error=str(exc).strip())
+                return None
+            cur.execute("RELEASE SAVEPOINT osiris_temp_stage")
+        self._temp_stages.add(name)
+        return name
+
+    def _copy_text(self, pg: Any, stage: str, ready: list[Any]) -> int:
+        with pg.cursor() as cur:
+            rows = text_copy.copy_csv(cur, self._stg(stage), ready)
         self.log_event("load.text_copy", table=self.opts.display, rows=rows)
         _SharedProgress(self).add(rows)
         return rows
+
+    def _stg(self, stage: str) -> str:
+        """The staging table's qualified name: in the session's temporary schema, or in the target's."""
+        return qualified("pg_temp", stage) if stage in self._temp_stages else qualified(self.opts.schema, stage)
 
     def _copy_in(
         self,
@@ -805,7 +832,7 @@ class PostgresLoader:
 
         opts = self.opts
         tgt = qualified(opts.schema, opts.table)
-        stg = qualified(opts.schema, stage)
+        stg = self._stg(stage)
         info = self._fit_columns(cur, info, arrow_schema, stg)
         cols = arrow_schema.names
         col_list = ", ".join(quote_ident(c) for c in cols)

@@ -193,3 +193,41 @@ def test_a_database_in_another_encoding_stores_the_same_text(pg, connection, run
     finally:
         with pg.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_small_load_leaves_no_staging_table_and_a_role_without_temporary_tables_stages_as_before(
+    pg, connection, run_writer
+):
+    import secrets
+
+    import pyarrow as pa
+
+    data = _numbered({"v": pa.array(["a", "b", None])})
+    run_writer(
+        data.slice(0, 0), table="tc_temp", create_if_missing=True, write_mode="replace", primary_key="#",
+        allow_empty_replace=True,
+    )  # fmt: skip
+    _, ctx = run_writer(data, table="tc_temp", write_mode="upsert", primary_key="#")
+    assert ctx.event("load.text_copy")["rows"] == 3
+    assert _rows(pg, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_osiris\\_stage%%'") == [(0,)]
+
+    role = f"osiris_notemp_{secrets.token_hex(4)}"
+    db = connection["dbname"]
+    pg.autocommit = True
+    with pg.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN")
+        cur.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {role}")
+        cur.execute(f'REVOKE TEMPORARY ON DATABASE "{db}" FROM PUBLIC')
+        cur.execute(f"ALTER TABLE tc_temp OWNER TO {role}")
+    try:
+        more = _numbered({"v": pa.array(["x", "y", "z", "w"])})
+        _, ctx = run_writer(
+            more, conn={**connection, "user": role}, table="tc_temp", write_mode="upsert", primary_key="#"
+        )
+        assert "permission denied" in ctx.event("load.temp_stage_refused")["error"]
+        assert not ctx.events_named("load.text_copy")
+        assert [r[0] for r in _rows(pg, 'SELECT v FROM "tc_temp" ORDER BY "#"')] == ["x", "y", "z", "w"]
+    finally:
+        with pg.cursor() as cur:
+            cur.execute(f'GRANT TEMPORARY ON DATABASE "{db}" TO PUBLIC')
+            cur.execute(f"DROP TABLE IF EXISTS tc_temp; DROP OWNED BY {role}; DROP ROLE {role}")

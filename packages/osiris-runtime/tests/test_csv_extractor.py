@@ -352,3 +352,21 @@ def test_blocks_ending_between_cr_and_lf_and_a_byte_order_mark(tmp_path, take_ov
         got = assert_same(path)
         assert got.num_rows == 3000 and got.schema.names == ["identifier", "name"]
     assert take_overs == []
+
+
+@pytest.mark.parametrize("odd", ["error", "quote"])
+def test_blocks_ending_at_a_line_end_and_the_streaming_reader_taking_over(tmp_path, odd, take_overs):
+    # Lines of 16 bytes: every block ends with a line end, so segments start on a block's start. A word
+    # where the ints are (an error), or a quote on the last line of the first segment (a doubtful cut).
+    lines = [f"{i:06d},abcdefgh" for i in range(4000)]
+    if odd == "error":
+        lines[3000] = "oops00,abcdefgh"
+    else:
+        lines[1022] = "001022,abcdefg" + '"'
+    data = ("identifier,name\n" + "".join(line + "\n" for line in lines)).encode()
+    assert data[4 * BLOCK - 1 : 4 * BLOCK] == b"\n" and data[4 * BLOCK - 16 : 4 * BLOCK].count(b'"') == (odd == "quote")
+    path = tmp_path / "a.csv"
+    path.write_bytes(data)
+    got = assert_same(path)
+    assert (got is None) == (odd == "error")
+    assert take_overs == [1]

@@ -180,28 +180,27 @@ def _open(
 
     if threads <= 1:
         return _streaming(pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert))
-    first = stream.read(BLOCK_SIZE)
-    if len(first) < BLOCK_SIZE:  # the whole file is one block: the streaming reader reads it as it is
+    first = stream.read_buffer(BLOCK_SIZE)
+    if first.size < BLOCK_SIZE:  # the whole file is one block: the streaming reader reads it as it is
         return _streaming(
             pcsv.open_csv(pa.BufferReader(first), read_options=read, parse_options=parse, convert_options=convert)
         )
 
     def from_start() -> _Plan:
         # The streaming reader over the whole file, as before this driver parsed in parallel.
-        replay = pa.PythonFile(_Replay(0, first, stream), mode="r")
+        replay = pa.PythonFile(_Replay([first], stream), mode="r")
         return _streaming(pcsv.open_csv(replay, read_options=read, parse_options=parse, convert_options=convert))
 
     cut = _last_line_end(first)
     if cut < 0:
         return from_start()
-    head = first[: cut + 1]
+    head = first.slice(0, cut + 1)
     try:
         reader = pcsv.open_csv(pa.BufferReader(head), read_options=read, parse_options=parse, convert_options=convert)
         table = reader.read_all()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return from_start()  # whose error is the one to report
-    schema = reader.schema
-    names = schema.names
+    names = reader.schema.names
     if convert.include_columns:  # the other columns of the file are named in its header
         names = pcsv.open_csv(pa.BufferReader(head), read_options=read, parse_options=parse).schema.names
     if table.num_rows == 0 or len(set(names)) != len(names):
@@ -209,20 +208,39 @@ def _open(
     return _Parallel(stream, first, cut, table, names, read, parse, convert, threads).plan()
 
 
-def _last_line_end(data: bytes, end: int | None = None) -> int:
-    """Where the last line end in `data[:end]` is, or -1: where the streaming reader's chunker cuts a block."""
-    end = len(data) if end is None else end
-    return max(data.rfind(b"\n", 0, end), data.rfind(b"\r", 0, end))
+def _last_line_end(block: pa.Buffer) -> int:
+    """Where the last line end in `block` is, or -1: where the streaming reader's chunker cuts a block."""
+    end = block.size
+    while end > 0:
+        start = max(0, end - 65536)
+        window = block.slice(start, end - start).to_pybytes()
+        found = max(window.rfind(b"\n"), window.rfind(b"\r"))
+        if found >= 0:
+            return start + found
+        end = start
+    return -1
 
 
 class _Segment:
-    """Whole lines of the file: where they start in the stream, their bytes, and their batches once parsed."""
+    """Whole lines of the file and their batches once parsed.
 
-    __slots__ = ("data", "parsed", "start")
+    `pieces` are the lines' bytes: `head` (the end of the block before, after its cut; None at the start
+    of the file), the blocks read, the last one up to its cut. `blocks` are those blocks whole, as the
+    streaming reader of the whole file reads them.
+    """
 
-    def __init__(self, start: int, data: bytes, parsed: Future[list[pa.RecordBatch]]) -> None:
-        self.start = start
-        self.data = data
+    __slots__ = ("blocks", "head", "parsed", "pieces")
+
+    def __init__(
+        self,
+        head: pa.Buffer | None,
+        pieces: list[pa.Buffer],
+        blocks: list[pa.Buffer],
+        parsed: Future[list[pa.RecordBatch]],
+    ) -> None:
+        self.head = head
+        self.pieces = pieces
+        self.blocks = blocks
         self.parsed = parsed
 
 
@@ -230,16 +248,16 @@ class _Parallel:
     """The file after its first block, parsed a segment at a time on a pool of threads.
 
     A segment is `SEGMENT_BLOCKS` blocks of the file, from the cut in the block before them to the cut
-    in their last one. Each is parsed by a streaming reader with the columns' types fixed, fed the same
-    blocks the streaming reader of the whole file reads (`_Replay`), so that it cuts them where that one
-    does; a segment's batches are handed out, in order, once the next segment parsed and the cut between
-    them is certain to be a row's end.
+    in their last one. Each is parsed by a streaming reader with the columns' types fixed, fed the
+    blocks the streaming reader of the whole file reads (`_Replay`: first the end of the block the
+    segment starts in), so that it cuts them where that one does; a segment's batches are handed out,
+    in order, once the next segment parsed and the cut between them is certain to be a row's end.
     """
 
     def __init__(
         self,
         stream: pa.NativeFile,
-        first: bytes,
+        first: pa.Buffer,
         cut: int,
         table: pa.Table,
         names: list[str],
@@ -267,12 +285,11 @@ class _Parallel:
         last = self.schema.field(len(self.schema) - 1)
         # A value of the file's last column that ends with a line end: a sign of a cut inside a quoted value.
         self.check_last_value = last.name == names[-1] and last.type in _string_types()
-        self.tail = first[cut + 1 :]  # the start of the line the last cut split
-        self.next_start = cut + 1  # where the next segment starts in the stream
+        self.tail = first.slice(cut + 1)  # the end of the last block read, after its cut
         self.eof = False
         head: Future[list[pa.RecordBatch]] = Future()
         head.set_result(table.to_batches())
-        self.segments: deque[_Segment] = deque([_Segment(0, first[: cut + 1], head)])
+        self.segments: deque[_Segment] = deque([_Segment(None, [first.slice(0, cut + 1)], [first], head)])
         self.pool: ThreadPoolExecutor | None = None
 
     def plan(self) -> _Plan:
@@ -283,11 +300,11 @@ class _Parallel:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def _parse(self, start: int, data: bytes) -> list[pa.RecordBatch]:
+    def _parse(self, pieces: list[pa.Buffer]) -> list[pa.RecordBatch]:
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        replay = pa.PythonFile(_Replay(start, data, None), mode="r")
+        replay = pa.PythonFile(_Replay(pieces, None), mode="r")
         reader = pcsv.open_csv(
             replay, read_options=self.typed_read, parse_options=self.parse_options, convert_options=self.typed_convert
         )
@@ -297,28 +314,26 @@ class _Parallel:
         """Read the next segment and start parsing it; False at the end of the file."""
         if self.eof:
             return False
-        pieces = [self.tail]
-        blocks = 0
+        head = self.tail
+        pieces = [head] if head.size else []
+        blocks: list[pa.Buffer] = []
         while True:
-            block = self.stream.read(BLOCK_SIZE)
-            if not block:
+            block = self.stream.read_buffer(BLOCK_SIZE)
+            if not block.size:
                 self.eof = True
-                self.tail = b""
                 break
-            blocks += 1
-            cut = _last_line_end(block) if blocks >= SEGMENT_BLOCKS else -1
-            if cut < 0:  # the segment goes on (or a line goes on past this block)
+            blocks.append(block)
+            cut = _last_line_end(block) if len(blocks) >= SEGMENT_BLOCKS else -1
+            if cut < 0:  # the segment goes on (or its last line goes on past this block)
                 pieces.append(block)
                 continue
-            pieces.append(block[: cut + 1])
-            self.tail = block[cut + 1 :]
+            pieces.append(block.slice(0, cut + 1))
+            self.tail = block.slice(cut + 1)
             break
-        data = b"".join(pieces)
-        if not data:
+        if not pieces:
             return False
         assert self.pool is not None
-        start, self.next_start = self.next_start, self.next_start + len(data)
-        self.segments.append(_Segment(start, data, self.pool.submit(self._parse, start, data)))
+        self.segments.append(_Segment(head, pieces, blocks, self.pool.submit(self._parse, pieces)))
         return True
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -351,18 +366,7 @@ class _Parallel:
         the last line before the cut and the first one after it are counted; and an unclosed quote takes
         in everything up to the cut, the line end too, so the last value before it may end with one.
         """
-        data = before.data
-        end = len(data)
-        while end and data[end - 1 : end] in LINE_ENDS:
-            end -= 1
-        if data.count(QUOTE, _last_line_end(data, end) + 1, end) % 2:
-            return True
-        data = after.data
-        start = 0
-        while start < len(data) and data[start : start + 1] in LINE_ENDS:
-            start += 1
-        ends = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
-        if data.count(QUOTE, start, min(ends) if ends else len(data)) % 2:
+        if _line(before.pieces, last=True).count(QUOTE) % 2 or _line(after.pieces, last=False).count(QUOTE) % 2:
             return True
         return self.check_last_value and bool(parsed) and _ends_a_line(parsed[-1])
 
@@ -372,40 +376,61 @@ class _Parallel:
         import pyarrow.csv as pcsv
 
         self.close()
-        start = self.segments[0].start
-        held = b"".join(segment.data for segment in self.segments) + self.tail
+        head = self.segments[0].head
+        held = [*([head] if head is not None else []), *(b for segment in self.segments for b in segment.blocks)]
         self.segments.clear()
-        if start == 0:  # the first block's parse is in doubt: the reader of the whole file, inference too
+        if head is None:  # the first block's parse is in doubt: the reader of the whole file, inference too
             read, convert = self.read_options, self.convert_options
         else:
             read, convert = self.typed_read, self.typed_convert
-        replay = pa.PythonFile(_Replay(start, held, None if self.eof else self.stream), mode="r")
+        replay = pa.PythonFile(_Replay(held, None if self.eof else self.stream), mode="r")
         yield from pcsv.open_csv(replay, read_options=read, parse_options=self.parse_options, convert_options=convert)
 
 
-class _Replay:
-    """A stream of bytes already read, in the blocks the streaming reader reads, then the rest of the file.
+def _line(pieces: list[pa.Buffer], *, last: bool) -> bytes:
+    """The first or the last line in `pieces`, without its line end (blank lines skipped)."""
+    found: list[bytes] = []
+    ordered = reversed(pieces) if last else pieces
+    for piece in ordered:
+        size = piece.size
+        for step in range(0, size, 4096):
+            start, end = (max(0, size - step - 4096), size - step) if last else (step, min(size, step + 4096))
+            window = piece.slice(start, end - start).to_pybytes()
+            if not found:  # still among the line ends around the line
+                window = window.rstrip(b"\r\n") if last else window.lstrip(b"\r\n")
+                if not window:
+                    continue
+            ends = [i for i in (window.rfind(b"\n"), window.rfind(b"\r")) if i >= 0] if last else None
+            if last:
+                if ends:
+                    found.append(window[max(ends) + 1 :])
+                    return b"".join(reversed(found))
+            else:
+                stops = [i for i in (window.find(b"\n"), window.find(b"\r")) if i >= 0]
+                if stops:
+                    found.append(window[: min(stops)])
+                    return b"".join(found)
+            found.append(window)
+    return b"".join(reversed(found)) if last else b"".join(found)
 
-    `held` starts at `start` in the stream: the first read ends at the next block boundary, so every
-    later read is one of the blocks the streaming reader of the whole file reads.
+
+class _Replay:
+    """A stream of blocks already read, as the streaming reader reads them, then the rest of the file.
+
+    The first piece may be the end of a block (after a cut); every later one is a whole block.
     """
 
-    def __init__(self, start: int, held: bytes, stream: pa.NativeFile | None) -> None:
-        self.held = memoryview(held)
-        self.offset = 0
-        self.first = (BLOCK_SIZE - start % BLOCK_SIZE) % BLOCK_SIZE
+    def __init__(self, pieces: list[pa.Buffer], stream: pa.NativeFile | None) -> None:
+        self.pieces = deque(piece for piece in pieces if piece.size)  # an empty read is the end of a file
         self.stream = stream
         self.closed = False
 
-    def read(self, nbytes: int = -1) -> memoryview | bytes:
-        if self.offset < len(self.held):
-            size = self.first if self.offset == 0 and self.first else BLOCK_SIZE
-            piece = self.held[self.offset : self.offset + size]
-            self.offset += len(piece)
-            return piece
+    def read(self, nbytes: int = -1) -> pa.Buffer | bytes:
+        if self.pieces:
+            return self.pieces.popleft()
         if self.stream is None:
             return b""
-        return self.stream.read(BLOCK_SIZE)
+        return self.stream.read_buffer(BLOCK_SIZE)
 
     def readable(self) -> bool:
         return True

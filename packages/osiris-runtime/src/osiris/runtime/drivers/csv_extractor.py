@@ -38,10 +38,11 @@ BLOCK_SIZE = 1024 * 1024
 # What pyarrow's own `compression="detect"` reads from a file name; the file is opened here so that
 # the bytes read so far (against the file's size) can be reported as the step's progress.
 COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2", ".lz4": "lz4", ".zst": "zstd", ".br": "brotli"}
-# Blocks parsed by one reader on one thread: fewer readers cost less (each costs about 1.5 ms to set up),
-# while every segment being parsed, or parsed and waiting for its turn, is held in memory (its bytes and
-# its batches: about 20 MiB; one segment a thread, and the one being handed out).
-SEGMENT_BLOCKS = 8
+# Blocks parsed by one reader on one thread. Every segment being parsed, or parsed and waiting for its
+# turn, is held in memory (its bytes and its batches: about 10 MiB; one a thread, and the one being handed
+# out). On the 405 MiB of `scripts/bench` S3 with 2 threads: 4 blocks parsed as fast as 8 or 16, with a
+# peak 10 MiB above the streaming reader's (8: 50 MiB, 16: 130 MiB); 2 blocks cost CPU time.
+SEGMENT_BLOCKS = 4
 LINE_ENDS = (b"\n", b"\r")
 QUOTE = b'"'
 

@@ -311,8 +311,9 @@ def test_quotes_inside_unquoted_values(tmp_path, take_overs):
     assert take_overs == [1]
 
 
+@pytest.mark.parametrize("columns", [None, ["note", "id"]])
 @pytest.mark.parametrize("inner", [0, 1, 2])
-def test_a_cut_inside_a_quoted_value_whose_lines_look_like_rows(tmp_path, inner, take_overs):
+def test_a_cut_inside_a_quoted_value_whose_lines_look_like_rows(tmp_path, inner, columns, take_overs):
     # A value `"x\n1,a\n2,b\n3,c"` whose line end number `inner` is the last one before the end of the
     # first segment (block 3). Cut there, both sides would parse without an error (`9,"x\n1,a` then
     # `2,b` and `3,c"`): only the doubtful cut tells, and the streaming reader takes over.
@@ -332,7 +333,7 @@ def test_a_cut_inside_a_quoted_value_whose_lines_look_like_rows(tmp_path, inner,
     path.write_text("\n".join(lines) + "\n")
     data = path.read_bytes()
     assert data[:segment_end].rfind(b"\n") > data[:segment_end].rfind(b'"x'), "the cut is inside the value"
-    got = assert_same(path)
+    got = assert_same(path, {"columns": columns} if columns else None)
     if inner == 2:  # the block after it starts with the value's last line: the streaming reader follows
         assert got.column("note").to_pylist().count("x\n1,a\n2,b\n3,c") == 1
     else:  # it cannot follow (nor could it before): the same error

@@ -45,6 +45,7 @@ COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2", ".lz4": "lz4", ".zst": "z
 SEGMENT_BLOCKS = 4
 LINE_ENDS = (b"\n", b"\r")
 QUOTE = b'"'
+WINDOW = 4096  # bytes looked at a time for a line around a cut
 
 
 def parse_threads(environ: dict[str, str] | None = None) -> int:
@@ -283,9 +284,11 @@ class _Parallel:
             strings_can_be_null=True,
             include_columns=convert.include_columns or None,
         )
-        last = self.schema.field(len(self.schema) - 1)
         # A value of the file's last column that ends with a line end: a sign of a cut inside a quoted value.
-        self.check_last_value = last.name == names[-1] and last.type in _string_types()
+        last = names[-1]
+        self.last_column = (
+            last if last in self.schema.names and self.schema.field(last).type in _string_types() else None
+        )
         self.tail = first.slice(cut + 1)  # the end of the last block read, after its cut
         self.eof = False
         head: Future[list[pa.RecordBatch]] = Future()
@@ -367,9 +370,9 @@ class _Parallel:
         the last line before the cut and the first one after it are counted; and an unclosed quote takes
         in everything up to the cut, the line end too, so the last value before it may end with one.
         """
-        if _line(before.pieces, last=True).count(QUOTE) % 2 or _line(after.pieces, last=False).count(QUOTE) % 2:
+        if _last_line(before.pieces).count(QUOTE) % 2 or _first_line(after.pieces).count(QUOTE) % 2:
             return True
-        return self.check_last_value and bool(parsed) and _ends_a_line(parsed[-1])
+        return self.last_column is not None and bool(parsed) and _ends_a_line(parsed[-1], self.last_column)
 
     def _take_over(self) -> Iterator[pa.RecordBatch]:
         """The streaming reader from the first row not handed out, fed the blocks it would have read."""
@@ -388,31 +391,40 @@ class _Parallel:
         yield from pcsv.open_csv(replay, read_options=read, parse_options=self.parse_options, convert_options=convert)
 
 
-def _line(pieces: list[pa.Buffer], *, last: bool) -> bytes:
-    """The first or the last line in `pieces`, without its line end (blank lines skipped)."""
-    found: list[bytes] = []
-    ordered = reversed(pieces) if last else pieces
-    for piece in ordered:
-        size = piece.size
-        for step in range(0, size, 4096):
-            start, end = (max(0, size - step - 4096), size - step) if last else (step, min(size, step + 4096))
-            window = piece.slice(start, end - start).to_pybytes()
-            if not found:  # still among the line ends around the line
-                window = window.rstrip(b"\r\n") if last else window.lstrip(b"\r\n")
+def _last_line(pieces: list[pa.Buffer]) -> bytes:
+    """The last line in `pieces` that is not blank, without its line end."""
+    parts: list[bytes] = []
+    for piece in reversed(pieces):
+        for end in range(piece.size, 0, -WINDOW):
+            window = piece.slice(max(0, end - WINDOW), min(end, WINDOW)).to_pybytes()
+            if not parts:  # the line ends after the line
+                window = window.rstrip(b"\r\n")
                 if not window:
                     continue
-            ends = [i for i in (window.rfind(b"\n"), window.rfind(b"\r")) if i >= 0] if last else None
-            if last:
-                if ends:
-                    found.append(window[max(ends) + 1 :])
-                    return b"".join(reversed(found))
-            else:
-                stops = [i for i in (window.find(b"\n"), window.find(b"\r")) if i >= 0]
-                if stops:
-                    found.append(window[: min(stops)])
-                    return b"".join(found)
-            found.append(window)
-    return b"".join(reversed(found)) if last else b"".join(found)
+            found = max(window.rfind(b"\n"), window.rfind(b"\r"))
+            if found >= 0:
+                parts.append(window[found + 1 :])
+                return b"".join(reversed(parts))
+            parts.append(window)
+    return b"".join(reversed(parts))
+
+
+def _first_line(pieces: list[pa.Buffer]) -> bytes:
+    """The first line in `pieces` that is not blank, without its line end."""
+    parts: list[bytes] = []
+    for piece in pieces:
+        for start in range(0, piece.size, WINDOW):
+            window = piece.slice(start, min(WINDOW, piece.size - start)).to_pybytes()
+            if not parts:  # the line ends before the line
+                window = window.lstrip(b"\r\n")
+                if not window:
+                    continue
+            ends = [i for i in (window.find(b"\n"), window.find(b"\r")) if i >= 0]
+            if ends:
+                parts.append(window[: min(ends)])
+                return b"".join(parts)
+            parts.append(window)
+    return b"".join(parts)
 
 
 class _Replay:
@@ -446,11 +458,11 @@ def _string_types() -> tuple[pa.DataType, ...]:
     return (pa.string(), pa.binary(), pa.large_string(), pa.large_binary())
 
 
-def _ends_a_line(batch: pa.RecordBatch) -> bool:
-    """Whether the last value of the batch's last column ends with a line end."""
+def _ends_a_line(batch: pa.RecordBatch, column: str) -> bool:
+    """Whether the last value of `column` in the batch ends with a line end."""
     if batch.num_rows == 0:
         return False
-    value = batch.column(batch.num_columns - 1)[-1].as_py()
+    value = batch.column(column)[-1].as_py()
     if isinstance(value, str):
         return value.endswith(("\n", "\r"))
     return isinstance(value, bytes) and value.endswith(LINE_ENDS)

@@ -5,14 +5,14 @@ semantics exactly and spreads its work: the file is read in the same 1 MiB block
 its last line end as the streaming reader cuts it; the first block is parsed by the streaming reader
 itself (header, column names and the types it infers from that block alone), the rest in segments of
 `SEGMENT_BLOCKS` blocks on a pool of threads, each by a streaming reader with those names and types
-fixed (which also costs less: a column whose type is given converts faster than one whose type was
-inferred, about 0.7 against 1.2 CPU s for the 405 MiB of `scripts/bench` S3); rows come out in file
-order, re-cut to `batch_size`.
+fixed (which also costs less: columns whose types are given convert faster than inferred ones, about
+0.7 against 1.0 CPU s for the 405 MiB of `scripts/bench` S3); rows come out in file order, re-cut to
+`batch_size`.
 
 Where a block parse is not certain to equal the streaming reader's (a parse error, or a cut that may
 fall inside a quoted value spanning lines: `newlines_in_values` stays off, as before), the streaming
 reader itself takes over from the first row not yet handed out, fed the very blocks it would have read,
-so its results and its error messages are today's. `OSIRIS_CSV_PARSE_THREADS=1` uses it throughout.
+so the rows and the error messages are those of the streaming reader alone. `OSIRIS_CSV_PARSE_THREADS=1` uses it throughout.
 """
 
 from __future__ import annotations

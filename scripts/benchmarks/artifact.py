@@ -6,12 +6,14 @@ Usage: scripts/bench artifact [--rows 1000000] [--csv FILE] [--repeat 3]
 Runs in one process, each variant `--repeat` times interleaved with the others, and prints the
 median wall and CPU seconds (CPU: all threads of the process) of:
 
-  - `filesystem.csv_extractor`'s batches alone (parse and re-cut to `batch_size`);
+  - `filesystem.csv_extractor`'s batches alone (parse and re-cut to `batch_size`), on a thread a core
+    and on one (`OSIRIS_CSV_PARSE_THREADS=1`: pyarrow's streaming reader alone, as before);
   - encoding those batches into Parquet with each candidate codec and statistics choice, the file
     size, and DuckDB's S3 aggregate over that file;
   - `DataHasher` over the batches;
   - the whole `read` step as the runner does it (`write_parquet_atomic` with its hasher), with
-    jemalloc's decay of freed pages at Arrow's default (1 s, what runs use) and at 5 s.
+    jemalloc's decay of freed pages at Arrow's default (1 s, what runs use) and at 5 s, and with
+    one parse thread.
 
 The CSV is the one `scripts/bench --scenarios S3` exports from MariaDB when it is there, else one
 generated with DuckDB in the same shape (15 columns, about 400 bytes a row). On a shared machine,
@@ -81,9 +83,15 @@ def main() -> int:
     csv = csv_file(args.rows, args.csv, work)
     print(f"CSV {csv} ({csv.stat().st_size / 2**20:.0f} MiB); pyarrow {pa.__version__}, duckdb {duckdb.__version__}")
 
-    def reader() -> pa.RecordBatchReader:
+    def reader(threads: int | None = None) -> pa.RecordBatchReader:
         ctx = RecordingContext("read", work)
-        return CsvExtractor().run(step_id="read", config={"path": str(csv)}, inputs={}, ctx=ctx)["df"]
+        os.environ.pop("OSIRIS_CSV_PARSE_THREADS", None)
+        if threads:
+            os.environ["OSIRIS_CSV_PARSE_THREADS"] = str(threads)
+        try:
+            return CsvExtractor().run(step_id="read", config={"path": str(csv)}, inputs={}, ctx=ctx)["df"]
+        finally:
+            os.environ.pop("OSIRIS_CSV_PARSE_THREADS", None)
 
     batches = list(reader())
     schema = batches[0].schema
@@ -103,9 +111,9 @@ def main() -> int:
             hasher.update(batch)
         hasher.hexdigest()
 
-    def read_step(decay_ms: int) -> None:
+    def read_step(decay_ms: int, threads: int | None = None) -> None:
         pa.jemalloc_set_decay_ms(decay_ms)
-        r = reader()
+        r = reader(threads)
         hasher = io.DataHasher(r.schema)
         io.write_parquet_atomic(out, r.schema, r, step_id="read", hasher=hasher)
         hasher.hexdigest()
@@ -119,12 +127,16 @@ def main() -> int:
         "snappy, statistics where they prune": ("snappy", None, prunable),
         "none, statistics where they prune": ("none", None, prunable),
     }
-    variants: dict[str, object] = {"parse + re-cut (csv_extractor)": lambda: sum(1 for _ in reader())}
+    variants: dict[str, object] = {
+        "parse + re-cut (csv_extractor)": lambda: sum(1 for _ in reader()),
+        "parse + re-cut, one thread (streaming reader)": lambda: sum(1 for _ in reader(1)),
+    }
     for name, how in encodings.items():
         variants[f"encode: {name}"] = lambda how=how: encode(*how)
     variants["hash (DataHasher)"] = hash_only
     variants["read step, jemalloc decay 1 s (runs)"] = lambda: read_step(1000)
     variants["read step, jemalloc decay 5 s"] = lambda: read_step(5000)
+    variants["read step, one parse thread"] = lambda: read_step(1000, 1)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     sizes: dict[str, float] = {}
     queries: dict[str, list[float]] = {name: [] for name in encodings}

@@ -91,6 +91,15 @@ def change(table: str, n: int) -> int:
     return 2 * k
 
 
+def settle() -> None:
+    """Let the writes of whatever ran before reach the disk, so that no timed run pays for them: a
+    PostgreSQL checkpoint, the kernel's dirty pages written back (`sync`), and a moment for the servers'
+    background work. Each timed run starts from this state."""
+    pg("CHECKPOINT")
+    os.sync()
+    time.sleep(1.0)
+
+
 def osiris_files(table: str) -> dict[str, Path]:
     """The two Osiris pipelines and their connections file."""
     d = WORK / "incremental"
@@ -212,7 +221,10 @@ def main() -> int:
         # Only the full replace repeats the same work, so only it is timed `--repeat` times (the median):
         # an incremental run's second pass finds the change set merged already and writes nothing, so each
         # incremental contender is timed once, on the change set.
-        runs = [measure(cmd, env=env) for _ in range(args.repeat if name == "osiris full replace" else 1)]
+        runs = []
+        for _ in range(args.repeat if name == "osiris full replace" else 1):
+            settle()
+            runs.append(measure(cmd, env=env))
         m = sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
         results[name] = m
         spread = f" (of {', '.join(f'{r.wall_s:.2f}' for r in runs)})" if len(runs) > 1 else ""

@@ -161,20 +161,33 @@ def _stop_step_threads() -> None:
     import ctypes
 
     while _state.signum is not None:
-        frames = sys._current_frames()
-        waiting = False
+        waiting = starting = False
         with _state.threads_lock:
-            for tid, sent in list(_state.step_threads.items()):
-                if sent:
-                    continue
-                if _importing(frames.get(tid)):
-                    waiting = True
-                    continue
-                _state.step_threads[tid] = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(_StepThreadStopped))
-        if not waiting:
+            # The look at the threads' frames and the sends run without another thread in between (no GIL
+            # switch): a thread seen outside `Thread.start` cannot be inside it when the interrupt is sent.
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(1000.0)
+            try:
+                frames = sys._current_frames()
+                for tid, sent in list(_state.step_threads.items()):
+                    if sent:
+                        continue
+                    frame = frames.get(tid)
+                    if _importing(frame):
+                        waiting = True
+                        continue
+                    if _starting_a_thread(frame):
+                        starting = True
+                        continue
+                    _state.step_threads[tid] = True
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(tid), ctypes.py_object(_StepThreadStopped)
+                    )
+            finally:
+                sys.setswitchinterval(interval)
+        if not (waiting or starting):
             return
-        time.sleep(0.05)
+        time.sleep(0.05 if waiting else 0.001)
 
 
 def _stop_step_threads_soon() -> None:
@@ -361,6 +374,24 @@ def _importing(frame: Any) -> bool:
     initialisation (DuckDB's aborts the process), so the interrupt waits until the import is done."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_THREAD_START = threading.Thread.start.__code__
+
+
+def _starting_a_thread(frame: Any) -> bool:
+    """Whether `frame` runs inside `Thread.start` while a thread started has not run yet: CPython gives that
+    thread its parent's id until it runs, and an interrupt sent by that id reaches the child instead of the
+    parent (the first of the two in the interpreter's list). The child dies before it says it started, and
+    the parent waits for that in `Thread.start` forever; so the interrupt waits (a millisecond at a time)
+    until no thread is between `start` and running (`threading._limbo`)."""
+    if not threading._limbo:  # type: ignore[attr-defined]
+        return False
+    while frame is not None:
+        if frame.f_code is _THREAD_START:
             return True
         frame = frame.f_back
     return False

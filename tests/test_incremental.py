@@ -312,6 +312,8 @@ def test_a_terminated_copy_leaves_watermark_and_table(inc: Incremental, load: st
     inc.mysql("ALTER TABLE items ADD COLUMN payload MEDIUMTEXT")
     if load == "later_binary":
         monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", "0")
+    else:  # 80 MB: more than a CSV COPY holds by default
+        monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_BYTES", str(200 * 1024 * 1024))
     if load != "first":
         inc.run()
     # 20,000 rows of 4 KB: a COPY that lasts long enough to be caught and terminated

@@ -27,17 +27,18 @@ def _as_text(pg: Any, table: str) -> list[str]:
     return [r[0] for r in _rows(pg, f'SELECT t::text FROM "{table}" t ORDER BY "#"')]
 
 
+def _create_empty(run_writer: Any, data: Any, table: str, **conn: Any) -> None:
+    """Create `table` with `data`'s columns and no rows (so that the upserts which follow stage and merge)."""
+    run_writer(
+        data.slice(0, 0), table=table, create_if_missing=True, write_mode="replace", primary_key="#",
+        allow_empty_replace=True, **conn,
+    )  # fmt: skip
+
+
 def _load_both_ways(pg: Any, run_writer: Any, monkeypatch: Any, data: Any, name: str) -> tuple[Any, Any]:
     """Upsert `data` into two tables of the same shape, one by each COPY; (text facts+ctx, binary facts+ctx)."""
     for table in (f"{name}_text", f"{name}_binary"):  # created first, so the upserts stage and merge
-        run_writer(
-            data.slice(0, 0),
-            table=table,
-            create_if_missing=True,
-            write_mode="replace",
-            primary_key="#",
-            allow_empty_replace=True,
-        )
+        _create_empty(run_writer, data, table)
     monkeypatch.delenv("OSIRIS_TEXT_COPY_MAX_ROWS", raising=False)
     text = run_writer(data, table=f"{name}_text", write_mode="upsert", primary_key="#")
     monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", "0")
@@ -131,14 +132,7 @@ def test_a_load_over_the_limit_or_with_bytea_keeps_the_binary_copy(pg, run_write
     import pyarrow as pa
 
     rows = _numbered({"v": pa.array([f"v{i}" for i in range(20)])})
-    run_writer(
-        rows.slice(0, 0),
-        table="tc_limit",
-        create_if_missing=True,
-        write_mode="replace",
-        primary_key="#",
-        allow_empty_replace=True,
-    )
+    _create_empty(run_writer, rows, "tc_limit")
     monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", "19")
     _, ctx = run_writer(rows, table="tc_limit", write_mode="upsert", primary_key="#")
     assert not ctx.events_named("load.text_copy")
@@ -146,17 +140,20 @@ def test_a_load_over_the_limit_or_with_bytea_keeps_the_binary_copy(pg, run_write
     _, ctx = run_writer(rows, table="tc_limit", write_mode="upsert", primary_key="#")
     assert ctx.event("load.text_copy")["rows"] == 20
     blobs = _numbered({"b": pa.array([b"\x00\xff", b"", None], pa.binary())})
-    run_writer(
-        blobs.slice(0, 0),
-        table="tc_bytes",
-        create_if_missing=True,
-        write_mode="replace",
-        primary_key="#",
-        allow_empty_replace=True,
-    )
+    _create_empty(run_writer, blobs, "tc_bytes")
     _, ctx = run_writer(blobs, table="tc_bytes", write_mode="upsert", primary_key="#")
     assert not ctx.events_named("load.text_copy")
     assert [bytes(r[0]) for r in _rows(pg, 'SELECT b FROM "tc_bytes" ORDER BY "#"')[:2]] == [b"\x00\xff", b""]
+
+    wide = _numbered({"v": pa.array(["x" * 1000] * 20)})  # about 20 KB of Arrow data
+    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", "100")
+    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_BYTES", "10000")
+    _, ctx = run_writer(wide, table="tc_limit", write_mode="upsert", primary_key="#")
+    assert not ctx.events_named("load.text_copy")
+    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_BYTES", "100000")
+    _, ctx = run_writer(wide, table="tc_limit", write_mode="upsert", primary_key="#")
+    assert ctx.event("load.text_copy")["rows"] == 20
+    assert [r[0] for r in _rows(pg, 'SELECT v FROM "tc_limit" ORDER BY "#"')] == ["x" * 1000] * 20
 
 
 def test_a_database_in_another_encoding_stores_the_same_text(pg, connection, run_writer, monkeypatch):
@@ -173,15 +170,7 @@ def test_a_database_in_another_encoding_stores_the_same_text(pg, connection, run
     try:
         latin = {**connection, "dbname": name}
         data = _numbered({"s": pa.array(["ünï", "café", "", None, "plain"])})
-        run_writer(
-            data.slice(0, 0),
-            conn=latin,
-            table="t",
-            create_if_missing=True,
-            write_mode="replace",
-            primary_key="#",
-            allow_empty_replace=True,
-        )
+        _create_empty(run_writer, data, "t", conn=latin)
         _, ctx = run_writer(data, conn=latin, table="t", write_mode="upsert", primary_key="#")
         assert ctx.events_named("load.text_copy")
         other = postgres_connect(name)
@@ -203,10 +192,7 @@ def test_a_small_load_leaves_no_staging_table_and_a_role_without_temporary_table
     import pyarrow as pa
 
     data = _numbered({"v": pa.array(["a", "b", None])})
-    run_writer(
-        data.slice(0, 0), table="tc_temp", create_if_missing=True, write_mode="replace", primary_key="#",
-        allow_empty_replace=True,
-    )  # fmt: skip
+    _create_empty(run_writer, data, "tc_temp")
     _, ctx = run_writer(data, table="tc_temp", write_mode="upsert", primary_key="#")
     assert ctx.event("load.text_copy")["rows"] == 3
     assert _rows(pg, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_osiris\\_stage%%'") == [(0,)]

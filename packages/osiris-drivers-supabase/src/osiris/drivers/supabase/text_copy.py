@@ -11,9 +11,10 @@ table of that session's transaction. The text forms are exact: integers and deci
 back as the same float (`nan`, `inf`, `-0` included), booleans as `true`/`false`, text always quoted (so
 an empty string is `""` and NULL is an empty field), dates and timestamps in ISO form, a time zone's
 instants in UTC. Anything else keeps the binary COPY: `bytea` columns, dates and timestamps outside the
-years 1 to 9999 (Arrow's and PostgreSQL's forms of them differ), more rows than the limit, or a row
-count not known in advance (an upstream still streaming). `OSIRIS_TEXT_COPY_MAX_ROWS` sets the limit
-(0: always the binary COPY).
+years 1 to 9999 (Arrow's and PostgreSQL's forms of them differ), more rows or bytes than the limits (the
+batches and their CSV are held in memory), or a row count not known in advance (an upstream still
+streaming). `OSIRIS_TEXT_COPY_MAX_ROWS` and `OSIRIS_TEXT_COPY_MAX_BYTES` set the limits (0: always the
+binary COPY).
 """
 
 from __future__ import annotations
@@ -29,16 +30,28 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 TEXT_COPY_MAX_ROWS = 50_000
+# The batches and their CSV are held in memory for the COPY: a load of few but wide rows past this many bytes
+# of Arrow data keeps the binary COPY, which streams.
+TEXT_COPY_MAX_BYTES = 32 * 1024 * 1024
 # Where Arrow's and PostgreSQL's text forms of a date agree: years 1 to 9999.
 _FIRST_DAY = -719162  # 0001-01-01 in days since 1970-01-01
 _LAST_DAY = 2932896  # 9999-12-31
 _US_PER_DAY = 86_400_000_000
 
 
+def _limit(variable: str, default: int) -> int:
+    value = os.environ.get(variable, "").strip()
+    return int(value) if value.lstrip("-").isdigit() else default
+
+
 def max_rows() -> int:
-    """The largest load sent as CSV (`OSIRIS_TEXT_COPY_MAX_ROWS`, default `TEXT_COPY_MAX_ROWS`)."""
-    value = os.environ.get("OSIRIS_TEXT_COPY_MAX_ROWS")
-    return int(value) if value and value.strip().lstrip("-").isdigit() else TEXT_COPY_MAX_ROWS
+    """The most rows a load sent as CSV has (`OSIRIS_TEXT_COPY_MAX_ROWS`, default `TEXT_COPY_MAX_ROWS`)."""
+    return _limit("OSIRIS_TEXT_COPY_MAX_ROWS", TEXT_COPY_MAX_ROWS)
+
+
+def max_bytes() -> int:
+    """The most Arrow bytes a load sent as CSV has (`OSIRIS_TEXT_COPY_MAX_BYTES`, default `TEXT_COPY_MAX_BYTES`)."""
+    return _limit("OSIRIS_TEXT_COPY_MAX_BYTES", TEXT_COPY_MAX_BYTES)
 
 
 def wanted(num_rows: int | None, send_schema: pa.Schema) -> bool:
@@ -72,12 +85,17 @@ def _in_range(column: pa.Array) -> bool:
 
 def text_batches(batches: Iterable[pa.RecordBatch]) -> list[pa.RecordBatch] | None:
     """The prepared batches, ready for `copy_csv` (time zones' instants in UTC), or None when one of
-    their values has no exact CSV form here (a date or timestamp outside the years 1 to 9999)."""
+    their values has no exact CSV form here (a date or timestamp outside the years 1 to 9999) or they
+    hold more than `max_bytes()`."""
     import pyarrow as pa
     import pyarrow.types as t
 
     out = []
+    held, limit = 0, max_bytes()
     for batch in batches:
+        held += batch.nbytes
+        if held > limit:
+            return None
         columns = []
         for column in batch.columns:
             if not _in_range(column):

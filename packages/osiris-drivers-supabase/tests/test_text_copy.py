@@ -128,17 +128,21 @@ def test_dates_outside_the_years_1_to_9999_keep_the_binary_copy(pg, run_writer, 
     assert _rows(pg, 'SELECT day::text FROM "tc_far_dates_text" ORDER BY "#"') == expected
 
 
+def _upsert(run_writer: Any, monkeypatch: Any, data: Any, table: str, *, max_rows: str, max_bytes: str = "") -> Any:
+    """Upsert `data` into `table` under these `text_copy` limits; the run's recording context."""
+    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", max_rows)
+    if max_bytes:
+        monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_BYTES", max_bytes)
+    return run_writer(data, table=table, write_mode="upsert", primary_key="#")[1]
+
+
 def test_a_load_over_the_limit_or_with_bytea_keeps_the_binary_copy(pg, run_writer, monkeypatch):
     import pyarrow as pa
 
     rows = _numbered({"v": pa.array([f"v{i}" for i in range(20)])})
     _create_empty(run_writer, rows, "tc_limit")
-    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", "19")
-    _, ctx = run_writer(rows, table="tc_limit", write_mode="upsert", primary_key="#")
-    assert not ctx.events_named("load.text_copy")
-    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", "20")
-    _, ctx = run_writer(rows, table="tc_limit", write_mode="upsert", primary_key="#")
-    assert ctx.event("load.text_copy")["rows"] == 20
+    assert not _upsert(run_writer, monkeypatch, rows, "tc_limit", max_rows="19").events_named("load.text_copy")
+    assert _upsert(run_writer, monkeypatch, rows, "tc_limit", max_rows="20").event("load.text_copy")["rows"] == 20
     blobs = _numbered({"b": pa.array([b"\x00\xff", b"", None], pa.binary())})
     _create_empty(run_writer, blobs, "tc_bytes")
     _, ctx = run_writer(blobs, table="tc_bytes", write_mode="upsert", primary_key="#")
@@ -146,12 +150,9 @@ def test_a_load_over_the_limit_or_with_bytea_keeps_the_binary_copy(pg, run_write
     assert [bytes(r[0]) for r in _rows(pg, 'SELECT b FROM "tc_bytes" ORDER BY "#"')[:2]] == [b"\x00\xff", b""]
 
     wide = _numbered({"v": pa.array(["x" * 1000] * 20)})  # about 20 KB of Arrow data
-    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_ROWS", "100")
-    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_BYTES", "10000")
-    _, ctx = run_writer(wide, table="tc_limit", write_mode="upsert", primary_key="#")
+    ctx = _upsert(run_writer, monkeypatch, wide, "tc_limit", max_rows="100", max_bytes="10000")
     assert not ctx.events_named("load.text_copy")
-    monkeypatch.setenv("OSIRIS_TEXT_COPY_MAX_BYTES", "100000")
-    _, ctx = run_writer(wide, table="tc_limit", write_mode="upsert", primary_key="#")
+    ctx = _upsert(run_writer, monkeypatch, wide, "tc_limit", max_rows="100", max_bytes="100000")
     assert ctx.event("load.text_copy")["rows"] == 20
     assert [r[0] for r in _rows(pg, 'SELECT v FROM "tc_limit" ORDER BY "#"')] == ["x" * 1000] * 20
 
